@@ -1,0 +1,91 @@
+"""The one place where domain errors become HTTP responses: a status and `{code, message}`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared import errors
+from shared.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+# Most specific first: the first class an error is an instance of decides its status.
+_STATUS: tuple[tuple[type[errors.ImgclfError], int], ...] = (
+    (errors.UnsupportedFormatError, 415),
+    (errors.UploadTooLargeError, 413),
+    (errors.ImageTooLargeError, 413),
+    (errors.InvalidRequestError, 400),
+    (errors.JobNotFoundError, 404),
+    (errors.JobNotCancelableError, 409),
+    (errors.ServiceUnavailableError, 503),
+    (errors.ModelError, 503),
+    (errors.JobTimeoutError, 504),
+)
+
+
+def status_for(exc: errors.ImgclfError) -> int:
+    """The HTTP status of a domain error."""
+    return next((status for cls, status in _STATUS if isinstance(exc, cls)), 500)
+
+
+def error_response(exc: errors.ImgclfError) -> JSONResponse:
+    """The JSON error response for a domain error; 503s tell the client when to retry."""
+    status = status_for(exc)
+    headers = {}
+    if status == 503:
+        headers["Retry-After"] = str(get_settings().retry_after_seconds)
+    return JSONResponse(
+        {"code": exc.code, "message": exc.message, "detail": exc.message},
+        status_code=status,
+        headers=headers,
+    )
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.ImgclfError)
+    if status_for(exc) >= 500:
+        log.warning("%s: %s", exc.code, exc.message, exc_info=exc.__cause__ is not None)
+    return error_response(exc)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in exc.errors()
+    ]
+    message = "Invalid request: " + "; ".join(problems)
+    return JSONResponse(
+        {"code": "validation_error", "message": message, "detail": message}, status_code=422
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = str(exc.detail)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        {"code": code, "message": message, "detail": message},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    message = "Internal server error"
+    return JSONResponse(
+        {"code": "internal_error", "message": message, "detail": message}, status_code=500
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error the API can meet to a clean JSON response, never a traceback."""
+    app.add_exception_handler(errors.ImgclfError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,59 @@
+"""Assembles the FastAPI app: `uvicorn api.main:app`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.events import JobEvents
+from api.middleware import MULTIPART_OVERHEAD_BYTES, BodySizeLimit, PredictionMetrics
+from api.routes import jobs, predict, system
+from shared.jobs import JobStore
+from shared.queue import make_celery
+from shared.redis_client import connect, connect_async
+from shared.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A fully wired API; connections open lazily, so it starts even while Redis is down."""
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.redis = connect(settings.redis_url)
+        app.state.store = JobStore(app.state.redis, ttl_seconds=settings.job_ttl_seconds)
+        app.state.celery = make_celery(settings)
+        app.state.events = JobEvents(connect_async(settings.redis_url))
+        app.state.events.start()
+        yield
+        await app.state.events.stop()
+        app.state.redis.close()
+
+    app = FastAPI(
+        title="imgclf",
+        summary="Asynchronous image classification with SqueezeNet 1.1",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(jobs.router, prefix=API_PREFIX)
+    app.include_router(predict.router, prefix=API_PREFIX)
+    app.include_router(system.router)
+    app.add_middleware(BodySizeLimit, limit_for=lambda path: _body_limit(path, settings))
+    app.add_middleware(PredictionMetrics, path=f"{API_PREFIX}/predict")
+    return app
+
+
+def _body_limit(path: str, settings: Settings) -> int:
+    files = settings.max_batch_files if path.endswith("/batch") else 1
+    return files * settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+
+
+app = create_app()

@@ -1,0 +1,105 @@
+"""`/api/v1/jobs`: submit images, read and long-poll jobs, cancel queued ones."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CeleryDep, EventsDep, SettingsDep, StoreDep
+from api.jobs_service import enqueue, wait_for_job
+from api.uploads import check_upload
+from shared.errors import InvalidRequestError
+from shared.schemas import ErrorBody, Job
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+TopK = Annotated[
+    int | None, Query(ge=1, le=1000, description="How many classes to return (default 5)")
+]
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (400, 404, 409, 413, 415, 503)
+}
+
+
+class JobBatch(BaseModel):
+    jobs: list[Job]
+
+
+@router.post("", status_code=202, response_model=Job, responses=_ERRORS)
+async def submit_job(
+    request: Request,
+    response: Response,
+    file: Annotated[UploadFile, File(description="The image: JPEG, PNG, WebP, GIF, BMP or TIFF")],
+    store: StoreDep,
+    celery: CeleryDep,
+    settings: SettingsDep,
+    top_k: TopK = None,
+) -> Job:
+    """Queue one image for classification; poll the `Location` for the result."""
+    upload = await check_upload(
+        file,
+        top_k=top_k or settings.default_top_k,
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_image_pixels,
+    )
+    (job,) = await run_in_threadpool(
+        enqueue, [upload], store=store, celery=celery, settings=settings
+    )
+    response.headers["Location"] = str(request.url_for("get_job", job_id=job.job_id))
+    return job
+
+
+@router.post("/batch", status_code=202, response_model=JobBatch, responses=_ERRORS)
+async def submit_batch(
+    files: Annotated[list[UploadFile], File(description="1 to MAX_BATCH_FILES images")],
+    store: StoreDep,
+    celery: CeleryDep,
+    settings: SettingsDep,
+    top_k: TopK = None,
+) -> JobBatch:
+    """Queue several images at once: all are accepted, or none (the error names the file)."""
+    if not 1 <= len(files) <= settings.max_batch_files:
+        raise InvalidRequestError(
+            f"A batch holds 1 to {settings.max_batch_files} files; got {len(files)}"
+        )
+    uploads = []
+    for index, file in enumerate(files):
+        try:
+            uploads.append(
+                await check_upload(
+                    file,
+                    top_k=top_k or settings.default_top_k,
+                    max_bytes=settings.max_upload_bytes,
+                    max_pixels=settings.max_image_pixels,
+                )
+            )
+        except InvalidRequestError as exc:
+            exc.message = f"files[{index}] ({file.filename!r}): {exc.message}"
+            raise
+    jobs = await run_in_threadpool(enqueue, uploads, store=store, celery=celery, settings=settings)
+    return JobBatch(jobs=jobs)
+
+
+@router.get("/{job_id}", response_model=Job, responses=_ERRORS)
+async def get_job(
+    job_id: UUID,
+    store: StoreDep,
+    events: EventsDep,
+    wait: Annotated[
+        float, Query(ge=0, le=30, description="Long-poll: return once terminal, or after this")
+    ] = 0,
+) -> Job:
+    """A job's status, and its result or error once it has finished."""
+    if wait:
+        return await wait_for_job(str(job_id), wait_seconds=wait, store=store, events=events)
+    return await run_in_threadpool(store.get, str(job_id))
+
+
+@router.delete("/{job_id}", response_model=Job, responses=_ERRORS)
+async def cancel_job(job_id: UUID, store: StoreDep) -> Job:
+    """Cancel a queued job; 409 once it runs or has finished."""
+    return await run_in_threadpool(store.cancel, str(job_id))

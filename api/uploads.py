@@ -1,0 +1,73 @@
+"""Turn multipart uploads into checked image bytes, off the event loop."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from pathlib import PurePosixPath, PureWindowsPath
+
+from fastapi import UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from shared.errors import UploadTooLargeError
+from shared.images import ImageInfo, inspect_image
+from shared.jobs import NewJob
+
+MAX_FILENAME_CHARS = 255
+READ_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedUpload:
+    """An upload that passed the cheap checks, ready to become a job."""
+
+    job: NewJob
+    data: bytes
+
+
+async def check_upload(
+    upload: UploadFile, *, top_k: int, max_bytes: int, max_pixels: int
+) -> CheckedUpload:
+    """Read one uploaded file (within `max_bytes`) and check its header (within `max_pixels`)."""
+    data = await _read_limited(upload, max_bytes=max_bytes)
+    info: ImageInfo = await run_in_threadpool(inspect_image, data, max_pixels=max_pixels)
+    job = NewJob(
+        filename=safe_filename(upload.filename),
+        content_type=info.content_type,
+        size_bytes=len(data),
+        width=info.width,
+        height=info.height,
+        top_k=top_k,
+    )
+    return CheckedUpload(job, data)
+
+
+def safe_filename(name: str | None) -> str:
+    """The client's filename reduced to something safe to store and show: a bare, printable name.
+
+    It is only ever a label: uploaded bytes never touch disk under a client-chosen name.
+    """
+    base = PureWindowsPath(PurePosixPath(name or "").name).name
+    printable = "".join(c for c in base if unicodedata.category(c)[0] != "C").strip()
+    if printable.strip(".") == "":
+        return "upload"
+    return printable[:MAX_FILENAME_CHARS]
+
+
+async def _read_limited(upload: UploadFile, *, max_bytes: int) -> bytes:
+    if upload.size is not None and upload.size > max_bytes:
+        raise _too_large(max_bytes)
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := await upload.read(READ_CHUNK_BYTES):
+        total += len(chunk)
+        if total > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(max_bytes: int) -> UploadTooLargeError:
+    return UploadTooLargeError(
+        f"Upload too large: each file may have at most {max_bytes} bytes (MAX_UPLOAD_BYTES)"
+    )

@@ -1,0 +1,220 @@
+"""Run the whole imgclf stack locally: Redis, Celery workers, the API, the UI and Flower.
+
+    uv run imgclf-stack [--workers N] [--no-ui] [--no-flower] [--model-from DIR]
+
+Uses the Redis at REDIS_URL when it answers; otherwise starts a private `redis-server` (data
+under `.run/`). Installs the model first when it is missing. Ctrl-C stops everything; if any
+process dies, the others are stopped too and the exit status says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
+
+from scripts import download_model
+from shared.settings import PROJECT_ROOT, Settings, get_settings
+
+RUN_DIR = PROJECT_ROOT / ".run"
+REDIS_START_SECONDS = 10.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    settings = get_settings()
+    if _ensure_model(args.model_from) != 0:
+        return 1
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        redis_url = _ensure_redis(settings.redis_url, procs)
+        env = {**os.environ, "REDIS_URL": redis_url, "API_URL": settings.api_url}
+        for name, command in _commands(args, settings).items():
+            procs[name] = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env)
+        print(_banner(args, settings, redis_url), flush=True)
+        return _supervise(procs)
+    except KeyboardInterrupt:
+        return 0
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        _stop_all(procs)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="imgclf-stack",
+        description="Run Redis, Celery workers, the API, the Streamlit UI and Flower locally.",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default WORKER_CONCURRENCY)"
+    )
+    parser.add_argument("--no-ui", action="store_true", help="do not start the Streamlit UI")
+    parser.add_argument("--no-flower", action="store_true", help="do not start Flower")
+    parser.add_argument(
+        "--model-from",
+        type=Path,
+        default=None,
+        help="install a missing model from this folder instead of downloading it",
+    )
+    return parser.parse_args(argv)
+
+
+def _ensure_model(source: Path | None) -> int:
+    settings = get_settings()
+    if settings.model_path.is_file() and settings.labels_path.is_file():
+        return 0
+    print("model files missing: installing them first", flush=True)
+    return download_model.main(["--from", str(source)] if source else [])
+
+
+def _ensure_redis(url: str, procs: dict[str, subprocess.Popen[bytes]]) -> str:
+    if _redis_answers(url):
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise RuntimeError(f"Redis at {url} does not answer, and it is not on this machine")
+    server = shutil.which("redis-server")
+    if server is None:
+        raise RuntimeError(
+            "redis-server is not installed. Install it (Debian/Ubuntu: `sudo apt-get install "
+            "redis-server`; macOS: `brew install redis`) or set REDIS_URL to a running Redis."
+        )
+    port = parts.port or 6379
+    RUN_DIR.mkdir(exist_ok=True)
+    procs["redis"] = subprocess.Popen(
+        [
+            server,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(RUN_DIR),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+        ],
+    )
+    deadline = time.monotonic() + REDIS_START_SECONDS
+    while not _redis_answers(url):
+        if procs["redis"].poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"redis-server did not start on port {port}")
+        time.sleep(0.1)
+    return url
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def _commands(args: argparse.Namespace, settings: Settings) -> dict[str, list[str]]:
+    py = sys.executable
+    api = urlsplit(settings.api_url)
+    commands = {
+        "worker": [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            str(args.workers or settings.worker_concurrency),
+        ],
+        "api": [
+            py,
+            "-m",
+            "uvicorn",
+            "api.main:app",
+            "--host",
+            api.hostname or "127.0.0.1",
+            "--port",
+            str(api.port or settings.api_port),
+        ],
+    }
+    if not args.no_ui and (PROJECT_ROOT / "ui" / "app.py").is_file():
+        commands["ui"] = [
+            py,
+            "-m",
+            "streamlit",
+            "run",
+            "ui/app.py",
+            "--server.port",
+            str(settings.ui_port),
+            "--server.headless",
+            "true",
+        ]
+    if not args.no_flower:
+        commands["flower"] = [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app",
+            "flower",
+            f"--port={settings.flower_port}",
+            "--address=127.0.0.1",
+        ]
+    return commands
+
+
+def _banner(args: argparse.Namespace, settings: Settings, redis_url: str) -> str:
+    lines = [
+        "imgclf is starting:",
+        f"  API     {settings.api_url}/docs",
+        f"  Redis   {redis_url}",
+    ]
+    if not args.no_ui:
+        lines.append(f"  UI      http://127.0.0.1:{settings.ui_port}")
+    if not args.no_flower:
+        lines.append(f"  Flower  {settings.flower_url}")
+    lines.append("Ctrl-C stops everything.")
+    return "\n".join(lines)
+
+
+def _supervise(procs: dict[str, subprocess.Popen[bytes]]) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    while True:
+        for name, proc in procs.items():
+            code = proc.poll()
+            if code is not None:
+                print(f"{name} exited with status {code}; stopping the stack", file=sys.stderr)
+                return code or 1
+        time.sleep(0.5)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    # Redis last, so workers and the API can finish talking to it.
+    for name in sorted(procs, key=lambda n: n == "redis"):
+        if procs[name].poll() is None:
+            procs[name].send_signal(signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up everything the tests need, then run lint, types and the whole test suite.
+#   bash scripts/test.sh            # all tests
+#   bash scripts/test.sh -m unit    # extra arguments go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_install() {
+    if [ "$(id -u)" = 0 ]; then
+        [ -n "${APT_UPDATED:-}" ] || { apt-get update -qq; APT_UPDATED=1; }
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    else
+        echo "missing: $* -- install with: sudo apt-get install $*" >&2
+        exit 1
+    fi
+}
+
+command -v uv >/dev/null || python3 -m pip install -q uv
+command -v redis-server >/dev/null || apt_install redis-server
+
+uv sync --frozen --quiet
+
+if [ -d ../shared/models ]; then
+    uv run --frozen python scripts/download_model.py --from ../shared/models
+else
+    uv run --frozen python scripts/download_model.py
+fi
+
+uv run --frozen ruff check .
+uv run --frozen ruff format --check .
+uv run --frozen mypy
+uv run --frozen pytest "$@"

@@ -1,0 +1,103 @@
+"""Domain errors, defined once. Each carries a stable machine-readable `code`.
+
+    ImgclfError
+    ├── InvalidRequestError            bad input from a client
+    │   ├── InvalidImageError          not an image, empty, truncated, undecodable
+    │   ├── UnsupportedFormatError     an image, but not a format we accept
+    │   ├── UploadTooLargeError        more bytes than MAX_UPLOAD_BYTES
+    │   └── ImageTooLargeError         more pixels than MAX_IMAGE_PIXELS
+    ├── JobNotFoundError               unknown or expired job id
+    ├── JobNotCancelableError          the job already runs or has finished
+    ├── ServiceUnavailableError        a dependency is down or saturated (retry later)
+    │   ├── StoreUnavailableError      Redis does not answer
+    │   └── QueueFullError             MAX_QUEUE_LENGTH reached
+    ├── JobTimeoutError                no worker finished the job in time
+    └── ModelError                     the model file is missing, corrupt or unusable
+
+`api/errors.py` is the one place that maps these to HTTP statuses.
+"""
+
+from __future__ import annotations
+
+
+class ImgclfError(Exception):
+    """Base of every error imgclf raises on purpose."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequestError(ImgclfError):
+    code = "invalid_request"
+
+
+class InvalidImageError(InvalidRequestError):
+    code = "invalid_image"
+
+
+class UnsupportedFormatError(InvalidRequestError):
+    code = "unsupported_format"
+
+
+class UploadTooLargeError(InvalidRequestError):
+    code = "upload_too_large"
+
+
+class ImageTooLargeError(InvalidRequestError):
+    code = "image_too_large"
+
+
+class JobNotFoundError(ImgclfError):
+    code = "job_not_found"
+
+
+class JobNotCancelableError(ImgclfError):
+    code = "job_not_cancelable"
+
+
+class ServiceUnavailableError(ImgclfError):
+    code = "service_unavailable"
+
+
+class StoreUnavailableError(ServiceUnavailableError):
+    code = "store_unavailable"
+
+
+class QueueFullError(ServiceUnavailableError):
+    code = "queue_full"
+
+
+class JobTimeoutError(ImgclfError):
+    code = "timeout"
+
+
+class ModelError(ImgclfError):
+    code = "model_error"
+
+
+ERRORS_BY_CODE: dict[str, type[ImgclfError]] = {
+    cls.code: cls
+    for cls in (
+        ImgclfError,
+        InvalidRequestError,
+        InvalidImageError,
+        UnsupportedFormatError,
+        UploadTooLargeError,
+        ImageTooLargeError,
+        JobNotFoundError,
+        JobNotCancelableError,
+        ServiceUnavailableError,
+        StoreUnavailableError,
+        QueueFullError,
+        JobTimeoutError,
+        ModelError,
+    )
+}
+
+
+def error_from_code(code: str, message: str) -> ImgclfError:
+    """Rebuild the domain error a worker recorded in a job, so the API can map it to HTTP."""
+    return ERRORS_BY_CODE.get(code, ImgclfError)(message)

@@ -1,0 +1,177 @@
+"""Image checks, decoding and the model's published preprocessing, as pure functions.
+
+The API runs only `inspect_image` (header and container checks, no pixel decode); the worker runs
+`decode_image` and `preprocess`. Preprocessing follows SqueezeNet 1.1's published recipe: RGB,
+shorter side resized to 256 (bilinear), centre crop 224x224, scaled to [0, 1], ImageNet mean/std,
+NCHW float32.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from shared.errors import ImageTooLargeError, InvalidImageError, UnsupportedFormatError
+
+RESIZE_SHORTER_SIDE = 256
+CROP_SIZE = 224
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+PREPROCESSING_DESCRIPTION = (
+    f"RGB; resize shorter side to {RESIZE_SHORTER_SIDE} (bilinear); centre crop "
+    f"{CROP_SIZE}x{CROP_SIZE}; scale to [0, 1]; normalize mean {list(MEAN)} std {list(STD)}; "
+    "NCHW float32"
+)
+
+SUPPORTED_FORMATS: dict[str, str] = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
+
+# Folded so that preprocessing is one multiply and one subtract per value.
+_SCALE = (1.0 / (255.0 * np.asarray(STD, dtype=np.float32))).astype(np.float32)
+_OFFSET = (np.asarray(MEAN, dtype=np.float32) / np.asarray(STD, dtype=np.float32)).astype(
+    np.float32
+)
+_JPEG_TAIL_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """What the header says about an upload."""
+
+    format: str
+    content_type: str
+    width: int
+    height: int
+
+
+def inspect_image(data: bytes, *, max_pixels: int) -> ImageInfo:
+    """Check an upload cheaply: a supported, complete image within the pixel limit."""
+    if not data:
+        raise InvalidImageError("Invalid image file: the upload is empty")
+    image = _open(data, max_pixels=max_pixels)
+    fmt = image.format or ""
+    if fmt not in SUPPORTED_FORMATS:
+        raise UnsupportedFormatError(
+            f"Unsupported image format {fmt or 'unknown'}; supported: "
+            + ", ".join(sorted(SUPPORTED_FORMATS))
+        )
+    width, height = image.size
+    _check_pixels(width, height, max_pixels=max_pixels)
+    _check_complete(data, fmt)
+    return ImageInfo(fmt, SUPPORTED_FORMATS[fmt], width, height)
+
+
+def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
+    """Decode the first frame to an upright 8-bit RGB image, shrunk early where JPEG allows."""
+    image = _open(data, max_pixels=max_pixels)
+    _check_pixels(*image.size, max_pixels=max_pixels)
+    try:
+        if image.format == "JPEG":
+            _draft_for_preprocessing(image)
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+        return to_rgb(upright if upright is not None else image)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImageError(f"Invalid image file: {exc}") from exc
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB: alpha onto white, 16-bit and float rescaled."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode.startswith("I") or mode == "F":
+        pixels = _to_uint8(np.asarray(image), sixteen_bit=mode.startswith("I;16"))
+        return Image.fromarray(pixels, mode="L").convert("RGB")
+    return image.convert("RGB")
+
+
+def preprocess(image: Image.Image) -> np.ndarray:
+    """RGB image -> normalized float32 tensor of shape (1, 3, 224, 224)."""
+    width, height = image.size
+    # Resizing the shorter side to 256 and cropping the centre 224 equals resizing just the
+    # source box that maps onto that crop: one resample over the pixels that matter.
+    side = CROP_SIZE * min(width, height) / RESIZE_SHORTER_SIDE
+    left, top = (width - side) / 2, (height - side) / 2
+    crop = image.resize(
+        (CROP_SIZE, CROP_SIZE),
+        Image.Resampling.BILINEAR,
+        box=(left, top, left + side, top + side),
+    )
+    pixels = np.asarray(crop, dtype=np.float32)
+    normalized = pixels * _SCALE - _OFFSET
+    return np.ascontiguousarray(normalized.transpose(2, 0, 1)[np.newaxis])
+
+
+def _open(data: bytes, *, max_pixels: int) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(
+            f"Image too large: more than {max_pixels} pixels (MAX_IMAGE_PIXELS)"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidImageError("Invalid image file: not a recognized image format") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImageError(f"Invalid image file: {exc}") from exc
+
+
+def _check_pixels(width: int, height: int, *, max_pixels: int) -> None:
+    if width < 1 or height < 1:
+        raise InvalidImageError("Invalid image file: zero width or height")
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"Image too large: {width}x{height} is {width * height} pixels, "
+            f"over the limit of {max_pixels} (MAX_IMAGE_PIXELS)"
+        )
+
+
+def _check_complete(data: bytes, fmt: str) -> None:
+    """Catch truncated uploads without decoding pixels."""
+    if fmt == "JPEG" and b"\xff\xd9" not in data[-_JPEG_TAIL_BYTES:]:
+        raise InvalidImageError("Invalid image file: truncated JPEG (no end-of-image marker)")
+    if fmt == "PNG":
+        try:
+            # verify() walks every chunk and checks its CRC, without inflating pixel data.
+            Image.open(io.BytesIO(data)).verify()
+        except Exception as exc:
+            raise InvalidImageError(f"Invalid image file: broken PNG ({exc})") from exc
+    if fmt == "WEBP" and len(data) < int.from_bytes(data[4:8], "little") + 8:
+        raise InvalidImageError("Invalid image file: truncated WebP")
+
+
+def _draft_for_preprocessing(image: Image.Image) -> None:
+    # JPEG DCT scaling decodes at 1/2, 1/4 or 1/8 size; keep the shorter side >= 256 so the
+    # final resample still downsamples, as the published preprocessing does.
+    width, height = image.size
+    scale = RESIZE_SHORTER_SIDE / min(width, height)
+    if scale < 1:
+        image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
+
+
+def _to_uint8(array: np.ndarray, *, sixteen_bit: bool) -> np.ndarray:
+    if array.dtype.kind == "f":
+        finite = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        scaled = finite * 255.0 if finite.size and float(finite.max()) <= 1.0 else finite
+        return np.clip(scaled, 0, 255).astype(np.uint8)
+    wide = array.astype(np.int64)
+    if sixteen_bit or (wide.size and int(wide.max()) > 255):
+        return (np.clip(wide, 0, 65535) // 257).astype(np.uint8)
+    return np.clip(wide, 0, 255).astype(np.uint8)

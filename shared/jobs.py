@@ -1,0 +1,208 @@
+"""The job store: one Redis hash per job, the image beside it until a worker has used it.
+
+Jobs live under their own keys rather than in Celery's result backend so that an unknown id is a
+clean 404, every job has a status of its own, and records expire after `JOB_TTL_SECONDS`. Status
+changes run as Lua scripts, so a claim, a finish and a cancel never interleave, and a job that is
+already terminal is never overwritten (a task redelivered after a crash cannot corrupt it).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+
+from shared.errors import ImgclfError, JobNotCancelableError, JobNotFoundError
+from shared.redis_client import store_errors
+from shared.schemas import ErrorBody, Job, JobResult, JobStatus
+
+KEY_PREFIX = "imgclf"
+EVENTS_CHANNEL = f"{KEY_PREFIX}:events"
+
+# A job redelivered while 'running' (its worker died) runs again; a terminal one never does.
+# The claim hands back what the worker needs, so a job costs it two round trips in all.
+_CLAIM = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing'} end
+if status ~= 'queued' and status ~= 'running' then return {status} end
+redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+local meta = redis.call('HMGET', KEYS[1], 'created_at', 'top_k')
+return {'run', meta[1], meta[2], redis.call('GET', KEYS[2]) or ''}
+"""
+
+_FINISH = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' and status ~= 'queued' then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3], 'finished_at', ARGV[4])
+redis.call('DEL', KEYS[2])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 1
+"""
+
+_CANCEL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if status ~= 'queued' then return status end
+redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1])
+redis.call('DEL', KEYS[2])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 'ok'
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A job a worker has taken: what it needs to run it."""
+
+    job_id: str
+    created_at: float
+    started_at: float
+    top_k: int
+    image: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What the API knows about an upload when it creates a job."""
+
+    filename: str
+    content_type: str
+    size_bytes: int
+    width: int
+    height: int
+    top_k: int
+
+
+def job_key(job_id: str) -> str:
+    return f"{KEY_PREFIX}:job:{job_id}"
+
+
+def image_key(job_id: str) -> str:
+    return f"{KEY_PREFIX}:image:{job_id}"
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+class JobStore:
+    """Create, read and move jobs through their states in Redis."""
+
+    def __init__(self, client: redis.Redis, *, ttl_seconds: int) -> None:
+        self._redis = client
+        self._ttl = ttl_seconds
+        self._claim = client.register_script(_CLAIM)
+        self._finish = client.register_script(_FINISH)
+        self._cancel = client.register_script(_CANCEL)
+
+    @store_errors
+    def create(self, job: NewJob, image: bytes, *, job_id: str | None = None) -> Job:
+        """Store a queued job and its image bytes, both expiring after the TTL."""
+        job_id = job_id or new_job_id()
+        fields = {
+            "status": JobStatus.QUEUED.value,
+            "created_at": repr(time.time()),
+            "filename": job.filename,
+            "content_type": job.content_type,
+            "size_bytes": job.size_bytes,
+            "width": job.width,
+            "height": job.height,
+            "top_k": job.top_k,
+            "attempts": 0,
+        }
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(job_key(job_id), mapping=fields)  # type: ignore[arg-type]
+            pipe.expire(job_key(job_id), self._ttl)
+            pipe.set(image_key(job_id), image, ex=self._ttl)
+            pipe.execute()
+        return _to_job(job_id, {k.encode(): str(v).encode() for k, v in fields.items()})
+
+    @store_errors
+    def get(self, job_id: str) -> Job:
+        """The job, or `JobNotFoundError` for an unknown or expired id."""
+        raw: dict[bytes, bytes] = self._redis.hgetall(job_key(job_id))  # type: ignore[assignment]
+        if not raw:
+            raise JobNotFoundError(f"Job {job_id} not found (unknown id, or expired)")
+        return _to_job(job_id, raw)
+
+    @store_errors
+    def claim(self, job_id: str) -> Claim | None:
+        """Mark the job running; None when it is canceled, finished or gone (skip it)."""
+        now = time.time()
+        reply = self._claim(keys=[job_key(job_id), image_key(job_id)], args=[repr(now)])
+        if reply[0] != b"run":
+            return None
+        _, created_at, top_k, image = reply
+        return Claim(job_id, float(created_at), now, int(top_k), bytes(image))
+
+    def succeed(self, job_id: str, result: JobResult) -> bool:
+        return self._end(job_id, JobStatus.SUCCEEDED, "result", result.model_dump_json())
+
+    def fail(self, job_id: str, error: ImgclfError) -> bool:
+        body = ErrorBody(code=error.code, message=error.message)
+        return self._end(job_id, JobStatus.FAILED, "error", body.model_dump_json())
+
+    @store_errors
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued job; `JobNotCancelableError` once it runs or has finished."""
+        outcome = self._cancel(
+            keys=[job_key(job_id), image_key(job_id)],
+            args=[repr(time.time()), EVENTS_CHANNEL, job_id],
+        ).decode()
+        if outcome == "missing":
+            raise JobNotFoundError(f"Job {job_id} not found (unknown id, or expired)")
+        if outcome != "ok":
+            raise JobNotCancelableError(
+                f"Job {job_id} is {outcome}; only queued jobs can be canceled"
+            )
+        return self.get(job_id)
+
+    @store_errors
+    def delete(self, job_id: str) -> None:
+        """Forget a job entirely (used when it could not be enqueued)."""
+        self._redis.delete(job_key(job_id), image_key(job_id))
+
+    @store_errors
+    def queue_length(self, queue_name: str) -> int:
+        return int(self._redis.llen(queue_name))
+
+    @store_errors
+    def ping(self) -> bool:
+        return bool(self._redis.ping())
+
+    @store_errors
+    def _end(self, job_id: str, status: JobStatus, field: str, payload: str) -> bool:
+        """Record a terminal state once; False if the job was already terminal or is gone."""
+        done = self._finish(
+            keys=[job_key(job_id), image_key(job_id)],
+            args=[status.value, field, payload, repr(time.time()), EVENTS_CHANNEL, job_id],
+        )
+        return bool(done)
+
+
+def _to_job(job_id: str, raw: dict[bytes, bytes]) -> Job:
+    fields = {k.decode(): v.decode() for k, v in raw.items()}
+    return Job(
+        job_id=job_id,
+        status=JobStatus(fields["status"]),
+        created_at=_timestamp(fields["created_at"]),
+        started_at=_timestamp(fields.get("started_at")),
+        finished_at=_timestamp(fields.get("finished_at")),
+        filename=fields["filename"],
+        content_type=fields["content_type"],
+        size_bytes=int(fields["size_bytes"]),
+        width=int(fields["width"]),
+        height=int(fields["height"]),
+        top_k=int(fields["top_k"]),
+        result=JobResult.model_validate_json(fields["result"]) if "result" in fields else None,
+        error=ErrorBody.model_validate(json.loads(fields["error"])) if "error" in fields else None,
+    )
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    return datetime.fromtimestamp(float(value), tz=UTC) if value else None

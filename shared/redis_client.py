@@ -1,0 +1,54 @@
+"""Redis connections with the timeouts every imgclf process uses."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import redis
+import redis.asyncio
+
+from shared.errors import StoreUnavailableError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+CONNECT_TIMEOUT_SECONDS = 2.0
+SOCKET_TIMEOUT_SECONDS = 5.0
+HEALTH_CHECK_SECONDS = 15
+
+
+def connect(url: str) -> redis.Redis:
+    """A pooled, blocking client that fails fast when Redis is down, and reconnects after."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        health_check_interval=HEALTH_CHECK_SECONDS,
+    )
+
+
+def connect_async(url: str) -> redis.asyncio.Redis:
+    """The asyncio twin of `connect`, for code that lives on an event loop."""
+    return redis.asyncio.Redis.from_url(
+        url,
+        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        health_check_interval=HEALTH_CHECK_SECONDS,
+    )
+
+
+def store_errors(func: Callable[P, T]) -> Callable[P, T]:
+    """Turn Redis connection failures into `StoreUnavailableError` (503 at the API)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return func(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailableError(
+                "The job store (Redis) is unavailable; retry shortly"
+            ) from exc
+
+    return wrapper

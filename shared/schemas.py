@@ -1,0 +1,65 @@
+"""The JSON shapes that cross process boundaries: job records, results, errors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+
+
+class Prediction(BaseModel):
+    class_id: int = Field(ge=0, description="ImageNet class index, 0-999")
+    label: str
+    probability: float = Field(ge=0.0, le=1.0)
+
+
+class ModelRef(BaseModel):
+    name: str
+    sha256: str
+
+
+class Timings(BaseModel):
+    queue_wait_ms: float = Field(description="From submission to the worker starting the job")
+    decode_ms: float
+    preprocess_ms: float
+    inference_ms: float
+
+
+class JobResult(BaseModel):
+    predictions: list[Prediction] = Field(description="Top-k classes, most probable first")
+    model: ModelRef
+    timings: Timings
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable error code")
+    message: str = Field(description="What went wrong, for people")
+
+
+class Job(BaseModel):
+    job_id: str
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    filename: str
+    content_type: str
+    size_bytes: int
+    width: int
+    height: int
+    top_k: int
+    result: JobResult | None = None
+    error: ErrorBody | None = None

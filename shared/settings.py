@@ -1,0 +1,77 @@
+"""The one typed settings object, read from environment variables and an optional `.env`."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob of imgclf; names are the upper-case environment variables."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    queue_name: str = "imgclf"
+
+    model_path: Path = PROJECT_ROOT / "models" / "squeezenet1.1-7.onnx"
+    labels_path: Path = PROJECT_ROOT / "models" / "imagenet_labels.txt"
+
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_batch_files: int = Field(default=64, ge=1, le=1024)
+    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    max_queue_length: int = Field(default=10_000, ge=1)
+    job_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    default_top_k: int = Field(default=5, ge=1, le=1000)
+    max_wait_seconds: float = Field(default=30.0, gt=0, le=300)
+    predict_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    retry_after_seconds: int = Field(default=5, ge=1)
+
+    task_soft_time_limit_seconds: int = Field(default=60, ge=1)
+    task_time_limit_seconds: int = Field(default=90, ge=1)
+    broker_visibility_timeout_seconds: int = Field(default=300, ge=10)
+    worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    ort_threads_per_process: int = Field(default=0, ge=0)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_url: str = "http://127.0.0.1:8000"
+
+    ui_port: int = Field(default=8501, ge=1, le=65535)
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    flower_url: str = "http://127.0.0.1:5555"
+    prometheus_url: str = "http://127.0.0.1:9090"
+    worker_metrics_port: int = Field(default=9808, ge=1, le=65535)
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _time_limits_fit_visibility_timeout(self) -> Settings:
+        # Redis redelivers an unacked task after the visibility timeout; a task still running by
+        # then would run twice at once, so the hard limit must end it first.
+        if self.task_soft_time_limit_seconds >= self.task_time_limit_seconds:
+            raise ValueError("TASK_SOFT_TIME_LIMIT_SECONDS must be below TASK_TIME_LIMIT_SECONDS")
+        if self.task_time_limit_seconds >= self.broker_visibility_timeout_seconds:
+            raise ValueError(
+                "TASK_TIME_LIMIT_SECONDS must be below BROKER_VISIBILITY_TIMEOUT_SECONDS"
+            )
+        return self
+
+    def ort_threads(self) -> int:
+        """onnxruntime intra-op threads per worker process, so processes don't oversubscribe."""
+        if self.ort_threads_per_process:
+            return self.ort_threads_per_process
+        return max(1, (os.cpu_count() or 1) // self.worker_concurrency)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, validated once."""
+    return Settings()

@@ -1,0 +1,60 @@
+"""Fixtures that start real services: redis-server, Celery workers and the API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.processes import (
+    SHARED_IMAGES,
+    RedisServer,
+    api_server,
+    running,
+    service_env,
+    wait_until,
+    worker_command,
+)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A running Redis + worker + API, and where to reach them."""
+
+    api_url: str
+    redis: RedisServer
+    logs: Path
+
+
+@pytest.fixture(scope="session")
+def labrador_bytes() -> bytes:
+    return (SHARED_IMAGES / "labrador.jpg").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    logs = tmp_path_factory.mktemp("logs")
+    env = service_env(redis_server.url)
+    with (
+        running(worker_command(), env=env, log=logs / "worker.log"),
+        api_server(env, logs / "api.log") as base,
+    ):
+        wait_until(lambda: httpx.get(f"{base}/ready").status_code == 200, timeout=60, what="worker")
+        yield Stack(base, redis_server, logs)
+
+
+@pytest.fixture
+def api(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.api_url, timeout=60) as client:
+        yield client

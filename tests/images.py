@@ -1,0 +1,49 @@
+"""Images generated for tests, in every format and mode the pipeline must handle."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+
+def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def gradient(width: int = 320, height: int = 240) -> Image.Image:
+    x = np.linspace(0, 255, width, dtype=np.uint8)
+    y = np.linspace(0, 255, height, dtype=np.uint8)
+    rgb = np.stack(
+        [
+            np.tile(x, (height, 1)),
+            np.tile(y[:, None], (1, width)),
+            np.full((height, width), 128, np.uint8),
+        ],
+        axis=-1,
+    )
+    return Image.fromarray(rgb, "RGB")
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG that declares huge dimensions: the shape of a decompression bomb."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    body = struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    idat = zlib.compress(b"\0" * 16)
+    idat_chunk = b"IDAT" + idat
+    body += struct.pack(">I", len(idat)) + idat_chunk + struct.pack(">I", zlib.crc32(idat_chunk))
+    iend = b"IEND"
+    body += struct.pack(">I", 0) + iend + struct.pack(">I", zlib.crc32(iend))
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+def jpeg_with_orientation(image: Image.Image, orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(image, "JPEG", exif=exif.tobytes(), quality=95)

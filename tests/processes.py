@@ -1,0 +1,164 @@
+"""Real processes for tests: a throwaway redis-server, Celery workers, the API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_MODELS = ROOT.parent / "shared" / "models"
+SHARED_IMAGES = ROOT.parent / "shared" / "images"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout} s")
+
+
+class RedisServer:
+    """A private redis-server on a free port; can be stopped and started again on that port."""
+
+    def __init__(self, workdir: Path, *, appendonly: bool = False) -> None:
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is not installed: apt-get install redis-server")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = workdir
+        self.appendonly = appendonly
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.appendonly else "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        wait_until(lambda: bool(client.ping()), timeout=10, what="redis-server")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+
+def service_env(redis_url: str, **overrides: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "MODEL_PATH": str(ROOT / "models" / "squeezenet1.1-7.onnx"),
+        "LABELS_PATH": str(ROOT / "models" / "imagenet_labels.txt"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(overrides)
+    return env
+
+
+@contextmanager
+def running(
+    command: list[str], *, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a process in its own group; stop it (and its children) on exit."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+def worker_command(*, concurrency: int = 2, hostname: str = "w1") -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        str(concurrency),
+        "--hostname",
+        f"{hostname}@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
+def api_command(port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
+@contextmanager
+def api_server(env: dict[str, str], log: Path) -> Iterator[str]:
+    port = free_port()
+    with running(api_command(port), env=env, log=log):
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(f"{base}/health").status_code == 200, timeout=30, what="API")
+        yield base

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from shared.errors import ImageTooLargeError, InvalidImageError, UnsupportedFormatError
+from shared.images import MEAN, STD, decode_image, inspect_image, preprocess, to_rgb
+from tests.images import encode, gradient, jpeg_with_orientation, png_header_only
+
+pytestmark = pytest.mark.unit
+LIMIT = 50_000_000
+
+
+def test_preprocess_returns_nchw_float32_of_model_input_shape() -> None:
+    tensor = preprocess(gradient(640, 480))
+    assert tensor.shape == (1, 3, 224, 224)
+    assert tensor.dtype == np.float32
+    assert tensor.flags.c_contiguous
+
+
+def test_preprocess_normalizes_with_imagenet_mean_and_std() -> None:
+    tensor = preprocess(Image.new("RGB", (300, 260), (255, 0, 128)))
+    expected = [(1.0 - MEAN[0]) / STD[0], (0.0 - MEAN[1]) / STD[1], (128 / 255 - MEAN[2]) / STD[2]]
+    np.testing.assert_allclose(tensor[0, :, 100, 100], expected, rtol=1e-5)
+
+
+def test_preprocess_crops_the_centre_of_the_shorter_side_resize() -> None:
+    # A wide image whose left and right thirds are red and blue: the centre crop sees only green.
+    array = np.zeros((256, 768, 3), np.uint8)
+    array[:, :256] = (255, 0, 0)
+    array[:, 256:512] = (0, 255, 0)
+    array[:, 512:] = (0, 0, 255)
+    tensor = preprocess(Image.fromarray(array))
+    green = (1.0 - MEAN[1]) / STD[1]
+    np.testing.assert_allclose(tensor[0, 1], green, rtol=1e-4)
+
+
+def test_decode_applies_exif_orientation() -> None:
+    data = jpeg_with_orientation(gradient(400, 200), orientation=6)  # rotate 90 degrees
+    assert decode_image(data, max_pixels=LIMIT).size == (200, 400)
+
+
+@pytest.mark.parametrize(
+    ("mode", "make"),
+    [
+        ("L", lambda: gradient().convert("L")),
+        ("RGBA", lambda: gradient().convert("RGBA")),
+        ("P", lambda: gradient().convert("P")),
+        ("CMYK", lambda: gradient().convert("CMYK")),
+        ("1", lambda: gradient().convert("1")),
+        (
+            "I;16",
+            lambda: Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 15).astype(np.uint16)),
+        ),
+        (
+            "F",
+            lambda: Image.fromarray(np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)),
+        ),
+    ],
+)
+def test_to_rgb_handles_every_mode(mode: str, make: object) -> None:
+    image = make()  # type: ignore[operator]
+    assert image.mode == mode
+    rgb = to_rgb(image)
+    assert rgb.mode == "RGB"
+    assert rgb.size == image.size
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped() -> None:
+    image = Image.fromarray(np.full((8, 8), 65535, np.uint16))
+    assert to_rgb(image).getpixel((0, 0)) == (255, 255, 255)
+    mid = Image.fromarray(np.full((8, 8), 32896, np.uint16))
+    assert to_rgb(mid).getpixel((0, 0)) == (128, 128, 128)
+
+
+def test_transparent_pixels_become_white() -> None:
+    image = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    assert to_rgb(image).getpixel((1, 1)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_supported_formats_inspect_and_decode(fmt: str) -> None:
+    data = encode(gradient(100, 80), fmt)
+    info = inspect_image(data, max_pixels=LIMIT)
+    assert (info.format, info.width, info.height) == (fmt, 100, 80)
+    assert decode_image(data, max_pixels=LIMIT).size == (100, 80)
+
+
+def test_cmyk_jpeg_decodes_to_rgb() -> None:
+    data = encode(gradient().convert("CMYK"), "JPEG")
+    assert decode_image(data, max_pixels=LIMIT).mode == "RGB"
+
+
+def test_large_jpeg_is_drafted_but_keeps_shorter_side_at_least_256() -> None:
+    data = encode(gradient(4000, 3000), "JPEG", quality=90)
+    image = decode_image(data, max_pixels=LIMIT)
+    assert min(image.size) >= 256
+    assert image.size[0] < 4000
+
+
+def test_inspect_rejects_empty_upload() -> None:
+    with pytest.raises(InvalidImageError, match="Invalid image file"):
+        inspect_image(b"", max_pixels=LIMIT)
+
+
+def test_inspect_rejects_non_image_bytes() -> None:
+    with pytest.raises(InvalidImageError, match="Invalid image file"):
+        inspect_image(b"<html><body>hello</body></html>", max_pixels=LIMIT)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_inspect_rejects_truncated_images(fmt: str) -> None:
+    data = encode(gradient(), fmt)
+    with pytest.raises(InvalidImageError, match="Invalid image file"):
+        inspect_image(data[: len(data) // 2], max_pixels=LIMIT)
+
+
+def test_inspect_rejects_png_with_bad_crc() -> None:
+    data = bytearray(encode(gradient(), "PNG"))
+    data[40] ^= 0xFF  # inside the first IDAT chunk
+    with pytest.raises(InvalidImageError):
+        inspect_image(bytes(data), max_pixels=LIMIT)
+
+
+def test_inspect_rejects_unsupported_format_with_415_error() -> None:
+    with pytest.raises(UnsupportedFormatError, match="Unsupported image format"):
+        inspect_image(encode(gradient(64, 64), "ICO"), max_pixels=LIMIT)
+
+
+def test_inspect_rejects_too_many_pixels() -> None:
+    with pytest.raises(ImageTooLargeError, match="MAX_IMAGE_PIXELS"):
+        inspect_image(encode(gradient(200, 100), "PNG"), max_pixels=10_000)
+
+
+def test_inspect_rejects_decompression_bomb_from_header() -> None:
+    with pytest.raises(ImageTooLargeError):
+        inspect_image(png_header_only(100_000, 100_000), max_pixels=LIMIT)
+
+
+def test_decode_rejects_corrupt_pixel_data() -> None:
+    data = encode(gradient(), "JPEG")
+    corrupt = data[:400] + b"\x00" * 200 + data[-2:]
+    with pytest.raises(InvalidImageError):
+        decode_image(corrupt, max_pixels=LIMIT)

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import fakeredis
+import numpy as np
+import pytest
+
+from shared.jobs import JobStore, NewJob
+from shared.schemas import JobStatus
+from tests.images import encode, gradient
+from tests.processes import ROOT, SHARED_IMAGES
+from worker.model import Classifier, load_classifier
+from worker.pipeline import classify, softmax, top_predictions
+from worker.processing import process_job
+
+pytestmark = pytest.mark.unit
+LIMIT = 50_000_000
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return load_classifier(
+        ROOT / "models" / "squeezenet1.1-7.onnx", ROOT / "models" / "imagenet_labels.txt", threads=1
+    )
+
+
+def test_softmax_is_a_stable_probability_distribution() -> None:
+    probs = softmax(np.array([1000.0, 1001.0, 999.0], dtype=np.float32))
+    assert np.isfinite(probs).all()
+    assert probs.sum() == pytest.approx(1.0)
+    assert probs.argmax() == 1
+
+
+def test_top_predictions_are_ordered_and_labelled() -> None:
+    labels = ["a", "b", "c", "d"]
+    top = top_predictions(np.array([0.1, 0.4, 0.2, 0.3]), labels, k=3)
+    assert [p.label for p in top] == ["b", "d", "c"]
+    assert [p.class_id for p in top] == [1, 3, 2]
+
+
+def test_top_k_is_capped_at_the_number_of_classes() -> None:
+    assert len(top_predictions(np.array([0.5, 0.5]), ["a", "b"], k=1000)) == 2
+
+
+def test_labrador_photo_is_a_labrador(classifier: Classifier) -> None:
+    data = (SHARED_IMAGES / "labrador.jpg").read_bytes()
+    result = classify(data, classifier=classifier, top_k=2, max_pixels=LIMIT)
+    assert [(p.class_id, p.label) for p in result.predictions] == [
+        (208, "Labrador retriever"),
+        (207, "golden retriever"),
+    ]
+    assert result.predictions[0].probability == pytest.approx(0.68, abs=0.03)
+
+
+def test_missing_model_file_gives_a_clear_error(tmp_path: Path) -> None:
+    from shared.errors import ModelError
+
+    with pytest.raises(ModelError, match="missing"):
+        load_classifier(tmp_path / "none.onnx", ROOT / "models" / "imagenet_labels.txt", threads=1)
+
+
+def test_corrupt_model_file_gives_a_clear_error(tmp_path: Path) -> None:
+    from shared.errors import ModelError
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="corrupt"):
+        load_classifier(bad, ROOT / "models" / "imagenet_labels.txt", threads=1)
+
+
+def _store_with_job(data: bytes) -> tuple[JobStore, str]:
+    store = JobStore(fakeredis.FakeRedis(), ttl_seconds=60)
+    job = store.create(
+        NewJob(
+            filename="x",
+            content_type="image/jpeg",
+            size_bytes=len(data),
+            width=1,
+            height=1,
+            top_k=5,
+        ),
+        data,
+    )
+    return store, job.job_id
+
+
+def test_process_job_records_result_with_model_and_timings(classifier: Classifier) -> None:
+    store, job_id = _store_with_job((SHARED_IMAGES / "labrador.jpg").read_bytes())
+    assert (
+        process_job(job_id, store=store, classifier=classifier, max_pixels=LIMIT)
+        is JobStatus.SUCCEEDED
+    )
+    job = store.get(job_id)
+    assert job.result is not None
+    assert job.result.predictions[0].class_id == 208
+    assert len(job.result.predictions) == 5
+    assert job.result.model.sha256 == classifier.sha256
+    assert job.result.timings.inference_ms > 0
+
+
+def test_process_job_twice_keeps_the_first_result(classifier: Classifier) -> None:
+    store, job_id = _store_with_job((SHARED_IMAGES / "labrador.jpg").read_bytes())
+    process_job(job_id, store=store, classifier=classifier, max_pixels=LIMIT)
+    first = store.get(job_id)
+    assert process_job(job_id, store=store, classifier=classifier, max_pixels=LIMIT) is None
+    assert store.get(job_id) == first
+
+
+def test_undecodable_image_fails_the_job_with_invalid_image_code(classifier: Classifier) -> None:
+    data = encode(gradient(), "JPEG")
+    store, job_id = _store_with_job(data[:300] + b"\x00" * 300 + data[-2:])
+    assert (
+        process_job(job_id, store=store, classifier=classifier, max_pixels=LIMIT)
+        is JobStatus.FAILED
+    )
+    job = store.get(job_id)
+    assert job.error is not None
+    assert job.error.code == "invalid_image"
+
+
+def test_canceled_job_is_skipped(classifier: Classifier) -> None:
+    store, job_id = _store_with_job(b"irrelevant")
+    store.cancel(job_id)
+    assert process_job(job_id, store=store, classifier=classifier, max_pixels=LIMIT) is None
+    assert store.get(job_id).status is JobStatus.CANCELED

@@ -1,0 +1,1 @@
+"""The Celery worker: holds SqueezeNet in memory and runs classification jobs."""

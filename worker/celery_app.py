@@ -1,0 +1,42 @@
+"""The worker's Celery app: `celery -A worker.celery_app worker`.
+
+Importing this module loads no model; each worker process loads it once, after the fork.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+
+from shared.errors import ModelError
+from shared.queue import make_celery
+from shared.settings import get_settings
+from worker import lifecycle
+
+app = make_celery(get_settings())
+app.conf.imports = ("worker.tasks",)
+
+
+@worker_init.connect  # type: ignore[untyped-decorator]
+def _refuse_to_start_without_model(sender: Any = None, **_: Any) -> None:
+    # Checked in the parent before any child forks: a broken model stops the node with one clear
+    # message instead of children crashing in a loop or failing every job.
+    try:
+        lifecycle.check_model(get_settings())
+    except ModelError as exc:
+        print(f"imgclf worker refuses to start: {exc.message}", file=sys.stderr, flush=True)
+        sys.exit(3)
+    if "prefork" not in str(getattr(sender, "pool_cls", "prefork")).lower():
+        lifecycle.current()  # solo/threads pools run tasks in this very process
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def _load_model_in_child(**_: Any) -> None:
+    lifecycle.current()
+
+
+@worker_process_shutdown.connect  # type: ignore[untyped-decorator]
+def _leave(**_: Any) -> None:
+    lifecycle.shutdown()

@@ -1,0 +1,123 @@
+"""Per-process resources of a worker: the model, the job store and the presence heartbeat.
+
+The model is loaded once per process after the fork (prefork children each get their own
+onnxruntime session; sessions do not survive a fork), never at import and never per task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+
+import onnxruntime as ort
+import redis
+
+from shared import workers
+from shared.errors import ServiceUnavailableError
+from shared.jobs import JobStore
+from shared.redis_client import connect
+from shared.settings import Settings, get_settings
+from worker.model import Classifier, load_classifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class WorkerProcess:
+    """What one worker process holds for its whole life."""
+
+    settings: Settings
+    classifier: Classifier
+    client: redis.Redis
+    store: JobStore
+    worker_id: str
+    stop: threading.Event
+
+
+_current: WorkerProcess | None = None
+_lock = threading.Lock()
+
+
+def current() -> WorkerProcess:
+    """This process's resources, created on first use (once per process)."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = _start(get_settings())
+        return _current
+
+
+def shutdown() -> None:
+    """Stop the heartbeat and withdraw this process from the live-worker list."""
+    global _current
+    with _lock:
+        if _current is None:
+            return
+        _current.stop.set()
+        try:
+            workers.leave(_current.client, _current.worker_id)
+        except ServiceUnavailableError:
+            log.warning("could not withdraw worker %s: Redis unavailable", _current.worker_id)
+        _current = None
+
+
+def check_model(settings: Settings) -> Classifier:
+    """Load the model once to prove it is usable; raises `ModelError` with a clear message."""
+    return load_classifier(settings.model_path, settings.labels_path, threads=1)
+
+
+def _start(settings: Settings) -> WorkerProcess:
+    classifier = load_classifier(
+        settings.model_path, settings.labels_path, threads=settings.ort_threads()
+    )
+    client = connect(settings.redis_url)
+    process = WorkerProcess(
+        settings=settings,
+        classifier=classifier,
+        client=client,
+        store=JobStore(client, ttl_seconds=settings.job_ttl_seconds),
+        worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        stop=threading.Event(),
+    )
+    info = workers.WorkerInfo(
+        worker_id=process.worker_id,
+        hostname=socket.gethostname(),
+        pid=os.getpid(),
+        model_name=classifier.name,
+        model_sha256=classifier.sha256,
+        runtime=f"onnxruntime {ort.__version__}",
+        execution_provider=classifier.provider,
+        threads=classifier.threads,
+        model_load_seconds=classifier.load_seconds,
+    )
+    threading.Thread(
+        target=_heartbeat,
+        args=(client, info, settings, process.stop),
+        daemon=True,
+        name="imgclf-heartbeat",
+    ).start()
+    log.info(
+        "worker process %s loaded %s (%s, %d threads) in %.3f s",
+        process.worker_id,
+        classifier.name,
+        classifier.provider,
+        classifier.threads,
+        classifier.load_seconds,
+    )
+    return process
+
+
+def _heartbeat(
+    client: redis.Redis, info: workers.WorkerInfo, settings: Settings, stop: threading.Event
+) -> None:
+    interval = settings.worker_heartbeat_seconds
+    while True:
+        try:
+            workers.beat(client, info, ttl_seconds=interval * 3)
+        except ServiceUnavailableError:
+            log.warning("heartbeat for %s failed: Redis unavailable", info.worker_id)
+        if stop.wait(interval):
+            return

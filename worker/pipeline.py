@@ -1,0 +1,50 @@
+"""decode -> preprocess -> inference -> softmax -> top-k, as plain functions of their inputs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from shared.images import decode_image, preprocess
+from shared.schemas import Prediction
+from worker.model import Classifier
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    predictions: list[Prediction]
+    decode_ms: float
+    preprocess_ms: float
+    inference_ms: float
+
+
+def classify(data: bytes, *, classifier: Classifier, top_k: int, max_pixels: int) -> Classification:
+    """Classify encoded image bytes; raises the `shared.errors` types on bad input."""
+    t0 = time.perf_counter()
+    image = decode_image(data, max_pixels=max_pixels)
+    t1 = time.perf_counter()
+    batch = preprocess(image)
+    t2 = time.perf_counter()
+    scores = classifier.scores(batch)[0]
+    t3 = time.perf_counter()
+    predictions = top_predictions(softmax(scores), classifier.labels, k=top_k)
+    return Classification(predictions, (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax over the last axis, in float64."""
+    shifted = scores.astype(np.float64) - np.max(scores, axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return np.asarray(exp / exp.sum(axis=-1, keepdims=True))
+
+
+def top_predictions(probabilities: np.ndarray, labels: list[str], *, k: int) -> list[Prediction]:
+    """The k most probable classes, most probable first (ties by lower class id)."""
+    k = min(k, probabilities.shape[-1])
+    order = np.lexsort((np.arange(probabilities.size), -probabilities))[:k]
+    return [
+        Prediction(class_id=int(i), label=labels[i], probability=float(probabilities[i]))
+        for i in order
+    ]

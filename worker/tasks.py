@@ -1,0 +1,24 @@
+"""Celery tasks: thin wrappers that unpack a message and call `process_job`."""
+
+from __future__ import annotations
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from shared.queue import CLASSIFY_TASK
+from worker import lifecycle
+from worker.celery_app import app
+from worker.processing import process_job
+
+
+@app.task(name=CLASSIFY_TASK)  # type: ignore[untyped-decorator]
+def classify(job_id: str) -> str | None:
+    """Classify the image of job `job_id`; the message carries the id, never the image."""
+    process = lifecycle.current()
+    status = process_job(
+        job_id,
+        store=process.store,
+        classifier=process.classifier,
+        max_pixels=process.settings.max_image_pixels,
+        soft_limit_errors=(SoftTimeLimitExceeded,),
+    )
+    return status.value if status else None
