@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api import metrics
 from api.errors import install_error_handlers
 from api.events import JobEvents
-from api.middleware import MULTIPART_OVERHEAD_BYTES, BodySizeLimit, PredictionMetrics
+from api.middleware import MULTIPART_OVERHEAD_BYTES, BodySizeLimit, RequestMetrics
 from api.routes import jobs, predict, system
 from shared.jobs import JobStore
 from shared.queue import make_celery
@@ -30,6 +31,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.redis = connect(settings.redis_url)
         app.state.store = JobStore(app.state.redis, ttl_seconds=settings.job_ttl_seconds)
         app.state.celery = make_celery(settings)
+        app.state.metrics = (
+            metrics.metrics_registry(
+                multiprocess_mode=settings.prometheus_multiproc_dir is not None
+            ),
+            metrics.queue_registry(app.state.store, settings.queue_name),
+        )
         app.state.events = JobEvents(connect_async(settings.redis_url))
         app.state.events.start()
         yield
@@ -47,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router, prefix=API_PREFIX)
     app.include_router(system.router)
     app.add_middleware(BodySizeLimit, limit_for=lambda path: _body_limit(path, settings))
-    app.add_middleware(PredictionMetrics, path=f"{API_PREFIX}/predict")
+    app.add_middleware(RequestMetrics, predict_path=f"{API_PREFIX}/predict")
     return app
 
 

@@ -1,11 +1,52 @@
-"""Every metric the API exports, defined in one place."""
+"""Every metric the API exports, defined in one place, and the registries `/metrics` serves.
+
+With several uvicorn workers, set PROMETHEUS_MULTIPROC_DIR (`python -m api` does): each worker
+process writes its samples there and whichever process answers a scrape adds them all up.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, disable_created_metrics
+import logging
+from collections.abc import Iterator
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    multiprocess,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from shared import metrics_dir
+from shared.errors import StoreUnavailableError
+from shared.jobs import JobStore
+from shared.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 # `_created` series double the exposition and no query here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
+metrics_dir.ensure(get_settings().prometheus_multiproc_dir)
+
+_LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 
 # The seed's two metrics, names and labels kept exactly: dashboards and the README queries use them.
 PREDICTIONS = Counter(
@@ -19,8 +60,79 @@ PREDICTION_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0),
 )
 
+JOBS_SUBMITTED = Counter(
+    "imgclf_jobs_submitted_total", "Jobs accepted and queued, by route", ["route"]
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "imgclf_http_request_duration_seconds",
+    "HTTP request latency, by method, route template and status code",
+    ["method", "route", "status"],
+    buckets=_LATENCY_BUCKETS,
+)
+UPLOAD_BYTES = Histogram(
+    "imgclf_upload_size_bytes",
+    "Size of each accepted image upload",
+    buckets=(1e3, 1e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 2.5e6, 5e6, 1e7, 2.5e7),
+)
+
 
 def observe_prediction(status_code: int, seconds: float) -> None:
     """Record one answered `/predict` request."""
     PREDICTIONS.labels(status=str(status_code)).inc()
     PREDICTION_SECONDS.observe(seconds)
+
+
+def observe_request(*, method: str, route: str, status_code: int, seconds: float) -> None:
+    HTTP_REQUEST_SECONDS.labels(method=method, route=route, status=str(status_code)).observe(
+        seconds
+    )
+
+
+def observe_submission(route: str, sizes: list[int]) -> None:
+    """Record jobs accepted by a submit route, and the size of each upload."""
+    JOBS_SUBMITTED.labels(route=route).inc(len(sizes))
+    for size in sizes:
+        UPLOAD_BYTES.observe(size)
+
+
+class QueueCollector(Collector):
+    """Read at scrape time from Redis, so every API process reports the same true numbers."""
+
+    def __init__(self, store: JobStore, queue_name: str) -> None:
+        self._store = store
+        self._queue = queue_name
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        try:
+            length = self._store.queue_length(self._queue)
+            finished = self._store.finished_counts()
+        except StoreUnavailableError:
+            log.warning("metrics: Redis unavailable; queue figures left out of this scrape")
+            return
+        yield GaugeMetricFamily(
+            "imgclf_queue_length", "Jobs waiting in the Redis queue", value=length
+        )
+        counter = CounterMetricFamily(
+            "imgclf_jobs_finished",
+            "Jobs that reached a terminal state, cluster-wide (kept in Redis)",
+            labels=["status"],
+        )
+        for status, count in sorted(finished.items()):
+            counter.add_metric([status], count)
+        yield counter
+
+
+def metrics_registry(*, multiprocess_mode: bool) -> CollectorRegistry:
+    """This process's metrics, or every API process's when they share a multiprocess dir."""
+    if not multiprocess_mode:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+def queue_registry(store: JobStore, queue_name: str) -> CollectorRegistry:
+    """Figures read from Redis at scrape time; never written to multiprocess files."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(QueueCollector(store, queue_name))
+    return registry

@@ -71,15 +71,15 @@ class _BodyTooLarge(Exception):  # noqa: N818 - internal signal, never leaves th
     pass
 
 
-class PredictionMetrics:
-    """Count and time every response of the seed's `/predict` route, as the seed did."""
+class RequestMetrics:
+    """Time every HTTP request by route template and status; the seed's `/predict` metrics too."""
 
-    def __init__(self, app: ASGIApp, *, path: str) -> None:
+    def __init__(self, app: ASGIApp, *, predict_path: str) -> None:
         self.app = app
-        self.path = path
+        self.predict_path = predict_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -93,4 +93,12 @@ class PredictionMetrics:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            metrics.observe_prediction(status["code"], time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            route = scope.get("route")
+            # The template, not the raw path: job ids must not become label values.
+            template = getattr(route, "path", None) or "unmatched"
+            metrics.observe_request(
+                method=scope["method"], route=template, status_code=status["code"], seconds=seconds
+            )
+            if scope["path"] == self.predict_path:
+                metrics.observe_prediction(status["code"], seconds)

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         redis_url = _ensure_redis(settings.redis_url, procs)
         env = {**os.environ, "REDIS_URL": redis_url, "API_URL": settings.api_url}
         for name, command in _commands(args, settings).items():
-            procs[name] = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env)
+            procs[name] = subprocess.Popen(command, cwd=PROJECT_ROOT, env=_env_for(name, env))
         print(_banner(args, settings, redis_url), flush=True)
         return _supervise(procs)
     except KeyboardInterrupt:
@@ -175,6 +175,16 @@ def _commands(args: argparse.Namespace, settings: Settings) -> dict[str, list[st
     return commands
 
 
+def _env_for(name: str, base: dict[str, str]) -> dict[str, str]:
+    env = dict(base)
+    if name == "worker":
+        # Set before the worker starts, so every prefork child writes its samples there.
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(RUN_DIR / "worker-metrics"))
+    if name == "flower" and "FLOWER_BASIC_AUTH" not in env:
+        env["DEV_MODE"] = "1"  # a local stack on loopback; Flower says loudly that it is open
+    return env
+
+
 def _banner(args: argparse.Namespace, settings: Settings, redis_url: str) -> str:
     lines = [
         "imgclf is starting:",
@@ -184,7 +194,7 @@ def _banner(args: argparse.Namespace, settings: Settings, redis_url: str) -> str
     if not args.no_ui:
         lines.append(f"  UI      http://127.0.0.1:{settings.ui_port}")
     if not args.no_flower:
-        lines.append(f"  Flower  {settings.flower_url}")
+        lines.append(f"  Flower  http://127.0.0.1:{settings.flower_port}")
     lines.append("Ctrl-C stops everything.")
     return "\n".join(lines)
 

@@ -22,6 +22,7 @@ from shared.schemas import ErrorBody, Job, JobResult, JobStatus
 
 KEY_PREFIX = "imgclf"
 EVENTS_CHANNEL = f"{KEY_PREFIX}:events"
+STATS_KEY = f"{KEY_PREFIX}:stats:finished"
 
 # A job redelivered while 'running' (its worker died) runs again; a terminal one never does.
 # The claim hands back what the worker needs, so a job costs it two round trips in all.
@@ -40,6 +41,7 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' and status ~= 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3], 'finished_at', ARGV[4])
 redis.call('DEL', KEYS[2])
+redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 1
 """
@@ -50,6 +52,7 @@ if not status then return 'missing' end
 if status ~= 'queued' then return status end
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1])
 redis.call('DEL', KEYS[2])
+redis.call('HINCRBY', KEYS[3], 'canceled', 1)
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 'ok'
 """
@@ -151,7 +154,7 @@ class JobStore:
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued job; `JobNotCancelableError` once it runs or has finished."""
         outcome = self._cancel(
-            keys=[job_key(job_id), image_key(job_id)],
+            keys=[job_key(job_id), image_key(job_id), STATS_KEY],
             args=[repr(time.time()), EVENTS_CHANNEL, job_id],
         ).decode()
         if outcome == "missing":
@@ -172,14 +175,16 @@ class JobStore:
         return int(self._redis.llen(queue_name))
 
     @store_errors
-    def ping(self) -> bool:
-        return bool(self._redis.ping())
+    def finished_counts(self) -> dict[str, int]:
+        """Jobs that reached each terminal status since Redis was set up (cluster-wide)."""
+        raw: dict[bytes, bytes] = self._redis.hgetall(STATS_KEY)  # type: ignore[assignment]
+        return {k.decode(): int(v) for k, v in raw.items()}
 
     @store_errors
     def _end(self, job_id: str, status: JobStatus, field: str, payload: str) -> bool:
         """Record a terminal state once; False if the job was already terminal or is gone."""
         done = self._finish(
-            keys=[job_key(job_id), image_key(job_id)],
+            keys=[job_key(job_id), image_key(job_id), STATS_KEY],
             args=[status.value, field, payload, repr(time.time()), EVENTS_CHANNEL, job_id],
         )
         return bool(done)

@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -43,12 +43,20 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_url: str = "http://127.0.0.1:8000"
+    api_workers: int = Field(default=1, ge=1, le=64)
 
     ui_port: int = Field(default=8501, ge=1, le=65535)
     flower_port: int = Field(default=5555, ge=1, le=65535)
-    flower_url: str = "http://127.0.0.1:5555"
+    # Not FLOWER_*: Flower takes every FLOWER_* variable as one of its own options.
+    ui_flower_url: str = "http://127.0.0.1:5555"
+    flower_basic_auth: SecretStr | None = None
+    dev_mode: bool = False
     prometheus_url: str = "http://127.0.0.1:9090"
     worker_metrics_port: int = Field(default=9808, ge=1, le=65535)
+
+    # prometheus_client's own variable, read here so the code knows which mode is on. It must be
+    # set before a process starts; API and worker launchers clean it at start.
+    prometheus_multiproc_dir: Path | None = None
 
     log_level: str = "INFO"
 

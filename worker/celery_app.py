@@ -5,15 +5,17 @@ Importing this module loads no model; each worker process loads it once, after t
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+from prometheus_client import multiprocess
 
 from shared.errors import ModelError
 from shared.queue import make_celery
 from shared.settings import get_settings
-from worker import lifecycle
+from worker import lifecycle, metrics
 
 app = make_celery(get_settings())
 app.conf.imports = ("worker.tasks",)
@@ -28,6 +30,7 @@ def _refuse_to_start_without_model(sender: Any = None, **_: Any) -> None:
     except ModelError as exc:
         print(f"imgclf worker refuses to start: {exc.message}", file=sys.stderr, flush=True)
         sys.exit(3)
+    metrics.serve(get_settings().prometheus_multiproc_dir, port=get_settings().worker_metrics_port)
     if "prefork" not in str(getattr(sender, "pool_cls", "prefork")).lower():
         lifecycle.current()  # solo/threads pools run tasks in this very process
 
@@ -40,3 +43,6 @@ def _load_model_in_child(**_: Any) -> None:
 @worker_process_shutdown.connect  # type: ignore[untyped-decorator]
 def _leave(**_: Any) -> None:
     lifecycle.shutdown()
+    directory = get_settings().prometheus_multiproc_dir
+    if directory is not None:
+        multiprocess.mark_process_dead(os.getpid(), str(directory))  # type: ignore[no-untyped-call]

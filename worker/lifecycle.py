@@ -20,6 +20,7 @@ from shared.errors import ServiceUnavailableError
 from shared.jobs import JobStore
 from shared.redis_client import connect
 from shared.settings import Settings, get_settings
+from worker import metrics
 from worker.model import Classifier, load_classifier
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ def _start(settings: Settings) -> WorkerProcess:
         threads=classifier.threads,
         model_load_seconds=classifier.load_seconds,
     )
+    metrics.observe_model_loaded(classifier.load_seconds)
     threading.Thread(
         target=_heartbeat,
         args=(client, info, settings, process.stop),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from shared.errors import ImgclfError, JobTimeoutError
 from shared.jobs import Claim, JobStore
@@ -13,6 +14,14 @@ from worker.pipeline import Classification, classify
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """What became of a job this worker ran."""
+
+    status: JobStatus
+    result: JobResult | None = None
+
+
 def process_job(
     job_id: str,
     *,
@@ -20,7 +29,7 @@ def process_job(
     classifier: Classifier,
     max_pixels: int,
     soft_limit_errors: tuple[type[BaseException], ...] = (),
-) -> JobStatus | None:
+) -> Processed | None:
     """Run a job once; None when there was nothing to do (canceled, finished, expired).
 
     Safe to run twice: the claim refuses terminal jobs and the first recorded outcome wins.
@@ -34,16 +43,17 @@ def process_job(
     except soft_limit_errors as exc:
         store.fail(job_id, JobTimeoutError("Processing took longer than the task time limit"))
         log.warning("job %s hit the soft time limit: %r", job_id, exc)
-        return JobStatus.FAILED
+        return Processed(JobStatus.FAILED)
     except ImgclfError as exc:
         store.fail(job_id, exc)
-        return JobStatus.FAILED
+        return Processed(JobStatus.FAILED)
     except Exception:
         log.exception("job %s failed unexpectedly", job_id)
         store.fail(job_id, ImgclfError("Internal error while classifying; see the worker log"))
-        return JobStatus.FAILED
-    store.succeed(job_id, _result(claim, outcome, classifier))
-    return JobStatus.SUCCEEDED
+        return Processed(JobStatus.FAILED)
+    result = _result(claim, outcome, classifier)
+    store.succeed(job_id, result)
+    return Processed(JobStatus.SUCCEEDED, result)
 
 
 def _classify_claim(claim: Claim, *, classifier: Classifier, max_pixels: int) -> Classification:

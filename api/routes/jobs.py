@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from api import metrics
 from api.deps import CeleryDep, EventsDep, SettingsDep, StoreDep
 from api.jobs_service import enqueue, wait_for_job
 from api.uploads import check_upload
@@ -49,6 +50,7 @@ async def submit_job(
     (job,) = await run_in_threadpool(
         enqueue, [upload], store=store, celery=celery, settings=settings
     )
+    metrics.observe_submission("jobs", [upload.job.size_bytes])
     response.headers["Location"] = str(request.url_for("get_job", job_id=job.job_id))
     return job
 
@@ -81,6 +83,7 @@ async def submit_batch(
             exc.message = f"files[{index}] ({file.filename!r}): {exc.message}"
             raise
     jobs = await run_in_threadpool(enqueue, uploads, store=store, celery=celery, settings=settings)
+    metrics.observe_submission("batch", [upload.job.size_bytes for upload in uploads])
     return JobBatch(jobs=jobs)
 
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, File, UploadFile
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from api import metrics
 from api.deps import CeleryDep, EventsDep, RedisDep, SettingsDep, StoreDep
 from api.jobs_service import enqueue, wait_for_job
 from api.uploads import check_upload
@@ -70,6 +71,7 @@ async def predict(
     (job,) = await run_in_threadpool(
         enqueue, [upload], store=store, celery=celery, settings=settings
     )
+    metrics.observe_submission("predict", [upload.job.size_bytes])
     job = await wait_for_job(
         job.job_id, wait_seconds=settings.predict_timeout_seconds, store=store, events=events
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -37,9 +37,11 @@ async def ready(client: RedisDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
-    """Prometheus text exposition."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request) -> Response:
+    """Prometheus text exposition: process metrics, then live queue figures from Redis."""
+    registries = request.app.state.metrics
+    body = b"".join(generate_latest(registry) for registry in registries)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def _not_ready(message: str, *, redis_ok: bool, workers_online: int) -> JSONResponse:

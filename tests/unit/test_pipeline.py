@@ -88,7 +88,7 @@ def _store_with_job(data: bytes) -> tuple[JobStore, str]:
 def test_process_job_records_result_with_model_and_timings(classifier: Classifier) -> None:
     store, job_id = _store_with_job((SHARED_IMAGES / "labrador.jpg").read_bytes())
     assert (
-        process_job(job_id, store=store, classifier=classifier, max_pixels=LIMIT)
+        process_job(job_id, store=store, classifier=classifier, max_pixels=LIMIT).status
         is JobStatus.SUCCEEDED
     )
     job = store.get(job_id)
@@ -111,7 +111,7 @@ def test_undecodable_image_fails_the_job_with_invalid_image_code(classifier: Cla
     data = encode(gradient(), "JPEG")
     store, job_id = _store_with_job(data[:300] + b"\x00" * 300 + data[-2:])
     assert (
-        process_job(job_id, store=store, classifier=classifier, max_pixels=LIMIT)
+        process_job(job_id, store=store, classifier=classifier, max_pixels=LIMIT).status
         is JobStatus.FAILED
     )
     job = store.get(job_id)

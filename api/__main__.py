@@ -1,0 +1,47 @@
+"""`python -m api`: run the API with API_WORKERS uvicorn processes whose metrics add up.
+
+With more than one process, prometheus_client's multiprocess mode needs PROMETHEUS_MULTIPROC_DIR
+set before any process starts and emptied at start; this launcher does both (a private temporary
+directory when none is configured). `uvicorn api.main:app` remains fine for a single process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import uvicorn
+
+from shared import metrics_dir
+from shared.settings import get_settings
+
+
+def main() -> None:
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="python -m api", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=settings.api_host, help="default API_HOST")
+    parser.add_argument("--port", type=int, default=settings.api_port, help="default API_PORT")
+    parser.add_argument(
+        "--workers", type=int, default=settings.api_workers, help="default API_WORKERS"
+    )
+    args = parser.parse_args()
+    directory = settings.prometheus_multiproc_dir
+    if args.workers > 1 and directory is None:
+        directory = Path(tempfile.mkdtemp(prefix="imgclf-api-metrics-"))
+    if directory is not None:
+        metrics_dir.reset(directory)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    uvicorn.run(
+        "api.main:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        log_level=settings.log_level.lower(),
+    )
+
+
+if __name__ == "__main__":
+    main()

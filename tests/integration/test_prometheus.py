@@ -1,0 +1,209 @@
+"""A real Prometheus server scrapes a running stack; the seed's queries give the right numbers."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.processes import (
+    ROOT,
+    RedisServer,
+    free_port,
+    running,
+    service_env,
+    wait_until,
+    worker_command,
+)
+
+pytestmark = pytest.mark.integration
+
+GOOD, BAD = 6, 2
+
+
+class Monitored:
+    def __init__(self, api: str, prometheus: str, worker_metrics: str) -> None:
+        self.api = api
+        self.prometheus = prometheus
+        self.worker_metrics = worker_metrics
+
+    def query(self, promql: str) -> list[dict]:
+        response = httpx.get(f"{self.prometheus}/api/v1/query", params={"query": promql})
+        response.raise_for_status()
+        return response.json()["data"]["result"]
+
+    def scalar(self, promql: str) -> float | None:
+        result = self.query(promql)
+        return float(result[0]["value"][1]) if result else None
+
+
+def _prometheus_config(path: Path, *, api: int, worker: int, flower: int) -> None:
+    """prometheus.yml itself, with only the targets pointed at this machine's ports."""
+    config = yaml.safe_load((ROOT / "prometheus.yml").read_text())
+    config["global"]["scrape_interval"] = "1s"
+    ports = {"imgclf-api": api, "imgclf-worker": worker, "flower": flower}
+    config["scrape_configs"] = [job for job in config["scrape_configs"] if job["job_name"] in ports]
+    for job in config["scrape_configs"]:
+        job.pop("dns_sd_configs", None)
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{ports[job['job_name']]}"]}]
+    path.write_text(yaml.safe_dump(config))
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
+    if shutil.which("prometheus") is None:
+        pytest.fail("prometheus is not installed: apt-get install prometheus")
+    tmp = tmp_path_factory.mktemp("prom")
+    redis = RedisServer(tmp / "redis")
+    redis.start()
+    api_port, worker_port, flower_port, prom_port = (free_port() for _ in range(4))
+    base = service_env(redis.url)
+    worker_env = {
+        **base,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "worker-metrics"),
+        "WORKER_METRICS_PORT": str(worker_port),
+    }
+    api_env = {**base, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "api-metrics")}
+    flower_env = {**base, "DEV_MODE": "1"}
+    _prometheus_config(tmp / "prometheus.yml", api=api_port, worker=worker_port, flower=flower_port)
+    api_cmd = [sys.executable, "-m", "api", "--port", str(api_port), "--workers", "2"]
+    flower_cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "flower",
+        "--conf=worker/flower_config.py",
+        f"--port={flower_port}",
+        "--address=127.0.0.1",
+    ]
+    prom_cmd = [
+        "prometheus",
+        f"--config.file={tmp / 'prometheus.yml'}",
+        f"--storage.tsdb.path={tmp / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{prom_port}",
+    ]
+    try:
+        with (
+            running(worker_command(), env=worker_env, log=tmp / "worker.log"),
+            running(api_cmd, env=api_env, log=tmp / "api.log"),
+            running(flower_cmd, env=flower_env, log=tmp / "flower.log"),
+            running(prom_cmd, env=base, log=tmp / "prometheus.log"),
+        ):
+            api = f"http://127.0.0.1:{api_port}"
+            wait_until(
+                lambda: httpx.get(f"{api}/ready").status_code == 200, timeout=60, what="stack"
+            )
+            yield Monitored(api, f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{worker_port}")
+    finally:
+        redis.stop()
+
+
+def _eventually(check: object, *, timeout: float = 30) -> None:
+    wait_until(check, timeout=timeout, what="Prometheus figures")  # type: ignore[arg-type]
+
+
+def test_seed_queries_return_the_right_numbers(monitored: Monitored, labrador_bytes: bytes) -> None:
+    predict = f"{monitored.api}/api/v1/predict"
+    targets = {"imgclf-api", "imgclf-worker", "flower"}
+    _eventually(lambda: {r["metric"]["job"] for r in monitored.query("up == 1")} >= targets)
+
+    # One request first, so the counters exist before the measured window begins.
+    assert httpx.post(predict, files={"file": ("d.jpg", labrador_bytes)}).status_code == 200
+    _eventually(lambda: monitored.scalar("sum(image_classifier_predictions_total)") == 1)
+    time.sleep(2)  # a scrape or two with the series at 1
+
+    for _ in range(GOOD - 1):
+        assert httpx.post(predict, files={"file": ("d.jpg", labrador_bytes)}).status_code == 200
+    for _ in range(BAD):
+        assert httpx.post(predict, files={"file": ("x.jpg", b"junk")}).status_code == 400
+    after = _latency_totals(monitored.api)
+
+    _eventually(lambda: monitored.scalar("sum(image_classifier_predictions_total)") == GOOD + BAD)
+    assert monitored.scalar('sum(image_classifier_predictions_total{status="200"})') == GOOD
+    assert monitored.scalar('sum(image_classifier_predictions_total{status!="200"})') == BAD
+    success = monitored.scalar(
+        'sum(image_classifier_predictions_total{status="200"}) / '
+        "sum(image_classifier_predictions_total) * 100"
+    )
+    assert success == pytest.approx(100 * GOOD / (GOOD + BAD))
+    average = monitored.scalar(
+        "sum(rate(image_classifier_prediction_seconds_sum[5m])) / "
+        "sum(rate(image_classifier_prediction_seconds_count[5m]))"
+    )
+    # Prometheus scraped the histogram at zero before the first request (up == 1 above), so the
+    # 5-minute window holds every request.
+    expected = after[0] / after[1]
+    assert average == pytest.approx(expected, rel=1e-6)
+    assert monitored.query("rate(image_classifier_prediction_seconds_bucket[5m])")
+
+
+def test_worker_metrics_count_every_prefork_child(
+    monitored: Monitored, labrador_bytes: bytes
+) -> None:
+    _eventually(lambda: monitored.scalar("sum(imgclf_worker_processes)") == 2)
+    assert monitored.scalar("sum(imgclf_worker_model_loaded)") == 2
+    done = monitored.scalar('sum(imgclf_worker_tasks_total{outcome="succeeded"})') or 0
+    jobs = [
+        httpx.post(f"{monitored.api}/api/v1/jobs", files={"file": ("d.jpg", labrador_bytes)}).json()
+        for _ in range(4)
+    ]
+    for job in jobs:
+        httpx.get(f"{monitored.api}/api/v1/jobs/{job['job_id']}", params={"wait": 20})
+    _eventually(
+        lambda: monitored.scalar('sum(imgclf_worker_tasks_total{outcome="succeeded"})') == done + 4
+    )
+    assert monitored.scalar("sum(imgclf_worker_inference_seconds_count)") >= 4
+    assert (
+        monitored.scalar('imgclf_jobs_finished{status="succeeded"}') is not None
+        or monitored.scalar('imgclf_jobs_finished_total{status="succeeded"}') >= 4
+    )
+    assert monitored.scalar("imgclf_queue_length") == 0
+    assert monitored.scalar('sum(imgclf_jobs_submitted_total{route="jobs"})') == 4
+
+
+def test_killed_child_is_replaced_not_double_counted(monitored: Monitored) -> None:
+    text = httpx.get(f"{monitored.worker_metrics}/metrics").text
+    pids = [
+        line.split('pid="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("imgclf_worker_model_load_seconds{")
+    ]
+    assert len(pids) == 2
+    subprocess.run(["kill", "-9", pids[0]], check=True)
+
+    def replaced() -> bool:
+        body = httpx.get(f"{monitored.worker_metrics}/metrics").text
+        live = [
+            line
+            for line in body.splitlines()
+            if line.startswith("imgclf_worker_model_load_seconds{")
+        ]
+        processes = next(
+            line for line in body.splitlines() if line.startswith("imgclf_worker_processes ")
+        )
+        return len(live) == 2 and pids[0] not in body and float(processes.split()[-1]) == 2
+
+    wait_until(replaced, timeout=30, what="replacement worker child")
+
+
+def _latency_totals(api: str) -> tuple[float, float]:
+    values = {}
+    for line in httpx.get(f"{api}/metrics").text.splitlines():
+        for name in (
+            "image_classifier_prediction_seconds_sum",
+            "image_classifier_prediction_seconds_count",
+        ):
+            if line.startswith(name + " "):
+                values[name] = float(line.split()[-1])
+    return values["image_classifier_prediction_seconds_sum"], values[
+        "image_classifier_prediction_seconds_count"
+    ]

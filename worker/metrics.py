@@ -1,0 +1,119 @@
+"""Every metric a worker node exports, defined in one place, and its HTTP endpoint.
+
+Celery's prefork children each write samples to PROMETHEUS_MULTIPROC_DIR; the node's parent
+process serves them all, added up, on WORKER_METRICS_PORT (default 9808).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    multiprocess,
+    start_http_server,
+)
+from prometheus_client.registry import Collector
+
+from shared import metrics_dir
+from shared.schemas import JobResult, JobStatus
+from shared.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+disable_created_metrics()  # type: ignore[no-untyped-call]
+metrics_dir.ensure(get_settings().prometheus_multiproc_dir)
+
+_MS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5, 10, 30, 60, 300)
+
+TASKS = Counter(
+    "imgclf_worker_tasks_total",
+    "Classification tasks by outcome (succeeded, failed, skipped)",
+    ["outcome"],
+)
+IMAGES = Counter(
+    "imgclf_worker_images_total", "Images classified; rate() of it is images per second"
+)
+QUEUE_WAIT_SECONDS = Histogram(
+    "imgclf_worker_queue_wait_seconds",
+    "From job submission to a worker starting it",
+    buckets=_WAIT_BUCKETS,
+)
+DECODE_SECONDS = Histogram(
+    "imgclf_worker_decode_seconds", "Image decoding time", buckets=_MS_BUCKETS
+)
+PREPROCESS_SECONDS = Histogram(
+    "imgclf_worker_preprocess_seconds", "Resize, crop and normalize time", buckets=_MS_BUCKETS
+)
+INFERENCE_SECONDS = Histogram(
+    "imgclf_worker_inference_seconds", "onnxruntime inference time", buckets=_MS_BUCKETS
+)
+MODEL_LOAD_SECONDS = Gauge(
+    "imgclf_worker_model_load_seconds",
+    "Time the worker process took to load the model",
+    multiprocess_mode="liveall",
+)
+MODEL_LOADED = Gauge(
+    "imgclf_worker_model_loaded",
+    "Worker processes with the model loaded (summed over live processes)",
+    multiprocess_mode="livesum",
+)
+PROCESSES = Gauge(
+    "imgclf_worker_processes",
+    "Live worker processes that execute tasks",
+    multiprocess_mode="livesum",
+)
+
+
+def observe_model_loaded(load_seconds: float) -> None:
+    MODEL_LOAD_SECONDS.set(load_seconds)
+    MODEL_LOADED.set(1)
+    PROCESSES.set(1)
+
+
+def observe_task(status: JobStatus | None, result: JobResult | None) -> None:
+    """Record one task: its outcome and, for a classified image, where the time went."""
+    TASKS.labels(outcome=status.value if status else "skipped").inc()
+    if result is None:
+        return
+    IMAGES.inc()
+    timings = result.timings
+    QUEUE_WAIT_SECONDS.observe(timings.queue_wait_ms / 1000)
+    DECODE_SECONDS.observe(timings.decode_ms / 1000)
+    PREPROCESS_SECONDS.observe(timings.preprocess_ms / 1000)
+    INFERENCE_SECONDS.observe(timings.inference_ms / 1000)
+
+
+def serve(directory: Path | None, *, port: int) -> None:
+    """Start the node's metrics endpoint in the parent process, before any child forks."""
+    if directory is None:
+        log.warning(
+            "PROMETHEUS_MULTIPROC_DIR is not set: metrics of prefork children are invisible. "
+            "Set it (to an empty, writable directory) before starting the worker."
+        )
+        start_http_server(port)
+        return
+    metrics_dir.reset(directory)
+    registry = CollectorRegistry()
+    registry.register(_NodeCollector(directory))
+    start_http_server(port, registry=registry)
+    log.info("worker metrics on :%d from %s", port, directory)
+
+
+class _NodeCollector(Collector):
+    """Multiprocess samples of this node, after forgetting children that died abruptly."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._inner = multiprocess.MultiProcessCollector(None, str(directory))  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterator[object]:  # type: ignore[override]
+        metrics_dir.mark_dead_processes(self._directory)
+        yield from self._inner.collect()  # type: ignore[no-untyped-call]
