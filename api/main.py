@@ -12,7 +12,7 @@ from api import metrics
 from api.errors import install_error_handlers
 from api.events import JobEvents
 from api.middleware import MULTIPART_OVERHEAD_BYTES, BodySizeLimit, RequestMetrics
-from api.routes import jobs, predict, system
+from api.routes import jobs, predict, queue, system
 from shared.jobs import JobStore
 from shared.queue import make_celery
 from shared.redis_client import connect, connect_async
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(jobs.router, prefix=API_PREFIX)
     app.include_router(predict.router, prefix=API_PREFIX)
+    app.include_router(queue.router, prefix=API_PREFIX)
     app.include_router(system.router)
     app.add_middleware(BodySizeLimit, limit_for=lambda path: _body_limit(path, settings))
     app.add_middleware(RequestMetrics, predict_path=f"{API_PREFIX}/predict")

@@ -105,12 +105,16 @@ class QueueCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         try:
             length = self._store.queue_length(self._queue)
+            running = self._store.running_count()
             finished = self._store.finished_counts()
         except StoreUnavailableError:
             log.warning("metrics: Redis unavailable; queue figures left out of this scrape")
             return
         yield GaugeMetricFamily(
             "imgclf_queue_length", "Jobs waiting in the Redis queue", value=length
+        )
+        yield GaugeMetricFamily(
+            "imgclf_jobs_running", "Jobs claimed by a worker and not yet finished", value=running
         )
         counter = CounterMetricFamily(
             "imgclf_jobs_finished",

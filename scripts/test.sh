@@ -17,6 +17,8 @@ apt_install() {
 
 command -v uv >/dev/null || python3 -m pip install -q uv
 command -v redis-server >/dev/null || apt_install redis-server
+command -v prometheus >/dev/null || apt_install prometheus   # the Prometheus integration test
+command -v chromium >/dev/null || apt_install chromium       # the browser (e2e) tests
 
 uv sync --frozen --quiet
 

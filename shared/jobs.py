@@ -23,6 +23,7 @@ from shared.schemas import ErrorBody, Job, JobResult, JobStatus
 KEY_PREFIX = "imgclf"
 EVENTS_CHANNEL = f"{KEY_PREFIX}:events"
 STATS_KEY = f"{KEY_PREFIX}:stats:finished"
+RUNNING_KEY = f"{KEY_PREFIX}:running"
 
 # A job redelivered while 'running' (its worker died) runs again; a terminal one never does.
 # The claim hands back what the worker needs, so a job costs it two round trips in all.
@@ -32,6 +33,7 @@ if not status then return {'missing'} end
 if status ~= 'queued' and status ~= 'running' then return {status} end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('SADD', KEYS[3], ARGV[2])
 local meta = redis.call('HMGET', KEYS[1], 'created_at', 'top_k')
 return {'run', meta[1], meta[2], redis.call('GET', KEYS[2]) or ''}
 """
@@ -42,6 +44,7 @@ if status ~= 'running' and status ~= 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3], 'finished_at', ARGV[4])
 redis.call('DEL', KEYS[2])
 redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+redis.call('SREM', KEYS[4], ARGV[6])
 redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 1
 """
@@ -137,7 +140,9 @@ class JobStore:
     def claim(self, job_id: str) -> Claim | None:
         """Mark the job running; None when it is canceled, finished or gone (skip it)."""
         now = time.time()
-        reply = self._claim(keys=[job_key(job_id), image_key(job_id)], args=[repr(now)])
+        reply = self._claim(
+            keys=[job_key(job_id), image_key(job_id), RUNNING_KEY], args=[repr(now), job_id]
+        )
         if reply[0] != b"run":
             return None
         _, created_at, top_k, image = reply
@@ -175,6 +180,11 @@ class JobStore:
         return int(self._redis.llen(queue_name))
 
     @store_errors
+    def running_count(self) -> int:
+        """Jobs a worker has claimed and not yet finished."""
+        return int(self._redis.scard(RUNNING_KEY))
+
+    @store_errors
     def finished_counts(self) -> dict[str, int]:
         """Jobs that reached each terminal status since Redis was set up (cluster-wide)."""
         raw: dict[bytes, bytes] = self._redis.hgetall(STATS_KEY)  # type: ignore[assignment]
@@ -184,7 +194,7 @@ class JobStore:
     def _end(self, job_id: str, status: JobStatus, field: str, payload: str) -> bool:
         """Record a terminal state once; False if the job was already terminal or is gone."""
         done = self._finish(
-            keys=[job_key(job_id), image_key(job_id), STATS_KEY],
+            keys=[job_key(job_id), image_key(job_id), STATS_KEY, RUNNING_KEY],
             args=[status.value, field, payload, repr(time.time()), EVENTS_CHANNEL, job_id],
         )
         return bool(done)

@@ -130,3 +130,24 @@ def test_finish_publishes_an_event(store: JobStore, client: fakeredis.FakeRedis)
     message = pubsub.get_message(timeout=1)
     assert message is not None
     assert message["data"] == job.job_id.encode()
+
+
+def test_running_count_follows_claims_and_finishes(store: JobStore) -> None:
+    first, second = store.create(NEW, b"a"), store.create(NEW, b"b")
+    store.claim(first.job_id)
+    store.claim(second.job_id)
+    store.claim(second.job_id)  # a redelivery is still one running job
+    assert store.running_count() == 2
+    store.succeed(first.job_id, RESULT)
+    assert store.running_count() == 1
+
+
+def test_finished_counts_by_terminal_status(store: JobStore) -> None:
+    done, failed, canceled = (store.create(NEW, b"x") for _ in range(3))
+    store.claim(done.job_id)
+    store.succeed(done.job_id, RESULT)
+    store.claim(failed.job_id)
+    store.fail(failed.job_id, ImgclfError("x"))
+    store.cancel(canceled.job_id)
+    store.fail(done.job_id, ImgclfError("duplicate, ignored"))
+    assert store.finished_counts() == {"succeeded": 1, "failed": 1, "canceled": 1}

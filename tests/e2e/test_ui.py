@@ -1,0 +1,127 @@
+"""The whole stack driven through the Streamlit UI in a real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import Stack
+from tests.processes import SHARED_IMAGES, free_port, running, service_env, wait_until
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Chromium's own network features fail on a closed network and slow every start.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Set to a folder (for example docs/screenshots) to keep the pages' screenshots.
+SCREENSHOTS = os.environ.get("IMGCLF_SCREENSHOTS_DIR")
+
+
+@pytest.fixture(scope="module")
+def ui_url(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    env = service_env(
+        stack.redis.url, API_URL=stack.api_url, PROMETHEUS_URL=f"http://127.0.0.1:{free_port()}"
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "ui/app.py",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    with running(command, env=env, log=tmp_path_factory.mktemp("ui") / "ui.log"):
+        url = f"http://127.0.0.1:{port}"
+        wait_until(
+            lambda: httpx.get(f"{url}/_stcore/health").status_code == 200, timeout=60, what="UI"
+        )
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: apt-get install chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def _screenshot(page: Page, name: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+
+
+def test_upload_shows_labrador_as_top_prediction_with_chart(page: Page, ui_url: str) -> None:
+    page.goto(ui_url)
+    expect(page.get_by_role("heading", name="Classify images")).to_be_visible(timeout=30_000)
+    page.set_input_files("input[type=file]", str(SHARED_IMAGES / "labrador.jpg"))
+    page.get_by_role("button", name="Classify", exact=True).click()
+    top = page.get_by_role("heading", name="Labrador retriever — 68.1 %")
+    expect(top).to_be_visible(timeout=30_000)
+    chart = page.locator("[data-testid='stVegaLiteChart']").first
+    expect(chart).to_be_visible()
+    expect(chart.locator("canvas, svg").first).to_be_visible()
+    expect(page.get_by_text("done", exact=True).first).to_be_visible()
+    page.wait_for_timeout(500)
+    _screenshot(page, "classify")
+
+
+def test_bad_file_shows_the_api_error(page: Page, ui_url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50)
+    page.goto(ui_url)
+    page.set_input_files("input[type=file]", str(bad))
+    page.get_by_role("button", name="Classify", exact=True).click()
+    expect(page.get_by_text("Rejected: Invalid image file", exact=False)).to_be_visible(
+        timeout=30_000
+    )
+
+
+def test_model_info_page_shows_the_model(page: Page, ui_url: str) -> None:
+    page.goto(f"{ui_url}/model")
+    expect(page.get_by_role("heading", name="SqueezeNet 1.1")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("CPUExecutionProvider")).to_be_visible()
+    expect(page.get_by_text("centre crop 224x224", exact=False)).to_be_visible()
+    _screenshot(page, "model-info")
+
+
+def test_monitoring_page_falls_back_to_api_figures(page: Page, ui_url: str) -> None:
+    page.goto(f"{ui_url}/monitoring")
+    expect(page.get_by_text("Prometheus is not reachable", exact=False)).to_be_visible(
+        timeout=30_000
+    )
+    expect(page.get_by_text("Workers online")).to_be_visible()
+    _screenshot(page, "monitoring")

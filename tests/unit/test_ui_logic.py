@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.schemas import Prediction
+from tests.images import encode, gradient
+from ui.cli import Item, find_images, format_table
+from ui.client import ApiClient, ApiError, ApiUnavailableError, Upload
+from ui.formatting import chart_rows, percent, quantile_from_buckets, ratio, thumbnail
+from ui.monitoring import from_api
+
+pytestmark = pytest.mark.unit
+
+
+def _predictions(*probabilities: float) -> list[Prediction]:
+    return [
+        Prediction(class_id=i, label=f"c{i}", probability=p) for i, p in enumerate(probabilities)
+    ]
+
+
+def test_percent_formats_probabilities() -> None:
+    assert percent(0.68098) == "68.1 %"
+    assert percent(1.0, digits=0) == "100 %"
+
+
+def test_chart_rows_are_highest_first_in_percent_and_capped_at_ten() -> None:
+    rows = chart_rows(_predictions(*(i / 100 for i in range(12))))
+    assert len(rows) == 10
+    assert [r.label for r in rows[:2]] == ["c11", "c10"]
+    assert rows[0].percent == 11.0
+    assert [r.rank for r in rows] == list(range(1, 11))
+
+
+def test_ratio_is_none_without_data() -> None:
+    assert ratio(1, 0) is None
+    assert ratio(None, 5) is None
+    assert ratio(1, 4) == 0.25
+
+
+def test_quantile_from_buckets_matches_prometheus_interpolation() -> None:
+    buckets = [(0.01, 50.0), (0.1, 90.0), (1.0, 100.0), (float("inf"), 100.0)]
+    assert quantile_from_buckets(buckets, 0.5) == pytest.approx(0.01)
+    assert quantile_from_buckets(buckets, 0.7) == pytest.approx(0.01 + 0.09 * 0.5)
+    assert quantile_from_buckets([], 0.5) is None
+    assert quantile_from_buckets([(float("inf"), 0.0)], 0.5) is None
+
+
+def _client(handler: object) -> ApiClient:
+    return ApiClient("http://api.test", transport=httpx.MockTransport(handler))  # type: ignore[arg-type]
+
+
+def test_client_turns_api_errors_into_code_and_message() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, json={"code": "job_not_found", "message": "Job x not found"})
+
+    with pytest.raises(ApiError) as caught:
+        _client(handler).job("x")
+    assert (caught.value.status, caught.value.code, caught.value.message) == (
+        404,
+        "job_not_found",
+        "Job x not found",
+    )
+    assert not isinstance(caught.value, ApiUnavailableError)
+
+
+def test_client_reports_5xx_and_non_json_as_unavailable() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(502, text="<html>Bad gateway</html>")
+
+    with pytest.raises(ApiUnavailableError, match="Bad gateway"):
+        _client(handler).model_info()
+
+
+def test_client_reports_connection_failure_as_unavailable() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(ApiUnavailableError, match="not reachable"):
+        _client(handler).submit(Upload("a.jpg", b"x"))
+
+
+def test_client_submit_sends_multipart_and_top_k() -> None:
+    seen: dict[str, object] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen["top_k"] = request.url.params["top_k"]
+        seen["body"] = request.read()
+        return httpx.Response(
+            202,
+            json={
+                "job_id": "j",
+                "status": "queued",
+                "created_at": "2026-01-01T00:00:00Z",
+                "filename": "a.jpg",
+                "content_type": "image/jpeg",
+                "size_bytes": 1,
+                "width": 1,
+                "height": 1,
+                "top_k": 3,
+            },
+        )
+
+    job = _client(handler).submit(Upload("a.jpg", b"imagebytes"), top_k=3)
+    assert job.job_id == "j"
+    assert seen["top_k"] == "3"
+    assert b"imagebytes" in seen["body"]  # type: ignore[operator]
+
+
+def test_monitoring_falls_back_to_api_figures() -> None:
+    metrics = "\n".join(
+        [
+            'imgclf_jobs_finished_total{status="succeeded"} 8.0',
+            'imgclf_jobs_finished_total{status="failed"} 2.0',
+            'image_classifier_prediction_seconds_bucket{le="0.01"} 1.0',
+            'image_classifier_prediction_seconds_bucket{le="0.1"} 4.0',
+            'image_classifier_prediction_seconds_bucket{le="+Inf"} 4.0',
+        ]
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/metrics":
+            return httpx.Response(200, text=metrics + "\n")
+        return httpx.Response(
+            200, json={"queued": 3, "running": 1, "workers_online": 2, "max_queue_length": 10}
+        )
+
+    snapshot = from_api(_client(handler))
+    assert snapshot.source == "api"
+    assert (snapshot.total, snapshot.success_rate, snapshot.error_rate) == (10.0, 0.8, 0.2)
+    assert (snapshot.queued, snapshot.running, snapshot.workers) == (3, 1, 2)
+    assert snapshot.p50["/predict request"] == pytest.approx(0.01 + 0.09 / 3)
+
+
+def test_cli_finds_images_in_folders_sorted(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for name in ("b.png", "a.JPG", "sub/c.webp", "notes.txt"):
+        (tmp_path / name).write_bytes(encode(gradient(8, 8), "PNG"))
+    found = [p.relative_to(tmp_path).as_posix() for p in find_images([tmp_path])]
+    assert found == ["a.JPG", "b.png", "sub/c.webp"]
+
+
+def test_cli_table_shows_rejections_and_results() -> None:
+    table = format_table([Item(Path("bad.jpg"), error="Invalid image file: empty")])
+    assert "rejected" in table
+    assert "Invalid image file" in table
+
+
+def test_thumbnail_is_a_small_png_and_none_for_broken_uploads() -> None:
+    import io
+
+    from PIL import Image
+
+    preview = thumbnail(encode(gradient(2000, 1000), "JPEG"))
+    assert preview is not None
+    image = Image.open(io.BytesIO(preview))
+    assert image.format == "PNG"
+    assert max(image.size) <= 320
+    assert thumbnail(encode(gradient(40, 30).convert("I;16"), "TIFF")) is not None
+    assert thumbnail(b"\x89PNG\r\n\x1a\n" + b"\0" * 50) is None

@@ -1,0 +1,202 @@
+"""`imgclf`: classify images from the command line through the imgclf API.
+
+    imgclf submit cat.jpg photos/          # files or folders; progress on stderr, table on stdout
+    imgclf submit --json photos/ > out.json
+    imgclf status JOB_ID [--wait 10]
+
+Exit codes: 0 all succeeded (or, for `status` without --wait, the job exists); 1 a job failed,
+was canceled or was rejected; 2 usage error or no images; 3 API unreachable or unavailable;
+4 gave up waiting; 5 unknown job id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, TextIO
+
+from shared.schemas import Job, JobStatus
+from shared.settings import get_settings
+from ui.client import ApiClient, ApiError, ApiUnavailableError, Upload
+from ui.formatting import percent
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+LONG_POLL_SECONDS = 10.0
+
+
+class Exit(IntEnum):
+    OK = 0
+    JOB_FAILED = 1
+    USAGE = 2
+    UNAVAILABLE = 3
+    TIMEOUT = 4
+    NOT_FOUND = 5
+
+
+@dataclass
+class Item:
+    path: Path
+    job: Job | None = None
+    error: str | None = None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    client = ApiClient(args.api_url)
+    try:
+        if args.command == "submit":
+            return int(_submit(client, args))
+        return int(_status(client, args))
+    except ApiUnavailableError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return Exit.UNAVAILABLE
+    finally:
+        client.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imgclf",
+        description="Classify images with the imgclf API.",
+        epilog="Exit codes:" + (__doc__ or "").split("Exit codes:", 1)[1].rstrip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--api-url",
+        default=get_settings().api_url,
+        help="the API (default: API_URL or %(default)s)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    submit = commands.add_parser("submit", help="classify image files or folders")
+    submit.add_argument("paths", nargs="+", type=Path, help="image files or folders")
+    submit.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
+    submit.add_argument("--json", action="store_true", help="print the jobs as JSON")
+    submit.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
+    submit.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    status = commands.add_parser("status", help="show one job")
+    status.add_argument("job_id")
+    status.add_argument("--wait", type=float, default=0, help="long-poll up to 30 s for the end")
+    status.add_argument("--json", action="store_true", help="print the job as JSON")
+    return parser
+
+
+def _submit(client: ApiClient, args: argparse.Namespace) -> Exit:
+    paths = list(find_images(args.paths))
+    if not paths:
+        print(
+            "error: no images found (looked for " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")",
+            file=sys.stderr,
+        )
+        return Exit.USAGE
+    items = [Item(path) for path in paths]
+    for item in items:
+        try:
+            item.job = client.submit(
+                Upload(item.path.name, item.path.read_bytes()), top_k=args.top_k
+            )
+        except ApiUnavailableError:
+            raise
+        except ApiError as exc:
+            item.error = exc.message
+    show = not args.no_progress and sys.stderr.isatty()
+    finished = _wait(client, items, timeout=args.timeout, progress=sys.stderr if show else None)
+    if args.json:
+        json.dump([_as_json(item) for item in items], sys.stdout, indent=2)
+        print()
+    else:
+        print(format_table(items))
+    if not finished:
+        return Exit.TIMEOUT
+    ok = all(item.job is not None and item.job.status is JobStatus.SUCCEEDED for item in items)
+    return Exit.OK if ok else Exit.JOB_FAILED
+
+
+def _wait(client: ApiClient, items: list[Item], *, timeout: float, progress: TextIO | None) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = [i for i in items if i.job is not None and not i.job.status.terminal]
+        if progress is not None:
+            _draw(progress, len(items) - len(pending), len(items))
+        remaining = deadline - time.monotonic()
+        if not pending or remaining <= 0:
+            if progress is not None:
+                progress.write("\n")
+            return not pending
+        first, *rest = pending
+        assert first.job is not None
+        first.job = client.job(first.job.job_id, wait=min(LONG_POLL_SECONDS, max(remaining, 0.1)))
+        for item in rest:
+            assert item.job is not None
+            item.job = client.job(item.job.job_id)
+
+
+def _status(client: ApiClient, args: argparse.Namespace) -> Exit:
+    try:
+        job = client.job(args.job_id, wait=args.wait)
+    except ApiUnavailableError:
+        raise
+    except ApiError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return Exit.NOT_FOUND if exc.status == 404 else Exit.USAGE
+    if args.json:
+        print(job.model_dump_json(indent=2))
+    else:
+        print(format_table([Item(Path(job.filename), job)]))
+    if job.status in (JobStatus.FAILED, JobStatus.CANCELED):
+        return Exit.JOB_FAILED
+    if args.wait and not job.status.terminal:
+        return Exit.TIMEOUT
+    return Exit.OK
+
+
+def find_images(paths: Iterable[Path]) -> Iterable[Path]:
+    """Image files named directly, and those found (recursively, sorted) in folders."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield path
+
+
+def format_table(items: Sequence[Item]) -> str:
+    """A plain-text table: file, status, top class and its probability, job id."""
+    rows = [("FILE", "STATUS", "TOP CLASS", "PROB", "JOB ID")]
+    for item in items:
+        rows.append(_row(item))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def _row(item: Item) -> tuple[str, str, str, str, str]:
+    if item.job is None:
+        return (str(item.path), "rejected", item.error or "", "", "")
+    job = item.job
+    if job.result is not None:
+        top = job.result.predictions[0]
+        return (str(item.path), job.status.value, top.label, percent(top.probability), job.job_id)
+    detail = job.error.message if job.error is not None else ""
+    return (str(item.path), job.status.value, detail, "", job.job_id)
+
+
+def _as_json(item: Item) -> dict[str, Any]:
+    if item.job is None:
+        return {"file": str(item.path), "status": "rejected", "error": item.error}
+    return {"file": str(item.path), **item.job.model_dump(mode="json")}
+
+
+def _draw(stream: TextIO, done: int, total: int, width: int = 30) -> None:
+    filled = width * done // total if total else width
+    stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} classified")
+    stream.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The one way the UI and the CLI talk to imgclf: its HTTP API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from shared.schemas import Job
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+
+class ApiError(Exception):
+    """The API answered with an error; `code` and `message` are its own words."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{message} (HTTP {status}, {code})")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class ApiUnavailableError(ApiError):
+    """The API could not be reached at all, or it answered 5xx."""
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    filename: str
+    data: bytes
+    content_type: str = "application/octet-stream"
+
+
+class ApiClient:
+    """A small, typed client over httpx; every failure becomes an `ApiError`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def submit(self, upload: Upload, *, top_k: int = 10) -> Job:
+        files = {"file": (upload.filename, upload.data, upload.content_type)}
+        body = self._request("POST", "/api/v1/jobs", files=files, params={"top_k": top_k})
+        return Job.model_validate(body)
+
+    def job(self, job_id: str, *, wait: float = 0) -> Job:
+        """A job; with `wait`, long-poll until it ends or `wait` seconds pass."""
+        params = {"wait": wait} if wait else None
+        body = self._request(
+            "GET", f"/api/v1/jobs/{job_id}", params=params, timeout=DEFAULT_TIMEOUT_SECONDS + wait
+        )
+        return Job.model_validate(body)
+
+    def cancel(self, job_id: str) -> Job:
+        return Job.model_validate(self._request("DELETE", f"/api/v1/jobs/{job_id}"))
+
+    def model_info(self) -> dict[str, Any]:
+        return self._request("GET", "/api/v1/model-info")
+
+    def queue(self) -> dict[str, Any]:
+        return self._request("GET", "/api/v1/queue")
+
+    def metrics_text(self) -> str:
+        response = self._send("GET", "/metrics")
+        return response.text
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._send(method, path, **kwargs)
+        body: dict[str, Any] = response.json()
+        return body
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiUnavailableError(
+                0, "unreachable", f"The imgclf API at {self.base_url} is not reachable ({exc})"
+            ) from exc
+        if response.is_success:
+            return response
+        code, message = _error_fields(response)
+        error = ApiUnavailableError if response.status_code >= 500 else ApiError
+        raise error(response.status_code, code, message)
+
+
+def _error_fields(response: httpx.Response) -> tuple[str, str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return "http_error", response.text[:200] or response.reason_phrase
+    if isinstance(body, Mapping):
+        return str(body.get("code", "http_error")), str(
+            body.get("message") or body.get("detail") or response.reason_phrase
+        )
+    return "http_error", response.reason_phrase

@@ -1,0 +1,139 @@
+"""Classify: upload images, watch each job live, see the top-10 chart."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from shared.images import SUPPORTED_FORMATS
+from ui.client import ApiError, ApiUnavailableError, Upload
+from ui.formatting import chart_rows, percent, progress, status_label, thumbnail
+from ui.session import Entry, api_client, history
+
+EXTENSIONS = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
+TOP_K = 10
+# Long-poll per refresh: returns the moment the oldest pending job ends, at most this long.
+LONG_POLL_SECONDS = 2.0
+
+
+def render() -> None:
+    st.title("Classify images")
+    st.caption(
+        "SqueezeNet 1.1 on ImageNet's 1000 classes. Accepted: "
+        + ", ".join(sorted(SUPPORTED_FORMATS))
+    )
+    with st.form("upload", clear_on_submit=True):
+        files = st.file_uploader(
+            "Images", type=EXTENSIONS, accept_multiple_files=True, label_visibility="collapsed"
+        )
+        submitted = st.form_submit_button("Classify", type="primary")
+    if submitted and files:
+        _submit([Upload(f.name, f.getvalue(), f.type or "application/octet-stream") for f in files])
+    elif submitted:
+        st.warning("Choose one or more images first.")
+    _jobs()
+
+
+def _submit(uploads: list[Upload]) -> None:
+    client, jobs = api_client(), history()
+    for upload in uploads:
+        entry = Entry(upload.filename, thumbnail(upload.data))
+        try:
+            entry.job = client.submit(upload, top_k=TOP_K)
+        except ApiUnavailableError as exc:
+            st.error(f"The API is unavailable: {exc.message}")
+            return
+        except ApiError as exc:
+            entry.error = exc.message
+        jobs.add(entry)
+
+
+def _jobs() -> None:
+    jobs = history()
+    if not jobs.entries:
+        st.info("Submitted images and their results appear here, newest first.")
+        return
+    pending = any(entry.pending for entry in jobs.entries)
+    # A fragment that reruns itself only while jobs are pending; no sleep loop in the script.
+    st.fragment(run_every=0.2 if pending else None)(_live_jobs)()
+
+
+def _live_jobs() -> None:
+    jobs = history()
+    was_pending = [e for e in jobs.entries if e.pending]
+    if was_pending:
+        _refresh(was_pending)
+    finished, total = progress(e.job for e in jobs.entries if e.job is not None)
+    if total > 1:
+        st.progress(finished / total, text=f"{finished} of {total} jobs finished")
+    if st.button("Clear history"):
+        jobs.entries.clear()
+        st.rerun()
+    for entry in jobs.entries:
+        _card(entry)
+    if was_pending and not any(e.pending for e in jobs.entries):
+        st.rerun()  # all done: redraw the page once, without the auto-refresh
+
+
+def _refresh(pending: list[Entry]) -> None:
+    client = api_client()
+    try:
+        oldest, *others = reversed(pending)
+        assert oldest.job is not None
+        oldest.job = client.job(oldest.job.job_id, wait=LONG_POLL_SECONDS)
+        for entry in others:
+            assert entry.job is not None
+            entry.job = client.job(entry.job.job_id)
+    except ApiUnavailableError as exc:
+        st.error(f"The API is unavailable: {exc.message}. Retrying…")
+    except ApiError as exc:
+        st.error(exc.message)
+
+
+def _card(entry: Entry) -> None:
+    with st.container(border=True):
+        left, right = st.columns([1, 3])
+        if entry.preview is not None:
+            left.image(entry.preview, caption=entry.filename, width="stretch")
+        else:
+            left.caption(f"{entry.filename} (no preview)")
+        with right:
+            if entry.error is not None:
+                st.error(f"Rejected: {entry.error}")
+                return
+            assert entry.job is not None
+            job = entry.job
+            st.markdown(f"{status_label(job.status)} `{job.job_id}`")
+            if job.error is not None:
+                st.error(f"{job.error.message} ({job.error.code})")
+            if job.result is not None:
+                top = job.result.predictions[0]
+                st.subheader(f"{top.label} — {percent(top.probability)}")
+                _chart(entry)
+                timings = job.result.timings
+                st.caption(
+                    f"queue {timings.queue_wait_ms:.1f} ms · decode {timings.decode_ms:.1f} ms · "
+                    f"preprocess {timings.preprocess_ms:.1f} ms · "
+                    f"inference {timings.inference_ms:.1f} ms"
+                )
+
+
+def _chart(entry: Entry) -> None:
+    assert entry.job is not None
+    assert entry.job.result is not None
+    rows = chart_rows(entry.job.result.predictions, limit=TOP_K)
+    frame = pd.DataFrame(
+        [{"class": r.label, "probability": r.percent, "rank": r.rank} for r in rows]
+    )
+    chart = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("probability:Q", title="probability (%)", scale=alt.Scale(domain=[0, 100])),
+            y=alt.Y("class:N", sort=alt.SortField("rank"), title=None),
+            tooltip=["class", alt.Tooltip("probability:Q", format=".2f")],
+        )
+        .properties(height=28 * len(rows))
+    )
+    st.altair_chart(chart, width="stretch", key=f"chart-{entry.history_id}")
