@@ -12,6 +12,7 @@
     │   ├── StoreUnavailableError      Redis does not answer
     │   └── QueueFullError             MAX_QUEUE_LENGTH reached
     ├── JobTimeoutError                no worker finished the job in time
+    ├── WorkerLostError                worker processes died on this job again and again
     └── ModelError                     the model file is missing, corrupt or unusable
 
 `api/errors.py` is the one place that maps these to HTTP statuses.
@@ -74,6 +75,10 @@ class JobTimeoutError(ImgclfError):
     code = "timeout"
 
 
+class WorkerLostError(ImgclfError):
+    code = "worker_lost"
+
+
 class ModelError(ImgclfError):
     code = "model_error"
 
@@ -93,6 +98,7 @@ ERRORS_BY_CODE: dict[str, type[ImgclfError]] = {
         StoreUnavailableError,
         QueueFullError,
         JobTimeoutError,
+        WorkerLostError,
         ModelError,
     )
 }

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 
 import redis
 
-from shared.errors import ImgclfError, JobNotCancelableError, JobNotFoundError
+from shared import job_scripts
+from shared.errors import ImgclfError, JobNotCancelableError, JobNotFoundError, WorkerLostError
 from shared.redis_client import store_errors
 from shared.schemas import ErrorBody, Job, JobResult, JobStatus
 
@@ -24,41 +25,7 @@ KEY_PREFIX = "imgclf"
 EVENTS_CHANNEL = f"{KEY_PREFIX}:events"
 STATS_KEY = f"{KEY_PREFIX}:stats:finished"
 RUNNING_KEY = f"{KEY_PREFIX}:running"
-
-# A job redelivered while 'running' (its worker died) runs again; a terminal one never does.
-# The claim hands back what the worker needs, so a job costs it two round trips in all.
-_CLAIM = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {'missing'} end
-if status ~= 'queued' and status ~= 'running' then return {status} end
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('SADD', KEYS[3], ARGV[2])
-local meta = redis.call('HMGET', KEYS[1], 'created_at', 'top_k')
-return {'run', meta[1], meta[2], redis.call('GET', KEYS[2]) or ''}
-"""
-
-_FINISH = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'running' and status ~= 'queued' then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3], 'finished_at', ARGV[4])
-redis.call('DEL', KEYS[2])
-redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
-redis.call('SREM', KEYS[4], ARGV[6])
-redis.call('PUBLISH', ARGV[5], ARGV[6])
-return 1
-"""
-
-_CANCEL = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 'missing' end
-if status ~= 'queued' then return status end
-redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1])
-redis.call('DEL', KEYS[2])
-redis.call('HINCRBY', KEYS[3], 'canceled', 1)
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return 'ok'
-"""
+DEFAULT_MAX_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +66,16 @@ def new_job_id() -> str:
 class JobStore:
     """Create, read and move jobs through their states in Redis."""
 
-    def __init__(self, client: redis.Redis, *, ttl_seconds: int) -> None:
+    def __init__(
+        self, client: redis.Redis, *, ttl_seconds: int, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    ) -> None:
         self._redis = client
         self._ttl = ttl_seconds
-        self._claim = client.register_script(_CLAIM)
-        self._finish = client.register_script(_FINISH)
-        self._cancel = client.register_script(_CANCEL)
+        self._max_attempts = max_attempts
+        self._claim = client.register_script(job_scripts.CLAIM)
+        self._finish = client.register_script(job_scripts.FINISH)
+        self._cancel = client.register_script(job_scripts.CANCEL)
+        self._requeue = client.register_script(job_scripts.REQUEUE)
 
     @store_errors
     def create(self, job: NewJob, image: bytes, *, job_id: str | None = None) -> Job:
@@ -137,12 +108,25 @@ class JobStore:
         return _to_job(job_id, raw)
 
     @store_errors
-    def claim(self, job_id: str) -> Claim | None:
-        """Mark the job running; None when it is canceled, finished or gone (skip it)."""
+    def claim(self, job_id: str, *, worker_id: str = "") -> Claim | None:
+        """Mark the job running in `worker_id`; None when there is nothing to run.
+
+        Nothing to run: canceled, finished or expired, or started `max_attempts` times already by
+        processes that died (a poison image must not kill workers forever: it fails instead).
+        """
         now = time.time()
         reply = self._claim(
-            keys=[job_key(job_id), image_key(job_id), RUNNING_KEY], args=[repr(now), job_id]
+            keys=[job_key(job_id), image_key(job_id), RUNNING_KEY],
+            args=[repr(now), job_id, worker_id, self._max_attempts],
         )
+        if reply[0] == b"exhausted":
+            self.fail(
+                job_id,
+                WorkerLostError(
+                    f"The worker processing this image died {self._max_attempts} times; giving up"
+                ),
+            )
+            return None
         if reply[0] != b"run":
             return None
         _, created_at, top_k, image = reply
@@ -178,6 +162,22 @@ class JobStore:
     @store_errors
     def queue_length(self, queue_name: str) -> int:
         return int(self._redis.llen(queue_name))
+
+    @store_errors
+    def running_jobs(self) -> dict[str, str]:
+        """Running job id -> the worker process that claimed it."""
+        members: set[bytes] = self._redis.smembers(RUNNING_KEY)  # type: ignore[assignment]
+        ids = sorted(member.decode() for member in members)
+        with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(job_key(job_id), "worker")
+            owners = pipe.execute()
+        return {job_id: (owner or b"").decode() for job_id, owner in zip(ids, owners, strict=True)}
+
+    @store_errors
+    def requeue_orphan(self, job_id: str, *, worker_id: str) -> bool:
+        """Put a job back to 'queued' if `worker_id` still holds it; the caller re-publishes it."""
+        return bool(self._requeue(keys=[job_key(job_id), RUNNING_KEY], args=[worker_id, job_id]))
 
     @store_errors
     def running_count(self) -> int:

@@ -35,7 +35,9 @@ class Settings(BaseSettings):
 
     task_soft_time_limit_seconds: int = Field(default=60, ge=1)
     task_time_limit_seconds: int = Field(default=90, ge=1)
-    broker_visibility_timeout_seconds: int = Field(default=300, ge=10)
+    broker_visibility_timeout_seconds: int = Field(default=120, ge=10)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    recovery_interval_seconds: float = Field(default=5.0, gt=0)
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
     ort_threads_per_process: int = Field(default=0, ge=0)

@@ -6,6 +6,7 @@ Importing this module loads no model; each worker process loads it once, after t
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from typing import Any
 
@@ -13,24 +14,37 @@ from celery.signals import worker_init, worker_process_init, worker_process_shut
 from prometheus_client import multiprocess
 
 from shared.errors import ModelError
-from shared.queue import make_celery
+from shared.jobs import JobStore
+from shared.queue import CLASSIFY_TASK, make_celery
+from shared.redis_client import connect
 from shared.settings import get_settings
-from worker import lifecycle, metrics
+from worker import lifecycle, metrics, recovery
 
 app = make_celery(get_settings())
 app.conf.imports = ("worker.tasks",)
 
 
 @worker_init.connect  # type: ignore[untyped-decorator]
-def _refuse_to_start_without_model(sender: Any = None, **_: Any) -> None:
+def _start_node(sender: Any = None, **_: Any) -> None:
+    settings = get_settings()
     # Checked in the parent before any child forks: a broken model stops the node with one clear
     # message instead of children crashing in a loop or failing every job.
     try:
-        lifecycle.check_model(get_settings())
+        lifecycle.check_model(settings)
     except ModelError as exc:
         print(f"imgclf worker refuses to start: {exc.message}", file=sys.stderr, flush=True)
         sys.exit(3)
-    metrics.serve(get_settings().prometheus_multiproc_dir, port=get_settings().worker_metrics_port)
+    metrics.serve(settings.prometheus_multiproc_dir, port=settings.worker_metrics_port)
+    client = connect(settings.redis_url)
+    recovery.start_sweeper(
+        JobStore(client, ttl_seconds=settings.job_ttl_seconds),
+        client,
+        lambda job_id: app.send_task(
+            CLASSIFY_TASK, args=[job_id], queue=settings.queue_name, task_id=job_id
+        ),
+        interval=settings.recovery_interval_seconds,
+        node=socket.gethostname(),
+    )
     if "prefork" not in str(getattr(sender, "pool_cls", "prefork")).lower():
         lifecycle.current()  # solo/threads pools run tasks in this very process
 

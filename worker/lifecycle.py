@@ -79,7 +79,9 @@ def _start(settings: Settings) -> WorkerProcess:
         settings=settings,
         classifier=classifier,
         client=client,
-        store=JobStore(client, ttl_seconds=settings.job_ttl_seconds),
+        store=JobStore(
+            client, ttl_seconds=settings.job_ttl_seconds, max_attempts=settings.max_attempts
+        ),
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
         stop=threading.Event(),
     )

@@ -28,13 +28,14 @@ def process_job(
     store: JobStore,
     classifier: Classifier,
     max_pixels: int,
+    worker_id: str = "",
     soft_limit_errors: tuple[type[BaseException], ...] = (),
 ) -> Processed | None:
     """Run a job once; None when there was nothing to do (canceled, finished, expired).
 
     Safe to run twice: the claim refuses terminal jobs and the first recorded outcome wins.
     """
-    claim = store.claim(job_id)
+    claim = store.claim(job_id, worker_id=worker_id)
     if claim is None:
         log.info("job %s skipped: canceled, already finished or expired", job_id)
         return None

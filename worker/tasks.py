@@ -19,6 +19,7 @@ def classify(job_id: str) -> str | None:
         store=process.store,
         classifier=process.classifier,
         max_pixels=process.settings.max_image_pixels,
+        worker_id=process.worker_id,
         soft_limit_errors=(SoftTimeLimitExceeded,),
     )
     status = processed.status if processed else None

@@ -1,0 +1,61 @@
+"""Lua scripts behind the job store's state changes: each runs atomically inside Redis."""
+
+# KEYS: job hash, image, running set. ARGV: now, job id, worker id, max attempts.
+# A job redelivered while 'running' (its worker died) runs again; a terminal one never does.
+# The claim hands back what the worker needs, so a job costs it two round trips in all.
+CLAIM = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing'} end
+if status ~= 'queued' and status ~= 'running' then return {status} end
+if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') >= tonumber(ARGV[4]) then
+  return {'exhausted'}
+end
+redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'worker', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('SADD', KEYS[3], ARGV[2])
+local meta = redis.call('HMGET', KEYS[1], 'created_at', 'top_k')
+return {'run', meta[1], meta[2], redis.call('GET', KEYS[2]) or ''}
+"""
+
+# KEYS: job hash, image, finished-stats hash, running set.
+# ARGV: status, field ('result' or 'error'), its JSON, now, events channel, job id.
+# Only the first terminal state is recorded; a late duplicate changes nothing.
+FINISH = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' and status ~= 'queued' then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3], 'finished_at', ARGV[4])
+redis.call('DEL', KEYS[2])
+redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+redis.call('SREM', KEYS[4], ARGV[6])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 1
+"""
+
+# KEYS: job hash, image, finished-stats hash. ARGV: now, events channel, job id.
+CANCEL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if status ~= 'queued' then return status end
+redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1])
+redis.call('DEL', KEYS[2])
+redis.call('HINCRBY', KEYS[3], 'canceled', 1)
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 'ok'
+"""
+
+
+# KEYS: job hash, running set. ARGV: worker id that must still hold it, job id.
+# The sweeper's move: a job whose worker process is gone goes back to 'queued', unless another
+# process has claimed it since (then `worker` differs) or it has finished.
+REQUEUE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' then
+  redis.call('SREM', KEYS[2], ARGV[2])
+  return 0
+end
+if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'queued')
+redis.call('HDEL', KEYS[1], 'worker')
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
+"""
