@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared import errors
+from shared.schemas import ErrorBody
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -20,12 +22,19 @@ _STATUS: tuple[tuple[type[errors.ImgclfError], int], ...] = (
     (errors.UploadTooLargeError, 413),
     (errors.ImageTooLargeError, 413),
     (errors.InvalidRequestError, 400),
+    (errors.UnauthorizedError, 401),
     (errors.JobNotFoundError, 404),
     (errors.JobNotCancelableError, 409),
     (errors.ServiceUnavailableError, 503),
     (errors.ModelError, 503),
     (errors.JobTimeoutError, 504),
 )
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route: the given statuses plus the ones any route can answer
+    (401 with API keys on, 422 for bad parameters, 503 when Redis is down), all `ErrorBody`."""
+    return {status: {"model": ErrorBody} for status in sorted({*statuses, 401, 422, 503})}
 
 
 def status_for(exc: errors.ImgclfError) -> int:
@@ -39,6 +48,8 @@ def error_response(exc: errors.ImgclfError) -> JSONResponse:
     headers = {}
     if status == 503:
         headers["Retry-After"] = str(get_settings().retry_after_seconds)
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(
         {"code": exc.code, "message": exc.message, "detail": exc.message},
         status_code=status,

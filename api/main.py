@@ -6,13 +6,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api import metrics
 from api.errors import install_error_handlers
 from api.events import JobEvents
 from api.middleware import MULTIPART_OVERHEAD_BYTES, BodySizeLimit, RequestMetrics
 from api.routes import jobs, predict, queue, system
+from api.security import require_api_key
 from shared.jobs import JobStore
 from shared.queue import make_celery
 from shared.redis_client import connect, connect_async
@@ -50,10 +51,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(jobs.router, prefix=API_PREFIX)
-    app.include_router(predict.router, prefix=API_PREFIX)
-    app.include_router(queue.router, prefix=API_PREFIX)
-    app.include_router(system.router)
+    keyed = [Depends(require_api_key)]
+    app.include_router(jobs.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(predict.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(queue.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(system.router, dependencies=keyed)
+    app.include_router(system.open_router)
     app.add_middleware(BodySizeLimit, limit_for=lambda path: _body_limit(path, settings))
     app.add_middleware(RequestMetrics, predict_path=f"{API_PREFIX}/predict")
     return app

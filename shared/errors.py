@@ -6,6 +6,7 @@
     │   ├── UnsupportedFormatError     an image, but not a format we accept
     │   ├── UploadTooLargeError        more bytes than MAX_UPLOAD_BYTES
     │   └── ImageTooLargeError         more pixels than MAX_IMAGE_PIXELS
+    ├── UnauthorizedError              API keys are on and the request has no valid one
     ├── JobNotFoundError               unknown or expired job id
     ├── JobNotCancelableError          the job already runs or has finished
     ├── ServiceUnavailableError        a dependency is down or saturated (retry later)
@@ -51,6 +52,10 @@ class ImageTooLargeError(InvalidRequestError):
     code = "image_too_large"
 
 
+class UnauthorizedError(ImgclfError):
+    code = "unauthorized"
+
+
 class JobNotFoundError(ImgclfError):
     code = "job_not_found"
 
@@ -92,6 +97,7 @@ ERRORS_BY_CODE: dict[str, type[ImgclfError]] = {
         UnsupportedFormatError,
         UploadTooLargeError,
         ImageTooLargeError,
+        UnauthorizedError,
         JobNotFoundError,
         JobNotCancelableError,
         ServiceUnavailableError,

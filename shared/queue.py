@@ -44,7 +44,6 @@ def make_celery(settings: Settings) -> Celery:
         },
         worker_concurrency=settings.worker_concurrency,
         worker_send_task_events=True,
-        task_send_sent_event=True,
         worker_hijack_root_logger=False,
     )
     return app

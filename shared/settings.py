@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_url: str = "http://127.0.0.1:8000"
     api_workers: int = Field(default=1, ge=1, le=64)
+    # Comma-separated keys the API accepts; empty: no authentication. Clients send API_KEY.
+    api_keys: SecretStr = SecretStr("")
+    api_key: SecretStr | None = None
 
     ui_port: int = Field(default=8501, ge=1, le=65535)
     flower_port: int = Field(default=5555, ge=1, le=65535)
@@ -73,6 +76,12 @@ class Settings(BaseSettings):
                 "TASK_TIME_LIMIT_SECONDS must be below BROKER_VISIBILITY_TIMEOUT_SECONDS"
             )
         return self
+
+    def accepted_api_keys(self) -> frozenset[str]:
+        """The keys that unlock the API; empty when authentication is off."""
+        return frozenset(
+            k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()
+        )
 
     def ort_threads(self) -> int:
         """onnxruntime intra-op threads per worker process, so processes don't oversubscribe."""

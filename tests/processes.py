@@ -43,11 +43,13 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
 class RedisServer:
     """A private redis-server on a free port; can be stopped and started again on that port."""
 
-    def __init__(self, workdir: Path, *, appendonly: bool = False) -> None:
+    def __init__(self, workdir: Path, *, appendonly: bool = False, password: str = "") -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed: apt-get install redis-server")
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
         self.workdir = workdir
         self.appendonly = appendonly
         self.proc: subprocess.Popen[bytes] | None = None
@@ -90,6 +92,8 @@ def service_env(redis_url: str, **overrides: str) -> dict[str, str]:
         "MODEL_PATH": str(ROOT / "models" / "squeezenet1.1-7.onnx"),
         "LABELS_PATH": str(ROOT / "models" / "imagenet_labels.txt"),
         "PYTHONUNBUFFERED": "1",
+        # Each worker its own metrics port: the default 9808 may be taken by another test's node.
+        "WORKER_METRICS_PORT": str(free_port()),
     }
     env.update(overrides)
     return env
@@ -162,3 +166,19 @@ def api_server(env: dict[str, str], log: Path) -> Iterator[str]:
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(f"{base}/health").status_code == 200, timeout=30, what="API")
         yield base
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of `pid` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name (field 2) may contain spaces; the parent pid follows its ")".
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found

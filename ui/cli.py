@@ -48,7 +48,7 @@ class Item:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    client = ApiClient(args.api_url)
+    client = ApiClient(args.api_url, api_key=args.api_key)
     try:
         if args.command == "submit":
             return int(_submit(client, args))
@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         "--api-url",
         default=get_settings().api_url,
         help="the API (default: API_URL or %(default)s)",
+    )
+    key = get_settings().api_key
+    parser.add_argument(
+        "--api-key",
+        default=key.get_secret_value() if key else None,
+        help="API key, when the API requires one (default: API_KEY)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     submit = commands.add_parser("submit", help="classify image files or folders")

@@ -40,7 +40,9 @@ class History:
 @st.cache_resource
 def api_client() -> ApiClient:
     """One HTTP client (connection pool) for the whole Streamlit server."""
-    return ApiClient(get_settings().api_url)
+    settings = get_settings()
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    return ApiClient(settings.api_url, api_key=key)
 
 
 def history() -> History:

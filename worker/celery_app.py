@@ -34,7 +34,6 @@ def _start_node(sender: Any = None, **_: Any) -> None:
     except ModelError as exc:
         print(f"imgclf worker refuses to start: {exc.message}", file=sys.stderr, flush=True)
         sys.exit(3)
-    metrics.serve(settings.prometheus_multiproc_dir, port=settings.worker_metrics_port)
     client = connect(settings.redis_url)
     recovery.start_sweeper(
         JobStore(client, ttl_seconds=settings.job_ttl_seconds),
@@ -45,6 +44,7 @@ def _start_node(sender: Any = None, **_: Any) -> None:
         interval=settings.recovery_interval_seconds,
         node=socket.gethostname(),
     )
+    metrics.serve(settings.prometheus_multiproc_dir, port=settings.worker_metrics_port)
     if "prefork" not in str(getattr(sender, "pool_cls", "prefork")).lower():
         lifecycle.current()  # solo/threads pools run tasks in this very process
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client import (
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -92,19 +93,31 @@ def observe_task(status: JobStatus | None, result: JobResult | None) -> None:
 
 
 def serve(directory: Path | None, *, port: int) -> None:
-    """Start the node's metrics endpoint in the parent process, before any child forks."""
+    """Start the node's metrics endpoint in the parent process, before any child forks.
+
+    A port already in use disables the endpoint with an error in the log; the node still works.
+    """
+    registry = REGISTRY
     if directory is None:
         log.warning(
             "PROMETHEUS_MULTIPROC_DIR is not set: metrics of prefork children are invisible. "
             "Set it (to an empty, writable directory) before starting the worker."
         )
-        start_http_server(port)
+    else:
+        metrics_dir.reset(directory)
+        registry = CollectorRegistry()
+        registry.register(_NodeCollector(directory))
+    try:
+        start_http_server(port, registry=registry)
+    except OSError as exc:
+        log.error(
+            "worker metrics endpoint disabled: port %d unavailable (%s); set "
+            "WORKER_METRICS_PORT to a free port",
+            port,
+            exc,
+        )
         return
-    metrics_dir.reset(directory)
-    registry = CollectorRegistry()
-    registry.register(_NodeCollector(directory))
-    start_http_server(port, registry=registry)
-    log.info("worker metrics on :%d from %s", port, directory)
+    log.info("worker metrics on :%d", port)
 
 
 class _NodeCollector(Collector):

@@ -11,26 +11,24 @@ from starlette.concurrency import run_in_threadpool
 
 from api import metrics
 from api.deps import CeleryDep, EventsDep, SettingsDep, StoreDep
+from api.errors import error_responses
 from api.jobs_service import enqueue, wait_for_job
 from api.uploads import check_upload
 from shared.errors import InvalidRequestError
-from shared.schemas import ErrorBody, Job
+from shared.schemas import Job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 TopK = Annotated[
     int | None, Query(ge=1, le=1000, description="How many classes to return (default 5)")
 ]
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (400, 404, 409, 413, 415, 503)
-}
 
 
 class JobBatch(BaseModel):
     jobs: list[Job]
 
 
-@router.post("", status_code=202, response_model=Job, responses=_ERRORS)
+@router.post("", status_code=202, response_model=Job, responses=error_responses(400, 413, 415))
 async def submit_job(
     request: Request,
     response: Response,
@@ -55,7 +53,9 @@ async def submit_job(
     return job
 
 
-@router.post("/batch", status_code=202, response_model=JobBatch, responses=_ERRORS)
+@router.post(
+    "/batch", status_code=202, response_model=JobBatch, responses=error_responses(400, 413, 415)
+)
 async def submit_batch(
     files: Annotated[list[UploadFile], File(description="1 to MAX_BATCH_FILES images")],
     store: StoreDep,
@@ -87,7 +87,7 @@ async def submit_batch(
     return JobBatch(jobs=jobs)
 
 
-@router.get("/{job_id}", response_model=Job, responses=_ERRORS)
+@router.get("/{job_id}", response_model=Job, responses=error_responses(404))
 async def get_job(
     job_id: UUID,
     store: StoreDep,
@@ -102,7 +102,7 @@ async def get_job(
     return await run_in_threadpool(store.get, str(job_id))
 
 
-@router.delete("/{job_id}", response_model=Job, responses=_ERRORS)
+@router.delete("/{job_id}", response_model=Job, responses=error_responses(404, 409))
 async def cancel_job(job_id: UUID, store: StoreDep) -> Job:
     """Cancel a queued job; 409 once it runs or has finished."""
     return await run_in_threadpool(store.cancel, str(job_id))

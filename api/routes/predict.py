@@ -14,13 +14,14 @@ from starlette.concurrency import run_in_threadpool
 
 from api import metrics
 from api.deps import CeleryDep, EventsDep, RedisDep, SettingsDep, StoreDep
+from api.errors import error_responses
 from api.jobs_service import enqueue, wait_for_job
 from api.uploads import check_upload
 from shared import workers
 from shared.errors import JobNotCancelableError, JobTimeoutError, error_from_code
 from shared.images import PREPROCESSING_DESCRIPTION
 from shared.model_files import INPUT_SHAPE, MODEL_DESCRIPTION, MODEL_NAME, OUTPUT_SHAPE
-from shared.schemas import ErrorBody, JobStatus
+from shared.schemas import JobStatus
 
 router = APIRouter(tags=["seed-compatible"])
 
@@ -52,7 +53,7 @@ class ModelInfo(BaseModel):
 @router.post(
     "/predict",
     response_model=PredictResponse,
-    responses={code: {"model": ErrorBody} for code in (400, 413, 415, 503, 504)},
+    responses=error_responses(400, 413, 415, 504),
 )
 async def predict(
     file: Annotated[UploadFile, File(description="The image to classify")],
@@ -94,7 +95,7 @@ async def predict(
     )
 
 
-@router.get("/model-info", response_model=ModelInfo)
+@router.get("/model-info", response_model=ModelInfo, responses=error_responses())
 async def model_info(client: RedisDep) -> ModelInfo:
     """The model the workers serve; checksum and runtime come from a live worker."""
     live = await run_in_threadpool(workers.alive, client)

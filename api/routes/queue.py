@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import RedisDep, SettingsDep, StoreDep
+from api.errors import error_responses
 from shared import workers
 from shared.jobs import JobStore
 from shared.settings import Settings
@@ -22,7 +23,7 @@ class QueueStatus(BaseModel):
     max_queue_length: int
 
 
-@router.get("/queue", response_model=QueueStatus)
+@router.get("/queue", response_model=QueueStatus, responses=error_responses())
 async def queue_status(store: StoreDep, client: RedisDep, settings: SettingsDep) -> QueueStatus:
     """Jobs waiting, jobs running, and live worker processes."""
     return await run_in_threadpool(_read, store, client, settings)

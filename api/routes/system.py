@@ -12,9 +12,11 @@ from shared import workers
 from shared.errors import StoreUnavailableError
 
 router = APIRouter(tags=["system"])
+# /health stays open even with API keys on: orchestrators probe it without credentials.
+open_router = APIRouter(tags=["system"])
 
 
-@router.get("/health")
+@open_router.get("/health")
 async def health() -> dict[str, str]:
     """Liveness: the API process answers. It checks nothing else, so it stays cheap."""
     return {"status": "OK"}

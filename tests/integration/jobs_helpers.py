@@ -1,0 +1,58 @@
+"""Submit many jobs concurrently and wait for every one of them, for the fault tests."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+
+def submit_many(api: str, data: bytes, count: int, *, clients: int = 16) -> list[str]:
+    """Submit `count` copies of an image from `clients` threads; every one must be accepted."""
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    with httpx.Client(base_url=api, timeout=30, limits=limits) as http:
+
+        def one(_: int) -> str:
+            response = http.post("/api/v1/jobs", files={"file": ("img.jpg", data, "image/jpeg")})
+            assert response.status_code == 202, response.text
+            return str(response.json()["job_id"])
+
+        with ThreadPoolExecutor(clients) as pool:
+            return list(pool.map(one, range(count)))
+
+
+def statuses(api: str, job_ids: list[str]) -> dict[str, dict]:
+    with httpx.Client(base_url=api, timeout=30) as http:
+        return {job_id: http.get(f"/api/v1/jobs/{job_id}").json() for job_id in job_ids}
+
+
+def wait_all_terminal(api: str, job_ids: list[str], *, timeout: float) -> dict[str, dict]:
+    """Poll until every job is terminal; fail with the stragglers' states after `timeout`."""
+    deadline = time.monotonic() + timeout
+    pending = list(job_ids)
+    done: dict[str, dict] = {}
+    with httpx.Client(base_url=api, timeout=30) as http:
+        while pending and time.monotonic() < deadline:
+            still = []
+            for job_id in pending:
+                job = http.get(f"/api/v1/jobs/{job_id}").json()
+                if job["status"] in ("succeeded", "failed", "canceled"):
+                    done[job_id] = job
+                else:
+                    still.append(job_id)
+            pending = still
+            if pending:
+                time.sleep(0.5)
+    assert not pending, f"{len(pending)} job(s) not terminal after {timeout} s: " + str(
+        {s["status"] for s in statuses(api, pending).values()}
+    )
+    return done
+
+
+def count_by_status(jobs: dict[str, dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for job in jobs.values():
+        counts[job["status"]] = counts.get(job["status"], 0) + 1
+    return counts
