@@ -8,11 +8,12 @@ import logging
 import time
 
 from celery import Celery
+from fastapi import UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from api.events import JobEvents
-from api.uploads import CheckedUpload
-from shared.errors import QueueFullError, StoreUnavailableError
+from api.uploads import CheckedUpload, check_upload
+from shared.errors import InvalidRequestError, QueueFullError, StoreUnavailableError
 from shared.jobs import JobStore, new_job_id
 from shared.queue import CLASSIFY_TASK
 from shared.schemas import Job
@@ -22,6 +23,31 @@ log = logging.getLogger(__name__)
 
 # Waiters re-read the job this often even without an event: a safety net, not the mechanism.
 RECHECK_SECONDS = 2.0
+
+
+def submit(
+    files: list[UploadFile], *, top_k: int, store: JobStore, celery: Celery, settings: Settings
+) -> list[Job]:
+    """Check every file, then queue them all (or none); blocking, so call it in a threadpool.
+
+    One thread hop per request: reading, the header checks and the Redis calls all happen here.
+    """
+    uploads = []
+    for index, file in enumerate(files):
+        try:
+            uploads.append(
+                check_upload(
+                    file,
+                    top_k=top_k,
+                    max_bytes=settings.max_upload_bytes,
+                    max_pixels=settings.max_image_pixels,
+                )
+            )
+        except InvalidRequestError as exc:
+            if len(files) > 1:
+                exc.message = f"files[{index}] ({file.filename!r}): {exc.message}"
+            raise
+    return enqueue(uploads, store=store, celery=celery, settings=settings)
 
 
 def enqueue(

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 
 from fastapi import UploadFile
-from starlette.concurrency import run_in_threadpool
 
 from shared.errors import UploadTooLargeError
 from shared.images import ImageInfo, inspect_image
@@ -25,12 +24,15 @@ class CheckedUpload:
     data: bytes
 
 
-async def check_upload(
+def check_upload(
     upload: UploadFile, *, top_k: int, max_bytes: int, max_pixels: int
 ) -> CheckedUpload:
-    """Read one uploaded file (within `max_bytes`) and check its header (within `max_pixels`)."""
-    data = await _read_limited(upload, max_bytes=max_bytes)
-    info: ImageInfo = await run_in_threadpool(inspect_image, data, max_pixels=max_pixels)
+    """Read one uploaded file (within `max_bytes`) and check its header (within `max_pixels`).
+
+    Blocking (file reads, Pillow): call it from a worker thread, never on the event loop.
+    """
+    data = _read_limited(upload, max_bytes=max_bytes)
+    info: ImageInfo = inspect_image(data, max_pixels=max_pixels)
     job = NewJob(
         filename=safe_filename(upload.filename),
         content_type=info.content_type,
@@ -54,12 +56,13 @@ def safe_filename(name: str | None) -> str:
     return printable[:MAX_FILENAME_CHARS]
 
 
-async def _read_limited(upload: UploadFile, *, max_bytes: int) -> bytes:
+def _read_limited(upload: UploadFile, *, max_bytes: int) -> bytes:
     if upload.size is not None and upload.size > max_bytes:
         raise _too_large(max_bytes)
+    upload.file.seek(0)
     chunks: list[bytes] = []
     total = 0
-    while chunk := await upload.read(READ_CHUNK_BYTES):
+    while chunk := upload.file.read(READ_CHUNK_BYTES):
         total += len(chunk)
         if total > max_bytes:
             raise _too_large(max_bytes)

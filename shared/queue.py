@@ -43,7 +43,8 @@ def make_celery(settings: Settings) -> Celery:
             "interval_max": 0.5,
         },
         worker_concurrency=settings.worker_concurrency,
-        worker_send_task_events=True,
+        # Task events cost three Redis publishes per job; Flower switches them on while it runs.
+        worker_send_task_events=False,
         worker_hijack_root_logger=False,
     )
     return app

@@ -12,8 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api import metrics
 from api.deps import CeleryDep, EventsDep, SettingsDep, StoreDep
 from api.errors import error_responses
-from api.jobs_service import enqueue, wait_for_job
-from api.uploads import check_upload
+from api.jobs_service import submit, wait_for_job
 from shared.errors import InvalidRequestError
 from shared.schemas import Job
 
@@ -39,16 +38,15 @@ async def submit_job(
     top_k: TopK = None,
 ) -> Job:
     """Queue one image for classification; poll the `Location` for the result."""
-    upload = await check_upload(
-        file,
-        top_k=top_k or settings.default_top_k,
-        max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_image_pixels,
-    )
     (job,) = await run_in_threadpool(
-        enqueue, [upload], store=store, celery=celery, settings=settings
+        submit,
+        [file],
+        top_k=top_k or settings.default_top_k,
+        store=store,
+        celery=celery,
+        settings=settings,
     )
-    metrics.observe_submission("jobs", [upload.job.size_bytes])
+    metrics.observe_submission("jobs", [job.size_bytes])
     response.headers["Location"] = str(request.url_for("get_job", job_id=job.job_id))
     return job
 
@@ -68,22 +66,15 @@ async def submit_batch(
         raise InvalidRequestError(
             f"A batch holds 1 to {settings.max_batch_files} files; got {len(files)}"
         )
-    uploads = []
-    for index, file in enumerate(files):
-        try:
-            uploads.append(
-                await check_upload(
-                    file,
-                    top_k=top_k or settings.default_top_k,
-                    max_bytes=settings.max_upload_bytes,
-                    max_pixels=settings.max_image_pixels,
-                )
-            )
-        except InvalidRequestError as exc:
-            exc.message = f"files[{index}] ({file.filename!r}): {exc.message}"
-            raise
-    jobs = await run_in_threadpool(enqueue, uploads, store=store, celery=celery, settings=settings)
-    metrics.observe_submission("batch", [upload.job.size_bytes for upload in uploads])
+    jobs = await run_in_threadpool(
+        submit,
+        files,
+        top_k=top_k or settings.default_top_k,
+        store=store,
+        celery=celery,
+        settings=settings,
+    )
+    metrics.observe_submission("batch", [job.size_bytes for job in jobs])
     return JobBatch(jobs=jobs)
 
 

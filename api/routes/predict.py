@@ -15,8 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from api import metrics
 from api.deps import CeleryDep, EventsDep, RedisDep, SettingsDep, StoreDep
 from api.errors import error_responses
-from api.jobs_service import enqueue, wait_for_job
-from api.uploads import check_upload
+from api.jobs_service import submit, wait_for_job
 from shared import workers
 from shared.errors import JobNotCancelableError, JobTimeoutError, error_from_code
 from shared.images import PREPROCESSING_DESCRIPTION
@@ -63,16 +62,10 @@ async def predict(
     settings: SettingsDep,
 ) -> PredictResponse:
     """Classify one image and wait for the answer: the 10 best classes, highest first."""
-    upload = await check_upload(
-        file,
-        top_k=PREDICT_TOP_K,
-        max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_image_pixels,
-    )
     (job,) = await run_in_threadpool(
-        enqueue, [upload], store=store, celery=celery, settings=settings
+        submit, [file], top_k=PREDICT_TOP_K, store=store, celery=celery, settings=settings
     )
-    metrics.observe_submission("predict", [upload.job.size_bytes])
+    metrics.observe_submission("predict", [job.size_bytes])
     job = await wait_for_job(
         job.job_id, wait_seconds=settings.predict_timeout_seconds, store=store, events=events
     )

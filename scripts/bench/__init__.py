@@ -1,0 +1,1 @@
+"""`python -m scripts.bench`: the pipeline against its physical limit and the seed's design."""

@@ -1,0 +1,100 @@
+"""Concurrent HTTP clients on one event loop, and a /health prober beside them."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+
+@dataclass
+class LoadResult:
+    images: int
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    health: list[float] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds
+
+    def latency_ms(self, q: float) -> float:
+        return percentile(self.latencies, q) * 1000
+
+    def health_ms(self, q: float) -> float:
+        return percentile(self.health, q) * 1000 if self.health else float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def _job(http: httpx.AsyncClient, data: bytes) -> None:
+    response = await http.post("/api/v1/jobs", files={"file": ("img.jpg", data, "image/jpeg")})
+    response.raise_for_status()
+    job_id = response.json()["job_id"]
+    while True:
+        job = (await http.get(f"/api/v1/jobs/{job_id}", params={"wait": 30})).json()
+        if job["status"] == "succeeded":
+            return
+        if job["status"] in ("failed", "canceled"):
+            raise RuntimeError(f"job {job_id} {job['status']}: {job.get('error')}")
+
+
+async def _predict(http: httpx.AsyncClient, data: bytes) -> None:
+    response = await http.post("/api/v1/predict", files={"file": ("img.jpg", data, "image/jpeg")})
+    response.raise_for_status()
+
+
+async def _run(
+    url: str, images: list[bytes], *, clients: int, mode: str, probe: bool
+) -> LoadResult:
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for data in images:
+        queue.put_nowait(data)
+    result = LoadResult(images=len(images), seconds=0.0)
+    limits = httpx.Limits(max_connections=clients + 2)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        send = _job if mode == "jobs" else _predict
+        done = asyncio.Event()
+
+        async def client() -> None:
+            while not queue.empty():
+                data = queue.get_nowait()
+                started = time.perf_counter()
+                await send(http, data)
+                result.latencies.append(time.perf_counter() - started)
+
+        async def prober() -> None:
+            while not done.is_set():
+                started = time.perf_counter()
+                await http.get("/health")
+                result.health.append(time.perf_counter() - started)
+                await asyncio.sleep(0.02)
+
+        probing = asyncio.create_task(prober()) if probe else None
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        result.seconds = time.perf_counter() - started
+        done.set()
+        if probing is not None:
+            await probing
+    return result
+
+
+def run(
+    url: str, images: list[bytes], *, clients: int, mode: str = "jobs", probe: bool = True
+) -> LoadResult:
+    """Send every image once through `clients` concurrent clients (`mode`: jobs or predict),
+    probing `GET /health` every 20 ms meanwhile when `probe` is set."""
+    return asyncio.run(_run(url, images, clients=clients, mode=mode, probe=probe))
+
+
+def sequential_ms(url: str, data: bytes, *, repeats: int) -> float:
+    """Median submit -> result time of one job at a time (idle system), via long-poll."""
+    result = run(url, [data] * repeats, clients=1, probe=False)
+    return statistics.median(result.latencies) * 1000
