@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +14,11 @@ from pathlib import Path
 import httpx
 import redis
 
+from scripts.processes import free_port, running
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MODELS = ROOT.parent / "shared" / "models"
 SHARED_IMAGES = ROOT.parent / "shared" / "images"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
@@ -97,32 +90,6 @@ def service_env(redis_url: str, **overrides: str) -> dict[str, str]:
     }
     env.update(overrides)
     return env
-
-
-@contextmanager
-def running(
-    command: list[str], *, env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a process in its own group; stop it (and its children) on exit."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
 
 
 def worker_command(*, concurrency: int = 2, hostname: str = "w1") -> list[str]:

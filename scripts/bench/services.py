@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -16,14 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.settings import PROJECT_ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from scripts.processes import free_port, running, wait_for_http
 
 
 @dataclass
@@ -33,40 +23,9 @@ class Stack:
     worker_pid: int
 
 
-@contextmanager
-def process(
-    command: list[str], env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-
-
-def wait_for(url: str, *, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not ready after {timeout} s")
+REDIS = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+WORKER = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+          "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]  # fmt: skip
 
 
 @contextmanager
@@ -74,60 +33,24 @@ def pipeline(*, workers: int, logs: Path) -> Iterator[Stack]:
     """redis-server, one Celery worker node with `workers` processes, and the API."""
     redis_port, api_port = free_port(), free_port()
     with ExitStack() as stack, tempfile.TemporaryDirectory() as data:
-        stack.enter_context(
-            process(
-                [
-                    "redis-server",
-                    "--port",
-                    str(redis_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    data,
-                ],
-                dict(os.environ),
-                logs / "redis.log",
-            )
-        )
+        redis = [*REDIS, "--port", str(redis_port), "--dir", data]
+        stack.enter_context(running(redis, env=dict(os.environ), log=logs / "redis.log"))
         env = {
             **os.environ,
             "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "WORKER_CONCURRENCY": str(workers),
             "WORKER_METRICS_PORT": str(free_port()),
-            "PROMETHEUS_MULTIPROC_DIR": str(Path(data) / "metrics"),
             "LOG_LEVEL": "WARNING",
             "MAX_QUEUE_LENGTH": "100000",
         }
+        worker_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(Path(data) / "metrics")}
         worker = stack.enter_context(
-            process(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "worker.celery_app",
-                    "worker",
-                    "--loglevel",
-                    "WARNING",
-                    "--without-gossip",
-                    "--without-mingle",
-                ],
-                env,
-                logs / f"worker-{workers}.log",
-            )
+            running(WORKER, env=worker_env, log=logs / f"worker-{workers}.log")
         )
-        api_env = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-        api = stack.enter_context(
-            process(
-                [sys.executable, "-m", "api", "--port", str(api_port)], api_env, logs / "api.log"
-            )
-        )
+        api_command = [sys.executable, "-m", "api", "--port", str(api_port)]
+        api = stack.enter_context(running(api_command, env=env, log=logs / "api.log"))
         url = f"http://127.0.0.1:{api_port}"
-        wait_for(f"{url}/health")
+        wait_for_http(f"{url}/health")
         deadline = time.monotonic() + 60
         while httpx.get(f"{url}/ready").json().get("workers_online", 0) < workers:
             if time.monotonic() > deadline:
@@ -140,19 +63,11 @@ def pipeline(*, workers: int, logs: Path) -> Iterator[Stack]:
 def seed_design(*, logs: Path) -> Iterator[str]:
     """The seed's approach: inference inline in the FastAPI handler, one uvicorn process."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "scripts.bench.seed_app:app",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    with process(command, dict(os.environ), logs / "seed.log"):
+    command = [sys.executable, "-m", "uvicorn", "scripts.bench.seed_app:app",
+               "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    with running(command, env=dict(os.environ), log=logs / "seed.log"):
         url = f"http://127.0.0.1:{port}"
-        wait_for(f"{url}/health")
+        wait_for_http(f"{url}/health")
         yield url
 
 
