@@ -14,7 +14,6 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
-    disable_created_metrics,
     multiprocess,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -27,9 +26,7 @@ from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-# `_created` series double the exposition and no query here uses them.
-disable_created_metrics()  # type: ignore[no-untyped-call]
-metrics_dir.ensure(get_settings().prometheus_multiproc_dir)
+metrics_dir.prepare(get_settings().prometheus_multiproc_dir)
 
 _LATENCY_BUCKETS = (
     0.001,

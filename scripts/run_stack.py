@@ -125,53 +125,21 @@ def _redis_answers(url: str) -> bool:
 def _commands(args: argparse.Namespace, settings: Settings) -> dict[str, list[str]]:
     py = sys.executable
     api = urlsplit(settings.api_url)
+    concurrency = str(args.workers or settings.worker_concurrency)
     commands = {
-        "worker": [
-            py,
-            "-m",
-            "celery",
-            "-A",
-            "worker.celery_app",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            str(args.workers or settings.worker_concurrency),
-        ],
-        "api": [
-            py,
-            "-m",
-            "uvicorn",
-            "api.main:app",
-            "--host",
-            api.hostname or "127.0.0.1",
-            "--port",
-            str(api.port or settings.api_port),
-        ],
-    }
-    if not args.no_ui and (PROJECT_ROOT / "ui" / "app.py").is_file():
-        commands["ui"] = [
-            py,
-            "-m",
-            "streamlit",
-            "run",
-            "ui/app.py",
-            "--server.port",
-            str(settings.ui_port),
-            "--server.headless",
-            "true",
-        ]
+        "worker": [py, "-m", "celery", "-A", "worker.celery_app", "worker",
+                   "--loglevel", "INFO", "--concurrency", concurrency],
+        "api": [py, "-m", "api", "--host", api.hostname or "127.0.0.1",
+                "--port", str(api.port or settings.api_port)],
+    }  # fmt: skip
+    if not args.no_ui:
+        commands["ui"] = [py, "-m", "streamlit", "run", "ui/app.py",
+                          "--server.port", str(settings.ui_port), "--server.headless", "true",
+                          "--browser.gatherUsageStats", "false"]  # fmt: skip
     if not args.no_flower:
-        commands["flower"] = [
-            py,
-            "-m",
-            "celery",
-            "-A",
-            "worker.celery_app",
-            "flower",
-            f"--port={settings.flower_port}",
-            "--address=127.0.0.1",
-        ]
+        commands["flower"] = [py, "-m", "celery", "-A", "worker.celery_app", "flower",
+                              "--conf=worker/flower_config.py",
+                              f"--port={settings.flower_port}", "--address=127.0.0.1"]  # fmt: skip
     return commands
 
 
@@ -215,6 +183,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    # A second Ctrl-C must not abandon children half-stopped; stragglers are killed after 15 s.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # Redis last, so workers and the API can finish talking to it.
     for name in sorted(procs, key=lambda n: n == "redis"):
         if procs[name].poll() is None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from prometheus_client import multiprocess
+from prometheus_client import disable_created_metrics, multiprocess
 
 
-def ensure(directory: Path | None) -> None:
-    """Create the directory if needed: prometheus_client opens its files as metrics are defined,
-    so this must run before a module defines any."""
+def prepare(directory: Path | None) -> None:
+    """Call before a module defines its metrics: prometheus_client opens its multiprocess files
+    as metrics are defined, so the directory must exist by then."""
+    # `_created` series double the exposition and no query here uses them.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
 

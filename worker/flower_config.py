@@ -23,8 +23,8 @@ if _settings.flower_basic_auth is not None:
     basic_auth = _settings.flower_basic_auth.get_secret_value().split(",")
 elif _settings.dev_mode:
     print(
-        "WARNING: Flower runs WITHOUT authentication (DEV_MODE). Anyone who can reach port "
-        f"{port} can inspect and control the workers. Set FLOWER_BASIC_AUTH=user:password.",
+        "WARNING: Flower runs WITHOUT authentication (DEV_MODE). Anyone who can reach it can "
+        "inspect and control the workers. Set FLOWER_BASIC_AUTH=user:password.",
         file=sys.stderr,
         flush=True,
     )
