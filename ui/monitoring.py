@@ -56,15 +56,15 @@ class PrometheusUnavailableError(Exception):
 class Prometheus:
     """Just enough of Prometheus's HTTP API: instant queries."""
 
-    def __init__(self, base_url: str, *, timeout: float = 3.0) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 3.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._timeout = timeout
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 
     def vector(self, promql: str) -> list[tuple[dict[str, str], float]]:
         try:
-            response = httpx.get(
-                f"{self.base_url}/api/v1/query", params={"query": promql}, timeout=self._timeout
-            )
+            response = self._http.get("/api/v1/query", params={"query": promql})
             response.raise_for_status()
             result = response.json()["data"]["result"]
         except (httpx.HTTPError, KeyError, ValueError) as exc:

@@ -9,6 +9,7 @@ import streamlit as st
 from shared.schemas import Job
 from shared.settings import get_settings
 from ui.client import ApiClient
+from ui.monitoring import Prometheus
 
 
 @dataclass
@@ -43,6 +44,12 @@ def api_client() -> ApiClient:
     settings = get_settings()
     key = settings.api_key.get_secret_value() if settings.api_key else None
     return ApiClient(settings.api_url, api_key=key)
+
+
+@st.cache_resource
+def prometheus() -> Prometheus:
+    """One Prometheus query client for the whole Streamlit server."""
+    return Prometheus(get_settings().prometheus_url)
 
 
 def history() -> History:

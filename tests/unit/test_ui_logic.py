@@ -10,7 +10,7 @@ from tests.images import encode, gradient
 from ui.cli import Item, find_images, format_table
 from ui.client import ApiClient, ApiError, ApiUnavailableError, Upload
 from ui.formatting import chart_rows, percent, quantile_from_buckets, ratio, thumbnail
-from ui.monitoring import from_api
+from ui.monitoring import Prometheus, PrometheusUnavailableError, from_api, from_prometheus
 
 pytestmark = pytest.mark.unit
 
@@ -160,3 +160,46 @@ def test_thumbnail_is_a_small_png_and_none_for_broken_uploads() -> None:
     assert max(image.size) <= 320
     assert thumbnail(encode(gradient(40, 30).convert("I;16"), "TIFF")) is not None
     assert thumbnail(b"\x89PNG\r\n\x1a\n" + b"\0" * 50) is None
+
+
+def test_monitoring_reads_windowed_figures_from_prometheus() -> None:
+    queries: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        query = request.url.params["query"]
+        queries.append(query)
+        if "imgclf_jobs_finished_total" in query:
+            result = [
+                {"metric": {"status": "succeeded"}, "value": [0, "9"]},
+                {"metric": {"status": "failed"}, "value": [0, "1"]},
+            ]
+        elif (
+            "imgclf_worker_inference_seconds_bucket" in query and "histogram_quantile" not in query
+        ):
+            result = [
+                {"metric": {"le": "0.01"}, "value": [0, "4"]},
+                {"metric": {"le": "+Inf"}, "value": [0, "10"]},
+            ]
+        elif "imgclf_worker_processes" in query:
+            result = [{"metric": {}, "value": [0, "4"]}]
+        else:
+            result = [{"metric": {}, "value": [0, "0.005"]}]
+        return httpx.Response(200, json={"status": "success", "data": {"result": result}})
+
+    snapshot = from_prometheus(
+        Prometheus("http://prom.test", transport=httpx.MockTransport(handler)), "15m"
+    )
+    assert (snapshot.success_rate, snapshot.error_rate, snapshot.workers) == (0.9, 0.1, 4)
+    assert snapshot.p95["inference"] == 0.005
+    assert snapshot.distribution == [(0.01, 4.0), (float("inf"), 10.0)]
+    assert any("[15m]" in q for q in queries)
+
+
+def test_monitoring_reports_prometheus_down() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(PrometheusUnavailableError):
+        from_prometheus(
+            Prometheus("http://prom.test", transport=httpx.MockTransport(handler)), "5m"
+        )

@@ -12,13 +12,12 @@ from ui.formatting import milliseconds
 from ui.monitoring import (
     LATENCIES,
     WINDOWS,
-    Prometheus,
     PrometheusUnavailableError,
     Snapshot,
     from_api,
     from_prometheus,
 )
-from ui.session import api_client
+from ui.session import api_client, prometheus
 
 
 def render() -> None:
@@ -34,7 +33,7 @@ def render() -> None:
 def _figures(window: str) -> None:
     settings = get_settings()
     try:
-        snapshot = from_prometheus(Prometheus(settings.prometheus_url), window)
+        snapshot = from_prometheus(prometheus(), window)
     except PrometheusUnavailableError:
         st.info(
             f"Prometheus is not reachable at {settings.prometheus_url}: showing the API's own "
