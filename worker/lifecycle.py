@@ -42,7 +42,12 @@ class WorkerProcess:
 
 
 _current: WorkerProcess | None = None
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
+# glibc's malloc_trim; absent on other platforms and C libraries, where trimming is skipped.
+_MALLOC_TRIM = (
+    getattr(ctypes.CDLL(ctypes.util.find_library("c")), "malloc_trim", None)
+    if sys.platform.startswith("linux")
+    else None
+)
 _lock = threading.Lock()
 
 
@@ -75,8 +80,8 @@ def trim_memory() -> None:
     Decoding a 12-megapixel photo briefly needs tens of MB; glibc keeps freed memory in its
     arenas, so without this each worker process would stay at its largest image's peak.
     """
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def check_model(settings: Settings) -> Classifier:
