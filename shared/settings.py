@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
     ort_threads_per_process: int = Field(default=0, ge=0)
+    worker_trim_above_mb: int = Field(default=130, ge=0)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

@@ -22,7 +22,7 @@ def classify(job_id: str) -> str | None:
         worker_id=process.worker_id,
         soft_limit_errors=(SoftTimeLimitExceeded,),
     )
-    lifecycle.trim_memory()
+    lifecycle.trim_memory(above_mb=process.settings.worker_trim_above_mb)
     status = processed.status if processed else None
     metrics.observe_task(status, processed.result if processed else None)
     return status.value if status else None

@@ -53,10 +53,10 @@ def main() -> None:
                     services.rss_mb(pid) for pid in services.children(stack.worker_pid)
                 ],
             }
-            results["idle"] = {
-                "pipeline_ms": load.sequential_ms(stack.api_url, labrador, repeats=40),
-                "in_process_ms": inprocess.in_process_ms(labrador),
-            }
+            pipeline_ms, in_process_ms = load.idle_latency(
+                stack.api_url, labrador, in_process=inprocess.classifier_of(labrador), repeats=40
+            )
+            results["idle"] = {"pipeline_ms": pipeline_ms, "in_process_ms": in_process_ms}
         with services.pipeline(workers=1, logs=logs) as stack:
             load.run(stack.api_url, workload[:2], clients=args.clients)
             results["pipeline_1_worker"] = _load_figures(

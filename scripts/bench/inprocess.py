@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import multiprocessing as mp
-import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -47,15 +47,10 @@ def limit(paths: list[Path], *, processes: int, rounds: int) -> float:
         return done / (time.perf_counter() - started)
 
 
-def in_process_ms(data: bytes, *, repeats: int = 30) -> float:
-    """Median time to classify one image in this process, for the idle-latency comparison."""
+def classifier_of(data: bytes) -> Callable[[], object]:
+    """A call that classifies `data` in this process, as a worker process would."""
     classifier = _load()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        classify(data, classifier=classifier, top_k=5, max_pixels=10**9)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+    return lambda: classify(data, classifier=classifier, top_k=5, max_pixels=10**9)
 
 
 def decode_comparison(path: Path, *, repeats: int = 5) -> dict[str, object]:

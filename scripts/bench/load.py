@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -94,7 +95,20 @@ def run(
     return asyncio.run(_run(url, images, clients=clients, mode=mode, probe=probe))
 
 
-def sequential_ms(url: str, data: bytes, *, repeats: int) -> float:
-    """Median submit -> result time of one job at a time (idle system), via long-poll."""
-    result = run(url, [data] * repeats, clients=1, probe=False)
-    return statistics.median(result.latencies) * 1000
+def idle_latency(
+    url: str, data: bytes, *, in_process: Callable[[], object], repeats: int
+) -> tuple[float, float]:
+    """Median ms of one job at a time through the pipeline (submit, then long-poll) and of the
+    same work in this process, measured alternately so both see the same machine state."""
+    pipeline, local = [], []
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            response = http.post("/api/v1/jobs", files={"file": ("img.jpg", data, "image/jpeg")})
+            job = http.get(f"/api/v1/jobs/{response.json()['job_id']}", params={"wait": 30})
+            assert job.json()["status"] == "succeeded"
+            pipeline.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            in_process()
+            local.append(time.perf_counter() - started)
+    return statistics.median(pipeline) * 1000, statistics.median(local) * 1000

@@ -75,3 +75,14 @@ def test_job_whose_workers_keep_dying_fails_with_worker_lost(client: fakeredis.F
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None
     assert failed.error.code == "worker_lost"
+
+
+def test_memory_is_trimmed_only_above_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker import lifecycle
+
+    calls: list[int] = []
+    monkeypatch.setattr(lifecycle, "_MALLOC_TRIM", calls.append)
+    lifecycle.trim_memory(above_mb=10**6)
+    assert calls == []
+    lifecycle.trim_memory(above_mb=0)
+    assert calls == [0]
