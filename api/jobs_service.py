@@ -15,7 +15,7 @@ from api.events import JobEvents
 from api.uploads import CheckedUpload, check_upload
 from shared.errors import InvalidRequestError, QueueFullError, StoreUnavailableError
 from shared.jobs import JobStore, new_job_id
-from shared.queue import CLASSIFY_TASK
+from shared.queue import publish_job
 from shared.schemas import Job
 from shared.settings import Settings
 
@@ -67,13 +67,7 @@ def enqueue(
     try:
         with celery.producer_or_acquire() as producer:
             for job in jobs:
-                celery.send_task(
-                    CLASSIFY_TASK,
-                    args=[job.job_id],
-                    queue=settings.queue_name,
-                    producer=producer,
-                    task_id=job.job_id,
-                )
+                publish_job(celery, job.job_id, queue=settings.queue_name, producer=producer)
     except Exception as exc:  # kombu and redis raise many types when the broker is down
         log.warning("could not publish %d job(s): %r", len(jobs), exc)
         for job in jobs:

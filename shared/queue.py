@@ -3,6 +3,8 @@ publishes (the API only sends tasks by name and never imports the model)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 
 from shared.settings import Settings
@@ -48,3 +50,11 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
     )
     return app
+
+
+def publish_job(app: Celery, job_id: str, *, queue: str, producer: Any = None) -> None:
+    """Queue the classification of `job_id`: the message carries the id, never the image.
+
+    The task id is the job id, so Flower and the logs name tasks by the job they run.
+    """
+    app.send_task(CLASSIFY_TASK, args=[job_id], queue=queue, producer=producer, task_id=job_id)

@@ -11,10 +11,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import redis
 
-from scripts.processes import free_port, running
+from scripts.processes import free_port, running, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MODELS = ROOT.parent / "shared" / "models"
@@ -131,7 +130,7 @@ def api_server(env: dict[str, str], log: Path) -> Iterator[str]:
     port = free_port()
     with running(api_command(port), env=env, log=log):
         base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: httpx.get(f"{base}/health").status_code == 200, timeout=30, what="API")
+        wait_for_http(f"{base}/health", timeout=30)
         yield base
 
 

@@ -80,7 +80,7 @@ def trim_memory(*, above_mb: int) -> None:
 
     Decoding a 12-megapixel photo briefly needs tens of MB; glibc keeps freed memory in its
     arenas, so without trimming each worker process would stay at its largest image's peak.
-    Trimming after every job costs about 10 % throughput in page faults, hence the threshold.
+    Trimming after every job cost about 20 % throughput in page faults, hence the threshold.
     """
     if _MALLOC_TRIM is not None and _resident_mb() > above_mb:
         _MALLOC_TRIM(0)
