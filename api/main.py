@@ -14,8 +14,9 @@ from api.events import JobEvents
 from api.middleware import MULTIPART_OVERHEAD_BYTES, BodySizeLimit, RequestMetrics
 from api.routes import jobs, predict, queue, system
 from api.security import require_api_key
-from shared.jobs import JobStore
-from shared.queue import make_celery
+from api.uploads import spool_uploads_in_memory
+from shared.jobs import JobReader, JobStore
+from shared.queue import ClassifyQueue, make_celery
 from shared.redis_client import connect, connect_async
 from shared.settings import Settings, get_settings
 
@@ -26,19 +27,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A fully wired API; connections open lazily, so it starts even while Redis is down."""
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level)
+    spool_uploads_in_memory(settings.max_upload_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis = connect(settings.redis_url)
         app.state.store = JobStore(app.state.redis, ttl_seconds=settings.job_ttl_seconds)
-        app.state.celery = make_celery(settings)
+        app.state.queue = ClassifyQueue(settings.queue_name, make_celery(settings))
         app.state.metrics = (
             metrics.metrics_registry(
                 multiprocess_mode=settings.prometheus_multiproc_dir is not None
             ),
             metrics.queue_registry(app.state.store, settings.queue_name),
         )
-        app.state.events = JobEvents(connect_async(settings.redis_url))
+        async_client = connect_async(settings.redis_url)
+        app.state.reader = JobReader(async_client)
+        app.state.events = JobEvents(async_client)
         app.state.events.start()
         yield
         await app.state.events.stop()

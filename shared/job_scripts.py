@@ -1,8 +1,35 @@
 """Lua scripts behind the job store's state changes: each runs atomically inside Redis."""
 
-# KEYS: job hash, image, running set. ARGV: now, job id, worker id, max attempts.
+# Images never pass through Lua: a half-megabyte argument or reply costs Redis ~1 ms inside a
+# script against microseconds for a plain SET or GET, so the store sends them beside the scripts
+# in the same MULTI/EXEC transaction.
+
+# Runs after the images were SET in the same transaction.
+# KEYS: queue list, then the job hash and image key of each job.
+# ARGV: queue limit, TTL, field/value count per job, then per job: message, fields.
+# Jobs and their queue messages are written together, all or none: a job never exists without
+# the message that gets it run. Returns {1, queued before} or, over the limit (images removed
+# again), {0, queued}.
+ENQUEUE = """
+local queued = redis.call('LLEN', KEYS[1])
+local jobs = (#KEYS - 1) / 2
+if queued + jobs > tonumber(ARGV[1]) then
+  for i = 1, jobs do redis.call('DEL', KEYS[2 * i + 1]) end
+  return {0, queued}
+end
+local ttl, width, at = ARGV[2], tonumber(ARGV[3]), 4
+for i = 1, jobs do
+  redis.call('HSET', KEYS[2 * i], unpack(ARGV, at + 1, at + width))
+  redis.call('EXPIRE', KEYS[2 * i], ttl)
+  redis.call('LPUSH', KEYS[1], ARGV[at])
+  at = at + 1 + width
+end
+return {1, queued}
+"""
+
+# KEYS: job hash, running set. ARGV: now, job id, worker id, max attempts.
 # A job redelivered while 'running' (its worker died) runs again; a terminal one never does.
-# The claim hands back what the worker needs, so a job costs it two round trips in all.
+# The store reads the image in the same transaction, so a job costs a worker two round trips.
 CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing'} end
@@ -12,9 +39,9 @@ if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') >= tonumber(ARGV[4])
 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'worker', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('SADD', KEYS[3], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[2])
 local meta = redis.call('HMGET', KEYS[1], 'created_at', 'top_k')
-return {'run', meta[1], meta[2], redis.call('GET', KEYS[2]) or ''}
+return {'run', meta[1], meta[2]}
 """
 
 # KEYS: job hash, image, finished-stats hash, running set.
@@ -44,9 +71,9 @@ return 'ok'
 """
 
 
-# KEYS: job hash, running set. ARGV: worker id that must still hold it, job id.
-# The sweeper's move: a job whose worker process is gone goes back to 'queued', unless another
-# process has claimed it since (then `worker` differs) or it has finished.
+# KEYS: job hash, running set, queue list. ARGV: worker id that must still hold it, job id, message.
+# The sweeper's move: a job whose worker process is gone goes back to 'queued' with a new queue
+# message, unless another process has claimed it since (then `worker` differs) or it has finished.
 REQUEUE = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' then
@@ -57,5 +84,6 @@ if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'queued')
 redis.call('HDEL', KEYS[1], 'worker')
 redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('LPUSH', KEYS[3], ARGV[3])
 return 1
 """

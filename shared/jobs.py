@@ -8,17 +8,27 @@ already terminal is never overwritten (a task redelivered after a crash cannot c
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import redis
+import redis.asyncio
 
 from shared import job_scripts
-from shared.errors import ImgclfError, JobNotCancelableError, JobNotFoundError, WorkerLostError
-from shared.redis_client import store_errors
+from shared.errors import (
+    ImgclfError,
+    JobNotCancelableError,
+    JobNotFoundError,
+    QueueFullError,
+    WorkerLostError,
+)
+from shared.queue import ClassifyQueue
+from shared.redis_client import store_errors, unavailable_as_store_error
 from shared.schemas import ErrorBody, Job, JobResult, JobStatus
 
 KEY_PREFIX = "imgclf"
@@ -72,40 +82,43 @@ class JobStore:
         self._redis = client
         self._ttl = ttl_seconds
         self._max_attempts = max_attempts
+        self._enqueue = client.register_script(job_scripts.ENQUEUE)
         self._claim = client.register_script(job_scripts.CLAIM)
         self._finish = client.register_script(job_scripts.FINISH)
         self._cancel = client.register_script(job_scripts.CANCEL)
         self._requeue = client.register_script(job_scripts.REQUEUE)
 
     @store_errors
-    def create(self, job: NewJob, image: bytes, *, job_id: str | None = None) -> Job:
-        """Store a queued job and its image bytes, both expiring after the TTL."""
-        job_id = job_id or new_job_id()
-        fields = {
-            "status": JobStatus.QUEUED.value,
-            "created_at": repr(time.time()),
-            "filename": job.filename,
-            "content_type": job.content_type,
-            "size_bytes": job.size_bytes,
-            "width": job.width,
-            "height": job.height,
-            "top_k": job.top_k,
-            "attempts": 0,
-        }
+    def enqueue(
+        self, uploads: Sequence[tuple[NewJob, bytes]], *, queue: ClassifyQueue, max_queued: int
+    ) -> list[Job]:
+        """Store a queued job per (job, image) and push its queue message, all in one atomic
+        step: every job is queued, or none is (`QueueFullError` past `max_queued` waiting)."""
+        now = repr(time.time())
+        keys, jobs, width = [queue.name], [], 0
+        args: list[str] = []
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(job_key(job_id), mapping=fields)  # type: ignore[arg-type]
-            pipe.expire(job_key(job_id), self._ttl)
-            pipe.set(image_key(job_id), image, ex=self._ttl)
-            pipe.execute()
-        return _to_job(job_id, {k.encode(): str(v).encode() for k, v in fields.items()})
+            for job, image in uploads:
+                job_id = new_job_id()
+                fields = _queued_fields(job, created_at=now)
+                width = 2 * len(fields)  # the same for every job: the script reads in strides
+                pipe.set(image_key(job_id), image, ex=self._ttl)
+                keys += [job_key(job_id), image_key(job_id)]
+                args += [queue.message(job_id), *itertools.chain(*fields.items())]
+                jobs.append(_to_job(job_id, fields))
+            self._enqueue(keys=keys, args=[max_queued, self._ttl, width, *args], client=pipe)
+            *_, (accepted, queued) = pipe.execute()
+        if not accepted:
+            raise QueueFullError(
+                f"The queue is full ({queued} jobs waiting, limit {max_queued}); retry later"
+            )
+        return jobs
 
     @store_errors
     def get(self, job_id: str) -> Job:
         """The job, or `JobNotFoundError` for an unknown or expired id."""
         raw: dict[bytes, bytes] = self._redis.hgetall(job_key(job_id))  # type: ignore[assignment]
-        if not raw:
-            raise JobNotFoundError(f"Job {job_id} not found (unknown id, or expired)")
-        return _to_job(job_id, raw)
+        return _stored_job(job_id, raw)
 
     @store_errors
     def claim(self, job_id: str, *, worker_id: str = "") -> Claim | None:
@@ -115,10 +128,14 @@ class JobStore:
         processes that died (a poison image must not kill workers forever: it fails instead).
         """
         now = time.time()
-        reply = self._claim(
-            keys=[job_key(job_id), image_key(job_id), RUNNING_KEY],
-            args=[repr(now), job_id, worker_id, self._max_attempts],
-        )
+        with self._redis.pipeline(transaction=True) as pipe:
+            self._claim(
+                keys=[job_key(job_id), RUNNING_KEY],
+                args=[repr(now), job_id, worker_id, self._max_attempts],
+                client=pipe,
+            )
+            pipe.get(image_key(job_id))
+            reply, image = pipe.execute()
         if reply[0] == b"exhausted":
             self.fail(
                 job_id,
@@ -129,8 +146,8 @@ class JobStore:
             return None
         if reply[0] != b"run":
             return None
-        _, created_at, top_k, image = reply
-        return Claim(job_id, float(created_at), now, int(top_k), bytes(image))
+        _, created_at, top_k = reply
+        return Claim(job_id, float(created_at), now, int(top_k), image or b"")
 
     def succeed(self, job_id: str, result: JobResult) -> bool:
         return self._end(job_id, JobStatus.SUCCEEDED, "result", result.model_dump_json())
@@ -155,11 +172,6 @@ class JobStore:
         return self.get(job_id)
 
     @store_errors
-    def delete(self, job_id: str) -> None:
-        """Forget a job entirely (used when it could not be enqueued)."""
-        self._redis.delete(job_key(job_id), image_key(job_id))
-
-    @store_errors
     def queue_length(self, queue_name: str) -> int:
         return int(self._redis.llen(queue_name))
 
@@ -175,9 +187,15 @@ class JobStore:
         return {job_id: (owner or b"").decode() for job_id, owner in zip(ids, owners, strict=True)}
 
     @store_errors
-    def requeue_orphan(self, job_id: str, *, worker_id: str) -> bool:
-        """Put a job back to 'queued' if `worker_id` still holds it; the caller re-publishes it."""
-        return bool(self._requeue(keys=[job_key(job_id), RUNNING_KEY], args=[worker_id, job_id]))
+    def requeue_orphan(self, job_id: str, *, worker_id: str, queue: ClassifyQueue) -> bool:
+        """Put a job back to 'queued', with a new message on `queue`, if `worker_id` still
+        holds it; False when another process has it now or it has finished."""
+        return bool(
+            self._requeue(
+                keys=[job_key(job_id), RUNNING_KEY, queue.name],
+                args=[worker_id, job_id, queue.message(job_id)],
+            )
+        )
 
     @store_errors
     def running_count(self) -> int:
@@ -200,8 +218,31 @@ class JobStore:
         return bool(done)
 
 
-def _to_job(job_id: str, raw: dict[bytes, bytes]) -> Job:
-    fields = {k.decode(): v.decode() for k, v in raw.items()}
+class JobReader:
+    """`JobStore.get` for code on an event loop: the API's reads and long-polls, no thread hop."""
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self._redis = client
+
+    async def get(self, job_id: str) -> Job:
+        """The job, or `JobNotFoundError` for an unknown or expired id."""
+        with unavailable_as_store_error():
+            raw: dict[bytes, bytes] = await self._redis.hgetall(job_key(job_id))  # type: ignore[assignment]
+        return _stored_job(job_id, raw)
+
+
+def _stored_job(job_id: str, raw: dict[bytes, bytes]) -> Job:
+    if not raw:
+        raise JobNotFoundError(f"Job {job_id} not found (unknown id, or expired)")
+    return _to_job(job_id, {k.decode(): v.decode() for k, v in raw.items()})
+
+
+def _queued_fields(job: NewJob, *, created_at: str) -> dict[str, str]:
+    fields = {k: str(v) for k, v in asdict(job).items()}
+    return {"status": JobStatus.QUEUED.value, "created_at": created_at, "attempts": "0", **fields}
+
+
+def _to_job(job_id: str, fields: dict[str, str]) -> Job:
     return Job(
         job_id=job_id,
         status=JobStatus(fields["status"]),

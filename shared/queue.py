@@ -1,15 +1,20 @@
-"""The Celery application's configuration, shared by the worker that consumes and the API that
-publishes (the API only sends tasks by name and never imports the model)."""
+"""The Celery application's configuration and the classify queue's messages, shared by the worker
+that consumes and the API that enqueues (the API only names the task and never imports the
+model)."""
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import json
+import uuid
+from dataclasses import dataclass
 
 from celery import Celery
 
 from shared.settings import Settings
 
 CLASSIFY_TASK = "imgclf.classify"
+PERSISTENT_DELIVERY_MODE = 2
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -37,13 +42,6 @@ def make_celery(settings: Settings) -> Celery:
         },
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,
-        # Fail a publish quickly when Redis is down: the API answers 503 instead of hanging.
-        task_publish_retry_policy={
-            "max_retries": 2,
-            "interval_start": 0,
-            "interval_step": 0.2,
-            "interval_max": 0.5,
-        },
         worker_concurrency=settings.worker_concurrency,
         # Task events cost three Redis publishes per job; Flower switches them on while it runs.
         worker_send_task_events=False,
@@ -52,9 +50,40 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def publish_job(app: Celery, job_id: str, *, queue: str, producer: Any = None) -> None:
-    """Queue the classification of `job_id`: the message carries the id, never the image.
+@dataclass(frozen=True, slots=True)
+class ClassifyQueue:
+    """The Redis list a Celery worker consumes, and the message that asks it to run a job.
 
-    The task id is the job id, so Flower and the logs name tasks by the job they run.
+    Messages are written by the job store's own scripts, in the same atomic step that stores the
+    job, so a job never exists without its message (nor a message without its job), and a
+    submission costs one Redis round trip instead of kombu's publish path (~0.4 ms of CPU each).
+    Celery builds the message (`as_task_v2`); only the envelope below is kombu's Redis transport
+    format, which tests compare with kombu's own on every run.
     """
-    app.send_task(CLASSIFY_TASK, args=[job_id], queue=queue, producer=producer, task_id=job_id)
+
+    name: str
+    app: Celery
+
+    def message(self, job_id: str) -> str:
+        """The classify task for `job_id`, as kombu's Redis transport stores it in the list.
+
+        The task id is the job id, so Flower and the logs name tasks by the job they run.
+        """
+        task = self.app.amqp.as_task_v2(job_id, CLASSIFY_TASK, args=[job_id], ignore_result=True)
+        body = json.dumps(task.body).encode()
+        return json.dumps(
+            {
+                "body": base64.b64encode(body).decode(),
+                "content-encoding": "utf-8",
+                "content-type": "application/json",
+                "headers": task.headers,
+                "properties": {
+                    **task.properties,
+                    "delivery_mode": PERSISTENT_DELIVERY_MODE,
+                    "delivery_info": {"exchange": "", "routing_key": self.name},
+                    "priority": 0,
+                    "body_encoding": "base64",
+                    "delivery_tag": str(uuid.uuid4()),
+                },
+            }
+        )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
 import redis
@@ -39,16 +40,21 @@ def connect_async(url: str) -> redis.asyncio.Redis:
     )
 
 
-def store_errors(func: Callable[P, T]) -> Callable[P, T]:
+@contextlib.contextmanager
+def unavailable_as_store_error() -> Iterator[None]:
     """Turn Redis connection failures into `StoreUnavailableError` (503 at the API)."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StoreUnavailableError("The job store (Redis) is unavailable; retry shortly") from exc
+
+
+def store_errors(func: Callable[P, T]) -> Callable[P, T]:
+    """`unavailable_as_store_error` around every call of `func`."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
+        with unavailable_as_store_error():
             return func(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StoreUnavailableError(
-                "The job store (Redis) is unavailable; retry shortly"
-            ) from exc
 
     return wrapper

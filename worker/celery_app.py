@@ -15,7 +15,7 @@ from prometheus_client import multiprocess
 
 from shared.errors import ModelError
 from shared.jobs import JobStore
-from shared.queue import make_celery, publish_job
+from shared.queue import ClassifyQueue, make_celery
 from shared.redis_client import connect
 from shared.settings import get_settings
 from worker import lifecycle, metrics, recovery
@@ -38,7 +38,7 @@ def _start_node(sender: Any = None, **_: Any) -> None:
     recovery.start_sweeper(
         JobStore(client, ttl_seconds=settings.job_ttl_seconds),
         client,
-        lambda job_id: publish_job(app, job_id, queue=settings.queue_name),
+        ClassifyQueue(settings.queue_name, app),
         interval=settings.recovery_interval_seconds,
         node=socket.gethostname(),
     )

@@ -6,12 +6,9 @@ onnxruntime session; sessions do not survive a fork), never at import and never 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import socket
-import sys
 import threading
 from dataclasses import dataclass
 
@@ -24,6 +21,7 @@ from shared.jobs import JobStore
 from shared.redis_client import connect
 from shared.settings import Settings, get_settings
 from worker import metrics
+from worker.memory import IdleTrimmer
 from worker.model import Classifier, load_classifier
 
 log = logging.getLogger(__name__)
@@ -38,17 +36,11 @@ class WorkerProcess:
     client: redis.Redis
     store: JobStore
     worker_id: str
+    trimmer: IdleTrimmer
     stop: threading.Event
 
 
 _current: WorkerProcess | None = None
-# glibc's malloc_trim; absent on other platforms and C libraries, where trimming is skipped.
-_MALLOC_TRIM = (
-    getattr(ctypes.CDLL(ctypes.util.find_library("c")), "malloc_trim", None)
-    if sys.platform.startswith("linux")
-    else None
-)
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _lock = threading.Lock()
 
 
@@ -75,23 +67,6 @@ def shutdown() -> None:
         _current = None
 
 
-def trim_memory(*, above_mb: int) -> None:
-    """Hand freed heap back to the OS once this process holds more than `above_mb` MB.
-
-    Decoding a 12-megapixel photo briefly needs tens of MB; glibc keeps freed memory in its
-    arenas, so without trimming each worker process would stay at its largest image's peak.
-    Trimming after every job cost about 20 % throughput in page faults, hence the threshold.
-    """
-    if _MALLOC_TRIM is not None and _resident_mb() > above_mb:
-        _MALLOC_TRIM(0)
-
-
-def _resident_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        resident_pages = int(statm.read().split()[1])
-    return resident_pages * _PAGE_SIZE / 2**20
-
-
 def check_model(settings: Settings) -> Classifier:
     """Load the model once to prove it is usable; raises `ModelError` with a clear message."""
     return load_classifier(settings.model_path, settings.labels_path, threads=1)
@@ -110,6 +85,7 @@ def _start(settings: Settings) -> WorkerProcess:
             client, ttl_seconds=settings.job_ttl_seconds, max_attempts=settings.max_attempts
         ),
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        trimmer=IdleTrimmer(above_mb=settings.worker_trim_above_mb),
         stop=threading.Event(),
     )
     info = workers.WorkerInfo(
@@ -129,6 +105,9 @@ def _start(settings: Settings) -> WorkerProcess:
         args=(client, info, settings, process.stop),
         daemon=True,
         name="imgclf-heartbeat",
+    ).start()
+    threading.Thread(
+        target=process.trimmer.run, args=(process.stop,), daemon=True, name="imgclf-trim"
     ).start()
     log.info(
         "worker process %s loaded %s (%s, %d threads) in %.3f s",

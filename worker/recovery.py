@@ -3,36 +3,37 @@
 Celery requeues the task of a prefork child that dies (`reject_on_worker_lost`), but when a whole
 node dies its unacknowledged messages only return after the broker visibility timeout. Each node's
 main process therefore sweeps every few seconds: a running job whose worker process has stopped
-sending heartbeats goes back to 'queued' and is published again. Running a job twice is safe (the
-first recorded outcome wins), so a sweep that races a slow heartbeat costs time, never a result.
+sending heartbeats goes back to 'queued' with a new queue message, in one atomic step. Running a
+job twice is safe (the first recorded outcome wins), so a sweep that races a slow heartbeat costs
+time, never a result.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 
 import redis
 
 from shared import workers
 from shared.errors import ServiceUnavailableError
 from shared.jobs import KEY_PREFIX, JobStore
+from shared.queue import ClassifyQueue
 
 log = logging.getLogger(__name__)
 
 LOCK_KEY = f"{KEY_PREFIX}:sweeper-lock"
 
 
-def sweep(store: JobStore, client: redis.Redis, publish: Callable[[str], None]) -> list[str]:
-    """Requeue and re-publish every running job whose worker process is gone; returns their ids."""
+def sweep(store: JobStore, client: redis.Redis, queue: ClassifyQueue) -> list[str]:
+    """Requeue, with a new message on `queue`, every running job whose worker process is gone;
+    returns their ids."""
     alive = {info.worker_id for info in workers.alive(client)}
     requeued = []
     for job_id, worker_id in store.running_jobs().items():
         if worker_id in alive:
             continue
-        if store.requeue_orphan(job_id, worker_id=worker_id):
-            publish(job_id)
+        if store.requeue_orphan(job_id, worker_id=worker_id, queue=queue):
             requeued.append(job_id)
     if requeued:
         log.warning("requeued %d job(s) of dead worker processes: %s", len(requeued), requeued)
@@ -42,7 +43,7 @@ def sweep(store: JobStore, client: redis.Redis, publish: Callable[[str], None]) 
 def start_sweeper(
     store: JobStore,
     client: redis.Redis,
-    publish: Callable[[str], None],
+    queue: ClassifyQueue,
     *,
     interval: float,
     node: str,
@@ -57,7 +58,7 @@ def start_sweeper(
         while not stop.wait(interval):
             try:
                 if client.set(LOCK_KEY, node, nx=True, px=int(interval * 1000)):
-                    sweep(store, client, publish)
+                    sweep(store, client, queue)
             except (ServiceUnavailableError, redis.RedisError) as exc:
                 log.warning("recovery sweep skipped: %s", exc)
 

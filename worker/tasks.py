@@ -14,15 +14,15 @@ from worker.processing import process_job
 def classify(job_id: str) -> str | None:
     """Classify the image of job `job_id`; the message carries the id, never the image."""
     process = lifecycle.current()
-    processed = process_job(
-        job_id,
-        store=process.store,
-        classifier=process.classifier,
-        max_pixels=process.settings.max_image_pixels,
-        worker_id=process.worker_id,
-        soft_limit_errors=(SoftTimeLimitExceeded,),
-    )
-    lifecycle.trim_memory(above_mb=process.settings.worker_trim_above_mb)
+    with process.trimmer.job():
+        processed = process_job(
+            job_id,
+            store=process.store,
+            classifier=process.classifier,
+            max_pixels=process.settings.max_image_pixels,
+            worker_id=process.worker_id,
+            soft_limit_errors=(SoftTimeLimitExceeded,),
+        )
     status = processed.status if processed else None
     metrics.observe_task(status, processed.result if processed else None)
     return status.value if status else None

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api import metrics
-from api.deps import CeleryDep, EventsDep, SettingsDep, StoreDep
+from api.deps import EventsDep, QueueDep, ReaderDep, SettingsDep, StoreDep
 from api.errors import error_responses
 from api.jobs_service import submit, wait_for_job
 from shared.errors import InvalidRequestError
@@ -33,7 +33,7 @@ async def submit_job(
     response: Response,
     file: Annotated[UploadFile, File(description="The image: JPEG, PNG, WebP, GIF, BMP or TIFF")],
     store: StoreDep,
-    celery: CeleryDep,
+    queue: QueueDep,
     settings: SettingsDep,
     top_k: TopK = None,
 ) -> Job:
@@ -43,7 +43,7 @@ async def submit_job(
         [file],
         top_k=top_k or settings.default_top_k,
         store=store,
-        celery=celery,
+        queue=queue,
         settings=settings,
     )
     metrics.observe_submission("jobs", [job.size_bytes])
@@ -58,7 +58,7 @@ async def submit_job(
 async def submit_batch(
     files: Annotated[list[UploadFile], File(description="1 to MAX_BATCH_FILES images")],
     store: StoreDep,
-    celery: CeleryDep,
+    queue: QueueDep,
     settings: SettingsDep,
     top_k: TopK = None,
 ) -> JobBatch:
@@ -72,7 +72,7 @@ async def submit_batch(
         files,
         top_k=top_k or settings.default_top_k,
         store=store,
-        celery=celery,
+        queue=queue,
         settings=settings,
     )
     metrics.observe_submission("batch", [job.size_bytes for job in jobs])
@@ -82,7 +82,7 @@ async def submit_batch(
 @router.get("/{job_id}", response_model=Job, responses=error_responses(404))
 async def get_job(
     job_id: UUID,
-    store: StoreDep,
+    reader: ReaderDep,
     events: EventsDep,
     wait: Annotated[
         float, Query(ge=0, le=30, description="Long-poll: return once terminal, or after this")
@@ -90,8 +90,8 @@ async def get_job(
 ) -> Job:
     """A job's status, and its result or error once it has finished."""
     if wait:
-        return await wait_for_job(str(job_id), wait_seconds=wait, store=store, events=events)
-    return await run_in_threadpool(store.get, str(job_id))
+        return await wait_for_job(str(job_id), wait_seconds=wait, reader=reader, events=events)
+    return await reader.get(str(job_id))
 
 
 @router.delete("/{job_id}", response_model=Job, responses=error_responses(404, 409))

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from scripts.bench import http_wire
+
 
 @dataclass
 class LoadResult:
@@ -34,56 +36,63 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-async def _job(http: httpx.AsyncClient, data: bytes) -> None:
-    response = await http.post("/api/v1/jobs", files={"file": ("img.jpg", data, "image/jpeg")})
-    response.raise_for_status()
-    job_id = response.json()["job_id"]
+async def _job(conn: http_wire.Connection, request: bytes) -> None:
+    job_id = (await conn.json(request, expect=202))["job_id"]
+    poll = http_wire.get(f"/api/v1/jobs/{job_id}?wait=30")
     while True:
-        job = (await http.get(f"/api/v1/jobs/{job_id}", params={"wait": 30})).json()
+        job = await conn.json(poll, expect=200)
         if job["status"] == "succeeded":
             return
         if job["status"] in ("failed", "canceled"):
             raise RuntimeError(f"job {job_id} {job['status']}: {job.get('error')}")
 
 
-async def _predict(http: httpx.AsyncClient, data: bytes) -> None:
-    response = await http.post("/api/v1/predict", files={"file": ("img.jpg", data, "image/jpeg")})
-    response.raise_for_status()
+async def _predict(conn: http_wire.Connection, request: bytes) -> None:
+    await conn.json(request, expect=200)
 
 
 async def _run(
     url: str, images: list[bytes], *, clients: int, mode: str, probe: bool
 ) -> LoadResult:
+    path, send = ("/api/v1/jobs", _job) if mode == "jobs" else ("/api/v1/predict", _predict)
+    encoded: dict[int, bytes] = {}  # the workload repeats the same photos: encode each once
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for data in images:
-        queue.put_nowait(data)
+        if id(data) not in encoded:
+            encoded[id(data)] = http_wire.multipart_post(path, data)
+        queue.put_nowait(encoded[id(data)])
     result = LoadResult(images=len(images), seconds=0.0)
-    limits = httpx.Limits(max_connections=clients + 2)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
-        send = _job if mode == "jobs" else _predict
-        done = asyncio.Event()
+    done = asyncio.Event()
 
-        async def client() -> None:
+    async def client() -> None:
+        conn = http_wire.Connection(url)
+        try:
             while not queue.empty():
-                data = queue.get_nowait()
+                request = queue.get_nowait()
                 started = time.perf_counter()
-                await send(http, data)
+                await send(conn, request)
                 result.latencies.append(time.perf_counter() - started)
+        finally:
+            await conn.close()
 
-        async def prober() -> None:
+    async def prober() -> None:
+        conn, health = http_wire.Connection(url), http_wire.get("/health")
+        try:
             while not done.is_set():
                 started = time.perf_counter()
-                await http.get("/health")
+                await conn.json(health, expect=200)
                 result.health.append(time.perf_counter() - started)
                 await asyncio.sleep(0.02)
+        finally:
+            await conn.close()
 
-        probing = asyncio.create_task(prober()) if probe else None
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        result.seconds = time.perf_counter() - started
-        done.set()
-        if probing is not None:
-            await probing
+    probing = asyncio.create_task(prober()) if probe else None
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    result.seconds = time.perf_counter() - started
+    done.set()
+    if probing is not None:
+        await probing
     return result
 
 

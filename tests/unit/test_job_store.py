@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import base64
+import json
+
 import fakeredis
 import pytest
 
-from shared.errors import ImgclfError, JobNotCancelableError, JobNotFoundError
+from shared.errors import ImgclfError, JobNotCancelableError, JobNotFoundError, QueueFullError
 from shared.jobs import JobStore, NewJob, image_key, job_key
+from shared.queue import CLASSIFY_TASK
 from shared.schemas import JobResult, JobStatus, ModelRef, Prediction, Timings
+from tests.jobs import QUEUE, queue_job
 
 pytestmark = pytest.mark.unit
 
@@ -29,8 +34,30 @@ def store(client: fakeredis.FakeRedis) -> JobStore:
     return JobStore(client, ttl_seconds=60)
 
 
+def test_each_queued_job_gets_one_celery_message_naming_it(
+    store: JobStore, client: fakeredis.FakeRedis
+) -> None:
+    jobs = store.enqueue([(NEW, b"a"), (NEW, b"b")], queue=QUEUE, max_queued=10)
+    messages = [json.loads(m) for m in reversed(client.lrange(QUEUE.name, 0, -1))]
+    assert [m["headers"]["id"] for m in messages] == [job.job_id for job in jobs]
+    assert {m["headers"]["task"] for m in messages} == {CLASSIFY_TASK}
+    args, kwargs, _ = json.loads(base64.b64decode(messages[0]["body"]))
+    assert (args, kwargs) == ([jobs[0].job_id], {})
+    assert client.get(image_key(jobs[1].job_id)) == b"b"
+
+
+def test_a_batch_over_the_queue_limit_is_refused_whole(
+    store: JobStore, client: fakeredis.FakeRedis
+) -> None:
+    store.enqueue([(NEW, b"a")], queue=QUEUE, max_queued=3)
+    with pytest.raises(QueueFullError, match=r"1 jobs waiting, limit 3"):
+        store.enqueue([(NEW, b"b"), (NEW, b"c"), (NEW, b"d")], queue=QUEUE, max_queued=3)
+    assert client.llen(QUEUE.name) == 1
+    assert len(client.keys("imgclf:job:*")) == 1
+
+
 def test_created_job_is_queued_with_upload_metadata(store: JobStore) -> None:
-    job = store.create(NEW, b"abc")
+    job = queue_job(store, NEW, b"abc")
     fetched = store.get(job.job_id)
     assert fetched.status is JobStatus.QUEUED
     assert (fetched.filename, fetched.width, fetched.height, fetched.top_k) == ("cat.jpg", 4, 5, 3)
@@ -39,7 +66,7 @@ def test_created_job_is_queued_with_upload_metadata(store: JobStore) -> None:
 
 
 def test_job_and_image_expire_after_ttl(store: JobStore, client: fakeredis.FakeRedis) -> None:
-    job = store.create(NEW, b"abc")
+    job = queue_job(store, NEW, b"abc")
     assert 0 < client.ttl(job_key(job.job_id)) <= 60
     assert 0 < client.ttl(image_key(job.job_id)) <= 60
 
@@ -50,7 +77,7 @@ def test_unknown_job_is_not_found(store: JobStore) -> None:
 
 
 def test_claim_hands_the_worker_image_and_top_k(store: JobStore) -> None:
-    job = store.create(NEW, b"abc")
+    job = queue_job(store, NEW, b"abc")
     claim = store.claim(job.job_id)
     assert claim is not None
     assert (claim.image, claim.top_k) == (b"abc", 3)
@@ -60,7 +87,7 @@ def test_claim_hands_the_worker_image_and_top_k(store: JobStore) -> None:
 def test_success_stores_result_and_deletes_image(
     store: JobStore, client: fakeredis.FakeRedis
 ) -> None:
-    job = store.create(NEW, b"abc")
+    job = queue_job(store, NEW, b"abc")
     store.claim(job.job_id)
     assert store.succeed(job.job_id, RESULT)
     done = store.get(job.job_id)
@@ -71,7 +98,7 @@ def test_success_stores_result_and_deletes_image(
 
 
 def test_terminal_job_is_never_claimed_or_overwritten_again(store: JobStore) -> None:
-    job = store.create(NEW, b"abc")
+    job = queue_job(store, NEW, b"abc")
     store.claim(job.job_id)
     store.succeed(job.job_id, RESULT)
     assert store.claim(job.job_id) is None
@@ -80,13 +107,13 @@ def test_terminal_job_is_never_claimed_or_overwritten_again(store: JobStore) -> 
 
 
 def test_running_job_redelivered_after_a_crash_can_be_claimed_again(store: JobStore) -> None:
-    job = store.create(NEW, b"abc")
+    job = queue_job(store, NEW, b"abc")
     assert store.claim(job.job_id) is not None
     assert store.claim(job.job_id) is not None
 
 
 def test_failure_records_code_and_message(store: JobStore) -> None:
-    job = store.create(NEW, b"abc")
+    job = queue_job(store, NEW, b"abc")
     store.claim(job.job_id)
     store.fail(job.job_id, ImgclfError("boom"))
     failed = store.get(job.job_id)
@@ -96,20 +123,20 @@ def test_failure_records_code_and_message(store: JobStore) -> None:
 
 
 def test_cancel_queued_job_and_skip_it_later(store: JobStore) -> None:
-    job = store.create(NEW, b"abc")
+    job = queue_job(store, NEW, b"abc")
     assert store.cancel(job.job_id).status is JobStatus.CANCELED
     assert store.claim(job.job_id) is None
 
 
 def test_cancel_twice_conflicts(store: JobStore) -> None:
-    job = store.create(NEW, b"abc")
+    job = queue_job(store, NEW, b"abc")
     store.cancel(job.job_id)
     with pytest.raises(JobNotCancelableError, match="canceled"):
         store.cancel(job.job_id)
 
 
 def test_cancel_running_job_conflicts(store: JobStore) -> None:
-    job = store.create(NEW, b"abc")
+    job = queue_job(store, NEW, b"abc")
     store.claim(job.job_id)
     with pytest.raises(JobNotCancelableError, match="running"):
         store.cancel(job.job_id)
@@ -124,7 +151,7 @@ def test_finish_publishes_an_event(store: JobStore, client: fakeredis.FakeRedis)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe("imgclf:events")
     pubsub.get_message(timeout=0.1)
-    job = store.create(NEW, b"abc")
+    job = queue_job(store, NEW, b"abc")
     store.claim(job.job_id)
     store.succeed(job.job_id, RESULT)
     message = pubsub.get_message(timeout=1)
@@ -133,7 +160,7 @@ def test_finish_publishes_an_event(store: JobStore, client: fakeredis.FakeRedis)
 
 
 def test_running_count_follows_claims_and_finishes(store: JobStore) -> None:
-    first, second = store.create(NEW, b"a"), store.create(NEW, b"b")
+    first, second = queue_job(store, NEW, b"a"), queue_job(store, NEW, b"b")
     store.claim(first.job_id)
     store.claim(second.job_id)
     store.claim(second.job_id)  # a redelivery is still one running job
@@ -143,7 +170,7 @@ def test_running_count_follows_claims_and_finishes(store: JobStore) -> None:
 
 
 def test_finished_counts_by_terminal_status(store: JobStore) -> None:
-    done, failed, canceled = (store.create(NEW, b"x") for _ in range(3))
+    done, failed, canceled = (queue_job(store, NEW, b"x") for _ in range(3))
     store.claim(done.job_id)
     store.succeed(done.job_id, RESULT)
     store.claim(failed.job_id)

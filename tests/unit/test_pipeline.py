@@ -9,6 +9,7 @@ import pytest
 from shared.jobs import JobStore, NewJob
 from shared.schemas import JobStatus
 from tests.images import encode, gradient
+from tests.jobs import queue_job
 from tests.processes import ROOT, SHARED_IMAGES
 from worker.model import Classifier, load_classifier
 from worker.pipeline import classify, softmax, top_predictions
@@ -71,7 +72,8 @@ def test_corrupt_model_file_gives_a_clear_error(tmp_path: Path) -> None:
 
 def _store_with_job(data: bytes) -> tuple[JobStore, str]:
     store = JobStore(fakeredis.FakeRedis(), ttl_seconds=60)
-    job = store.create(
+    job = queue_job(
+        store,
         NewJob(
             filename="x",
             content_type="image/jpeg",

@@ -1,0 +1,16 @@
+"""Queue jobs straight into a JobStore, as the API does, for tests below the HTTP layer."""
+
+from __future__ import annotations
+
+from shared.jobs import JobStore, NewJob
+from shared.queue import ClassifyQueue, make_celery
+from shared.schemas import Job
+from shared.settings import Settings
+
+QUEUE = ClassifyQueue("imgclf", make_celery(Settings()))
+NEW = NewJob(filename="a.jpg", content_type="image/jpeg", size_bytes=1, width=1, height=1, top_k=1)
+
+
+def queue_job(store: JobStore, job: NewJob = NEW, image: bytes = b"x") -> Job:
+    (queued,) = store.enqueue([(job, image)], queue=QUEUE, max_queued=10_000)
+    return queued
