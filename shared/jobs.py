@@ -12,12 +12,14 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 import redis.asyncio
+from redis.client import Pipeline
 
 from shared import job_scripts
 from shared.errors import (
@@ -95,19 +97,21 @@ class JobStore:
         """Store a queued job per (job, image) and push its queue message, all in one atomic
         step: every job is queued, or none is (`QueueFullError` past `max_queued` waiting)."""
         now = repr(time.time())
-        keys, jobs, width = [queue.name], [], 0
-        args: list[str] = []
-        with self._redis.pipeline(transaction=True) as pipe:
-            for job, image in uploads:
-                job_id = new_job_id()
-                fields = _queued_fields(job, created_at=now)
-                width = 2 * len(fields)  # the same for every job: the script reads in strides
-                pipe.set(image_key(job_id), image, ex=self._ttl)
-                keys += [job_key(job_id), image_key(job_id)]
-                args += [queue.message(job_id), *itertools.chain(*fields.items())]
-                jobs.append(_to_job(job_id, fields))
-            self._enqueue(keys=keys, args=[max_queued, self._ttl, width, *args], client=pipe)
-            *_, (accepted, queued) = pipe.execute()
+        fields = [_queued_fields(job, created_at=now) for job, _ in uploads]
+        jobs = [_to_job(new_job_id(), job_fields) for job_fields in fields]
+        # Every job has the same fields, so the script reads them in strides of one width.
+        width = 2 * len(fields[0]) if fields else 0
+        keys, args = [queue.name], [str(max_queued), str(self._ttl), str(width)]
+        for job, job_fields in zip(jobs, fields, strict=True):
+            keys += [job_key(job.job_id), image_key(job.job_id)]
+            args += [queue.message(job.job_id), *itertools.chain(*job_fields.items())]
+
+        def commands(pipe: Pipeline) -> None:
+            for job, (_, image) in zip(jobs, uploads, strict=True):
+                pipe.set(image_key(job.job_id), image, ex=self._ttl)
+            pipe.evalsha(self._enqueue.sha, len(keys), *keys, *args)
+
+        *_, (accepted, queued) = self._atomically(commands)
         if not accepted:
             raise QueueFullError(
                 f"The queue is full ({queued} jobs waiting, limit {max_queued}); retry later"
@@ -128,14 +132,15 @@ class JobStore:
         processes that died (a poison image must not kill workers forever: it fails instead).
         """
         now = time.time()
-        with self._redis.pipeline(transaction=True) as pipe:
-            self._claim(
-                keys=[job_key(job_id), RUNNING_KEY],
-                args=[repr(now), job_id, worker_id, self._max_attempts],
-                client=pipe,
+
+        def commands(pipe: Pipeline) -> None:
+            keys = [job_key(job_id), RUNNING_KEY]
+            pipe.evalsha(
+                self._claim.sha, 2, *keys, repr(now), job_id, worker_id, self._max_attempts
             )
             pipe.get(image_key(job_id))
-            reply, image = pipe.execute()
+
+        reply, image = self._atomically(commands)
         if reply[0] == b"exhausted":
             self.fail(
                 job_id,
@@ -207,6 +212,24 @@ class JobStore:
         """Jobs that reached each terminal status since Redis was set up (cluster-wide)."""
         raw: dict[bytes, bytes] = self._redis.hgetall(STATS_KEY)  # type: ignore[assignment]
         return {k.decode(): int(v) for k, v in raw.items()}
+
+    def _atomically(self, commands: Callable[[Pipeline], None]) -> list[Any]:
+        """Run what `commands` queues as one MULTI/EXEC transaction, in one round trip.
+
+        Scripts go by SHA without redis-py's SCRIPT EXISTS check, which costs a round trip per
+        pipeline; if Redis lost them (restarted), they are loaded and the transaction runs again.
+        """
+        for attempt in range(2):
+            with self._redis.pipeline(transaction=True) as pipe:
+                commands(pipe)
+                try:
+                    return pipe.execute()
+                except redis.exceptions.NoScriptError:
+                    if attempt:
+                        raise
+            for script in (self._enqueue, self._claim):
+                self._redis.script_load(script.script)
+        raise AssertionError("unreachable")
 
     @store_errors
     def _end(self, job_id: str, status: JobStatus, field: str, payload: str) -> bool:

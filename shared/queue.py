@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from dataclasses import dataclass
+from typing import Any
 
 from celery import Celery
 
@@ -15,6 +15,7 @@ from shared.settings import Settings
 
 CLASSIFY_TASK = "imgclf.classify"
 PERSISTENT_DELIVERY_MODE = 2
+_TEMPLATE_ID = "00000000-0000-0000-0000-000000000000"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -50,7 +51,6 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-@dataclass(frozen=True, slots=True)
 class ClassifyQueue:
     """The Redis list a Celery worker consumes, and the message that asks it to run a job.
 
@@ -61,24 +61,37 @@ class ClassifyQueue:
     format, which tests compare with kombu's own on every run.
     """
 
-    name: str
-    app: Celery
+    def __init__(self, name: str, app: Celery) -> None:
+        self.name = name
+        # Celery's message for a placeholder id; each job's message swaps in its own id. Building
+        # it afresh per job cost ~0.15 ms of the API's CPU (configuration lookups, safe reprs).
+        task = app.amqp.as_task_v2(
+            _TEMPLATE_ID, CLASSIFY_TASK, args=[_TEMPLATE_ID], ignore_result=True
+        )
+        self._headers: dict[str, Any] = task.headers
+        self._properties: dict[str, Any] = task.properties
+        self._options: dict[str, Any] = task.body[2]
 
     def message(self, job_id: str) -> str:
         """The classify task for `job_id`, as kombu's Redis transport stores it in the list.
 
         The task id is the job id, so Flower and the logs name tasks by the job they run.
         """
-        task = self.app.amqp.as_task_v2(job_id, CLASSIFY_TASK, args=[job_id], ignore_result=True)
-        body = json.dumps(task.body).encode()
+        body = json.dumps([[job_id], {}, self._options]).encode()
         return json.dumps(
             {
                 "body": base64.b64encode(body).decode(),
                 "content-encoding": "utf-8",
                 "content-type": "application/json",
-                "headers": task.headers,
+                "headers": {
+                    **self._headers,
+                    "id": job_id,
+                    "root_id": job_id,
+                    "argsrepr": repr([job_id]),
+                },
                 "properties": {
-                    **task.properties,
+                    **self._properties,
+                    "correlation_id": job_id,
                     "delivery_mode": PERSISTENT_DELIVERY_MODE,
                     "delivery_info": {"exchange": "", "routing_key": self.name},
                     "priority": 0,

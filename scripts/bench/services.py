@@ -21,6 +21,16 @@ class Stack:
     api_url: str
     api_pid: int
     worker_pid: int
+    redis_pid: int
+
+    def processes(self) -> dict[str, list[int]]:
+        """The stack's processes by role, for CPU accounting."""
+        return {
+            "api": [self.api_pid],
+            "worker_processes": children(self.worker_pid),
+            "celery_main_process": [self.worker_pid],
+            "redis": [self.redis_pid],
+        }
 
 
 REDIS = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
@@ -34,7 +44,9 @@ def pipeline(*, workers: int, logs: Path) -> Iterator[Stack]:
     redis_port, api_port = free_port(), free_port()
     with ExitStack() as stack, tempfile.TemporaryDirectory() as data:
         redis = [*REDIS, "--port", str(redis_port), "--dir", data]
-        stack.enter_context(running(redis, env=dict(os.environ), log=logs / "redis.log"))
+        redis_proc = stack.enter_context(
+            running(redis, env=dict(os.environ), log=logs / "redis.log")
+        )
         env = {
             **os.environ,
             "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
@@ -56,7 +68,7 @@ def pipeline(*, workers: int, logs: Path) -> Iterator[Stack]:
             if time.monotonic() > deadline:
                 raise TimeoutError("workers did not come up")
             time.sleep(0.2)
-        yield Stack(url, api.pid, worker.pid)
+        yield Stack(url, api.pid, worker.pid, redis_proc.pid)
 
 
 @contextmanager
@@ -79,6 +91,12 @@ def rss_mb(pid: int) -> dict[str, float]:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(value.split()[0]) / 1024
     return {"rss_mb": fields["VmRSS"], "peak_rss_mb": fields["VmHWM"]}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:

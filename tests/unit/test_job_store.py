@@ -178,3 +178,16 @@ def test_finished_counts_by_terminal_status(store: JobStore) -> None:
     store.cancel(canceled.job_id)
     store.fail(done.job_id, ImgclfError("duplicate, ignored"))
     assert store.finished_counts() == {"succeeded": 1, "failed": 1, "canceled": 1}
+
+
+def test_jobs_queue_and_claim_after_redis_lost_its_scripts(
+    store: JobStore, client: fakeredis.FakeRedis
+) -> None:
+    first = queue_job(store, NEW, b"a")
+    client.script_flush()  # what a Redis restart does
+    second = queue_job(store, NEW, b"b")
+    client.script_flush()
+    claim = store.claim(second.job_id, worker_id="w")
+    assert claim is not None
+    assert claim.image == b"b"
+    assert store.get(first.job_id).status is JobStatus.QUEUED
