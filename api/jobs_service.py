@@ -69,4 +69,5 @@ async def wait_for_job(
             if job.status.terminal or remaining <= 0:
                 return job
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(finished.wait(), min(remaining, RECHECK_SECONDS))
+                async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
+                    await finished.wait()

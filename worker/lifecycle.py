@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import onnxruntime as ort
 import redis
+from PIL import Image
 
 from shared import workers
 from shared.errors import ServiceUnavailableError
@@ -73,6 +74,7 @@ def check_model(settings: Settings) -> Classifier:
 
 
 def _start(settings: Settings) -> WorkerProcess:
+    Image.init()  # Pillow registers its format plugins on first use: not on the first job
     classifier = load_classifier(
         settings.model_path, settings.labels_path, threads=settings.ort_threads()
     )

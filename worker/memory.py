@@ -63,15 +63,22 @@ class IdleTrimmer:
             if self._busy or self._trimmed or not idle:
                 return False
             self._trimmed = True
-        if _MALLOC_TRIM is None or resident_mb() <= self._above_mb:
+        if resident_mb() <= self._above_mb:
             return False
-        _MALLOC_TRIM(0)
-        return True
+        return release_free_memory()
 
     def run(self, stop: threading.Event) -> None:
         """Check every `idle_seconds` until `stop` is set (the body of a daemon thread)."""
         while not stop.wait(self._idle_seconds):
             self.trim_if_idle()
+
+
+def release_free_memory() -> bool:
+    """Return the C heap's free pages to the OS now; False where glibc's trim is missing."""
+    if _MALLOC_TRIM is None:
+        return False
+    _MALLOC_TRIM(0)
+    return True
 
 
 def resident_mb() -> float:

@@ -57,6 +57,8 @@ def load_classifier(model_path: Path, labels_path: Path, *, threads: int) -> Cla
         raise ModelError(f"The labels file {labels_path} is unusable: {exc}") from exc
     session = _session(model_path, threads=threads)
     _check_shapes(session, model_path)
+    # The first run allocates onnxruntime's buffers; paying it here keeps it off the first job.
+    session.run(None, {session.get_inputs()[0].name: np.zeros(INPUT_SHAPE, dtype=np.float32)})
     sha256 = sha256_file(model_path)
     if sha256 not in MODEL_FILE.sha256:
         log.warning("Model %s has an unknown sha256 %s; serving it anyway", model_path, sha256)
