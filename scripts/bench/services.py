@@ -14,6 +14,10 @@ from pathlib import Path
 import httpx
 
 from scripts.processes import free_port, running, wait_for_http
+from shared.jobs import JobStore, NewJob
+from shared.queue import ClassifyQueue, make_celery
+from shared.redis_client import connect
+from shared.settings import Settings
 
 
 @dataclass
@@ -22,6 +26,7 @@ class Stack:
     api_pid: int
     worker_pid: int
     redis_pid: int
+    redis_url: str
 
     def processes(self) -> dict[str, list[int]]:
         """The stack's processes by role, for CPU accounting."""
@@ -68,7 +73,7 @@ def pipeline(*, workers: int, logs: Path) -> Iterator[Stack]:
             if time.monotonic() > deadline:
                 raise TimeoutError("workers did not come up")
             time.sleep(0.2)
-        yield Stack(url, api.pid, worker.pid, redis_proc.pid)
+        yield Stack(url, api.pid, worker.pid, redis_proc.pid, env["REDIS_URL"])
 
 
 @contextmanager
@@ -91,6 +96,25 @@ def rss_mb(pid: int) -> dict[str, float]:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(value.split()[0]) / 1024
     return {"rss_mb": fields["VmRSS"], "peak_rss_mb": fields["VmHWM"]}
+
+
+def drain(stack: Stack, images: list[bytes]) -> float:
+    """Images per second of the worker node alone: the jobs are queued straight into Redis, in
+    batches as large as the API accepts, and timed until the last one has finished (no HTTP, no
+    API, no clients)."""
+    settings = Settings(redis_url=stack.redis_url)
+    store = JobStore(connect(settings.redis_url), ttl_seconds=600)
+    queue = ClassifyQueue(settings.queue_name, make_celery(settings))
+    done_before = store.finished_counts().get("succeeded", 0)
+    new = NewJob(filename="bench.jpg", content_type="image/jpeg", size_bytes=0, width=0,
+                 height=0, top_k=5)  # fmt: skip
+    started = time.perf_counter()
+    for start in range(0, len(images), settings.max_batch_files):
+        batch = images[start : start + settings.max_batch_files]
+        store.enqueue([(new, data) for data in batch], queue=queue, max_queued=len(images))
+    while store.finished_counts().get("succeeded", 0) - done_before < len(images):
+        time.sleep(0.005)
+    return len(images) / (time.perf_counter() - started)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -1,0 +1,26 @@
+"""The benchmark's load generator against the real stack: every job done, every figure there."""
+
+from __future__ import annotations
+
+import pytest
+
+from scripts.bench import load
+from tests.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+
+def test_load_generator_runs_every_image_through_the_pipeline(
+    stack: Stack, labrador_bytes: bytes
+) -> None:
+    result = load.run(stack.api_url, [labrador_bytes] * 6, clients=3)
+    assert result.images == 6
+    assert len(result.latencies) == 6
+    assert result.health, "the /health prober took no samples"
+    assert 0 < result.latency_ms(50) <= result.latency_ms(99)
+    assert result.images_per_second > 0
+
+
+def test_load_generator_reports_a_refused_upload(stack: Stack) -> None:
+    with pytest.raises(RuntimeError, match="HTTP 400"):
+        load.run(stack.api_url, [b"not an image"], clients=1, probe=False)
