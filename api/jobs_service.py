@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 
 from fastapi import UploadFile
@@ -16,8 +15,6 @@ from shared.jobs import JobReader, JobStore
 from shared.queue import ClassifyQueue
 from shared.schemas import Job
 from shared.settings import Settings
-
-log = logging.getLogger(__name__)
 
 # Waiters re-read the job this often even without an event: a safety net, not the mechanism.
 RECHECK_SECONDS = 2.0

@@ -34,8 +34,8 @@ def _start_node(sender: Any = None, **_: Any) -> None:
     except ModelError as exc:
         print(f"imgclf worker refuses to start: {exc.message}", file=sys.stderr, flush=True)
         sys.exit(3)
-    # The checked model is gone again; children fork from this process, and each would
-    # otherwise carry its freed heap (~15 MB of RSS per child) for life.
+    # The checked model is gone again: hand its heap back before the children fork from this
+    # process (measured: node 140 -> 116 MB RSS, each child 4 MB less).
     memory.release_free_memory()
     client = connect(settings.redis_url)
     recovery.start_sweeper(
