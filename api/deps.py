@@ -12,7 +12,7 @@ import redis
 from fastapi import Depends, Request
 
 from api.events import JobEvents
-from shared.jobs import JobReader, JobStore
+from shared.jobs import AsyncJobStore, JobStore
 from shared.queue import ClassifyQueue
 from shared.settings import Settings, get_settings
 
@@ -26,9 +26,9 @@ async def _store(request: Request) -> JobStore:
     return store
 
 
-async def _reader(request: Request) -> JobReader:
-    reader: JobReader = request.app.state.reader
-    return reader
+async def _async_store(request: Request) -> AsyncJobStore:
+    store: AsyncJobStore = request.app.state.async_store
+    return store
 
 
 async def _redis(request: Request) -> redis.Redis:
@@ -48,7 +48,7 @@ async def _events(request: Request) -> JobEvents:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 StoreDep = Annotated[JobStore, Depends(_store)]
-ReaderDep = Annotated[JobReader, Depends(_reader)]
+AsyncStoreDep = Annotated[AsyncJobStore, Depends(_async_store)]
 RedisDep = Annotated[redis.Redis, Depends(_redis)]
 QueueDep = Annotated[ClassifyQueue, Depends(_queue)]
 EventsDep = Annotated[JobEvents, Depends(_events)]

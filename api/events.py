@@ -1,9 +1,10 @@
 """Wake long-polling requests the moment their job ends, over one Redis pub/sub connection.
 
-Workers publish a job's id on `imgclf:events` when it reaches a terminal state. Each API process
-keeps a single subscription and wakes whichever requests wait on that id, so long-polls cost no
-Redis traffic while they wait. Waiters also re-read the job every few seconds, which covers any
-event missed while the subscription was reconnecting.
+Workers announce a job on `imgclf:events` when it reaches a terminal state: its id and the job
+as it ended. Each API process keeps a single subscription and hands that final state to whichever
+requests wait on the id, so long-polls cost no Redis traffic while they wait, nor a read when they
+wake. Waiters also re-read the job every few seconds, which covers any event missed while the
+subscription was reconnecting.
 """
 
 from __future__ import annotations
@@ -13,15 +14,25 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 import redis
 import redis.asyncio
 
-from shared.jobs import EVENTS_CHANNEL
+from shared.jobs import EVENTS_CHANNEL, announced_job
+from shared.schemas import Job
 
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY_SECONDS = 1.0
+
+
+@dataclass(slots=True)
+class Finished:
+    """Set when a watched job ends, with the job as its event described it (if it did)."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    job: Job | None = None
 
 
 class JobEvents:
@@ -29,7 +40,7 @@ class JobEvents:
 
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self._client = client
-        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._waiters: dict[str, list[Finished]] = defaultdict(list)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -43,22 +54,29 @@ class JobEvents:
         await self._client.aclose()
 
     @contextlib.asynccontextmanager
-    async def watch(self, job_id: str) -> AsyncIterator[asyncio.Event]:
-        """An event set when `job_id` ends; register it *before* reading the job's status."""
-        event = asyncio.Event()
-        self._waiters[job_id].add(event)
+    async def watch(self, job_id: str) -> AsyncIterator[Finished]:
+        """Set when `job_id` ends; register it *before* reading the job's status."""
+        finished = Finished()
+        self._waiters[job_id].append(finished)
         try:
-            yield event
+            yield finished
         finally:
             waiters = self._waiters.get(job_id)
             if waiters is not None:
-                waiters.discard(event)
+                waiters.remove(finished)
                 if not waiters:
                     del self._waiters[job_id]
 
-    def _notify(self, job_id: str) -> None:
-        for event in self._waiters.get(job_id, ()):
-            event.set()
+    def notify(self, message: str) -> None:
+        """Wake the requests waiting on the job a message announces (parsed only if any wait)."""
+        job_id = message.partition(" ")[0]
+        waiters = self._waiters.get(job_id)
+        if not waiters:
+            return
+        _, job = announced_job(message)
+        for finished in waiters:
+            finished.job = job
+            finished.event.set()
 
     async def _listen(self) -> None:
         while True:
@@ -68,7 +86,7 @@ class JobEvents:
                     while True:
                         message = await pubsub.get_message(timeout=1.0)
                         if message is not None:
-                            self._notify(message["data"].decode())
+                            self.notify(message["data"].decode())
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 log.warning("job events: Redis unavailable (%s); reconnecting", exc)
                 await asyncio.sleep(RECONNECT_DELAY_SECONDS)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Iterator
 
 from fastapi import UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from api.events import JobEvents
-from api.uploads import check_upload
+from api.uploads import CheckedUpload, check_upload, read_upload
 from shared.errors import InvalidRequestError
-from shared.jobs import JobReader, JobStore
+from shared.jobs import AsyncJobStore
 from shared.queue import ClassifyQueue
 from shared.schemas import Job
 from shared.settings import Settings
@@ -20,51 +22,70 @@ from shared.settings import Settings
 RECHECK_SECONDS = 2.0
 
 
-def submit(
+async def submit(
     files: list[UploadFile],
     *,
     top_k: int,
-    store: JobStore,
+    store: AsyncJobStore,
     queue: ClassifyQueue,
     settings: Settings,
 ) -> list[Job]:
-    """Check every file, then queue them all (or none); blocking, so call it in a threadpool.
+    """Check every file, then queue them all (or none).
 
-    One thread hop per request: reading, the header checks and the Redis call all happen here.
+    A single upload stays on the event loop: its header check is cheap (~20 us for a JPEG, at
+    most ~2 ms for a 10 MB PNG), and a thread hop cost more than the rest of the work. A batch's
+    checks go to a worker thread together, so 64 large PNGs cannot stall other requests.
     """
-    uploads = []
+    contents = []
     for index, file in enumerate(files):
-        try:
-            uploads.append(
-                check_upload(
-                    file,
-                    top_k=top_k,
-                    max_bytes=settings.max_upload_bytes,
-                    max_pixels=settings.max_image_pixels,
+        with _naming_the_file(files, index):
+            contents.append(await read_upload(file, max_bytes=settings.max_upload_bytes))
+
+    def check_all() -> list[CheckedUpload]:
+        checked = []
+        for index, (file, data) in enumerate(zip(files, contents, strict=True)):
+            with _naming_the_file(files, index):
+                checked.append(
+                    check_upload(
+                        data,
+                        filename=file.filename,
+                        top_k=top_k,
+                        max_pixels=settings.max_image_pixels,
+                    )
                 )
-            )
-        except InvalidRequestError as exc:
-            if len(files) > 1:
-                exc.message = f"files[{index}] ({file.filename!r}): {exc.message}"
-            raise
-    return store.enqueue(
+        return checked
+
+    uploads = check_all() if len(files) == 1 else await run_in_threadpool(check_all)
+    return await store.enqueue(
         [(upload.job, upload.data) for upload in uploads],
         queue=queue,
         max_queued=settings.max_queue_length,
     )
 
 
+@contextlib.contextmanager
+def _naming_the_file(files: list[UploadFile], index: int) -> Iterator[None]:
+    """In a batch, an error says which file it is about."""
+    try:
+        yield
+    except InvalidRequestError as exc:
+        if len(files) > 1:
+            exc.message = f"files[{index}] ({files[index].filename!r}): {exc.message}"
+        raise
+
+
 async def wait_for_job(
-    job_id: str, *, wait_seconds: float, reader: JobReader, events: JobEvents
+    job_id: str, *, wait_seconds: float, store: AsyncJobStore, events: JobEvents
 ) -> Job:
     """The job as soon as it is terminal, or as it stands when `wait_seconds` have passed."""
     deadline = time.monotonic() + wait_seconds
     async with events.watch(job_id) as finished:
+        job = await store.get(job_id)
         while True:
-            job = await reader.get(job_id)
             remaining = deadline - time.monotonic()
             if job.status.terminal or remaining <= 0:
                 return job
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
-                    await finished.wait()
+                    await finished.event.wait()
+            job = finished.job or await store.get(job_id)

@@ -15,7 +15,7 @@ from api.middleware import MULTIPART_OVERHEAD_BYTES, BodySizeLimit, RequestMetri
 from api.routes import jobs, predict, queue, system
 from api.security import require_api_key
 from api.uploads import spool_uploads_in_memory
-from shared.jobs import JobReader, JobStore
+from shared.jobs import AsyncJobStore, JobStore
 from shared.queue import ClassifyQueue, make_celery
 from shared.redis_client import connect, connect_async
 from shared.settings import Settings, get_settings
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.queue_registry(app.state.store, settings.queue_name),
         )
         async_client = connect_async(settings.redis_url)
-        app.state.reader = JobReader(async_client)
+        app.state.async_store = AsyncJobStore(async_client, ttl_seconds=settings.job_ttl_seconds)
         app.state.events = JobEvents(async_client)
         app.state.events.start()
         yield

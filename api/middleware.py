@@ -32,12 +32,15 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
-        too_large = UploadTooLargeError(
-            f"Upload too large: the request body exceeds {limit} bytes (MAX_UPLOAD_BYTES)"
-        )
+
+        def too_large() -> UploadTooLargeError:
+            return UploadTooLargeError(
+                f"Upload too large: the request body exceeds {limit} bytes (MAX_UPLOAD_BYTES)"
+            )
+
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await error_response(too_large)(scope, receive, send)
+            await error_response(too_large())(scope, receive, send)
             return
         state = {"received": 0, "exceeded": False, "replied": False}
 
@@ -56,7 +59,7 @@ class BodySizeLimit:
             if state["exceeded"]:
                 if not state["replied"]:
                     state["replied"] = True
-                    await error_response(too_large)(scope, receive, send)
+                    await error_response(too_large())(scope, receive, send)
                 return
             await send(message)
 
@@ -64,7 +67,7 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, guarded_send)
         except _BodyTooLarge:
             if not state["replied"]:
-                await error_response(too_large)(scope, receive, send)
+                await error_response(too_large())(scope, receive, send)
 
 
 class _BodyTooLarge(Exception):  # noqa: N818 - internal signal, never leaves this module

@@ -1,4 +1,4 @@
-"""Turn multipart uploads into checked image bytes, off the event loop."""
+"""Turn multipart uploads into checked image bytes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from shared.images import ImageInfo, inspect_image
 from shared.jobs import NewJob
 
 MAX_FILENAME_CHARS = 255
-READ_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,17 +24,31 @@ class CheckedUpload:
     data: bytes
 
 
-def check_upload(
-    upload: UploadFile, *, top_k: int, max_bytes: int, max_pixels: int
-) -> CheckedUpload:
-    """Read one uploaded file (within `max_bytes`) and check its header (within `max_pixels`).
+async def read_upload(upload: UploadFile, *, max_bytes: int) -> bytes:
+    """The uploaded file's bytes, or `UploadTooLargeError` past `max_bytes`.
 
-    Blocking (file reads, Pillow): call it from a worker thread, never on the event loop.
+    Files within the limit are spooled in memory (`spool_uploads_in_memory`), so this does not
+    block; a larger one is refused by its recorded size before anything is read.
     """
-    data = _read_limited(upload, max_bytes=max_bytes)
+    if upload.size is not None and upload.size > max_bytes:
+        raise _too_large(max_bytes)
+    await upload.seek(0)
+    data = await upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise _too_large(max_bytes)
+    return data
+
+
+def check_upload(
+    data: bytes, *, filename: str | None, top_k: int, max_pixels: int
+) -> CheckedUpload:
+    """Check an upload's header (within `max_pixels`) and describe the job it becomes.
+
+    No pixels are decoded: a JPEG costs ~20 us; a PNG's chunk CRCs ~0.2 ms per MB.
+    """
     info: ImageInfo = inspect_image(data, max_pixels=max_pixels)
     job = NewJob(
-        filename=safe_filename(upload.filename),
+        filename=safe_filename(filename),
         content_type=info.content_type,
         size_bytes=len(data),
         width=info.width,
@@ -65,20 +78,6 @@ def safe_filename(name: str | None) -> str:
     if printable.strip(".") == "":
         return "upload"
     return printable[:MAX_FILENAME_CHARS]
-
-
-def _read_limited(upload: UploadFile, *, max_bytes: int) -> bytes:
-    if upload.size is not None and upload.size > max_bytes:
-        raise _too_large(max_bytes)
-    upload.file.seek(0)
-    chunks: list[bytes] = []
-    total = 0
-    while chunk := upload.file.read(READ_CHUNK_BYTES):
-        total += len(chunk)
-        if total > max_bytes:
-            raise _too_large(max_bytes)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _too_large(max_bytes: int) -> UploadTooLargeError:

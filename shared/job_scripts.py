@@ -44,31 +44,47 @@ local meta = redis.call('HMGET', KEYS[1], 'created_at', 'top_k')
 return {'run', meta[1], meta[2]}
 """
 
+# Terminal changes are announced on the events channel as "<job id> <job as JSON>", so that
+# whoever long-polls the job has its final state without reading it back.
+_ANNOUNCE = """
+local function announce(channel, job_key, job_id)
+  local flat, fields = redis.call('HGETALL', job_key), {}
+  for i = 1, #flat, 2 do fields[flat[i]] = flat[i + 1] end
+  redis.call('PUBLISH', channel, job_id .. ' ' .. cjson.encode(fields))
+end
+"""
+
 # KEYS: job hash, image, finished-stats hash, running set.
 # ARGV: status, field ('result' or 'error'), its JSON, now, events channel, job id.
 # Only the first terminal state is recorded; a late duplicate changes nothing.
-FINISH = """
+FINISH = (
+    _ANNOUNCE
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' and status ~= 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3], 'finished_at', ARGV[4])
 redis.call('DEL', KEYS[2])
 redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 redis.call('SREM', KEYS[4], ARGV[6])
-redis.call('PUBLISH', ARGV[5], ARGV[6])
+announce(ARGV[5], KEYS[1], ARGV[6])
 return 1
 """
+)
 
 # KEYS: job hash, image, finished-stats hash. ARGV: now, events channel, job id.
-CANCEL = """
+CANCEL = (
+    _ANNOUNCE
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if status ~= 'queued' then return status end
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1])
 redis.call('DEL', KEYS[2])
 redis.call('HINCRBY', KEYS[3], 'canceled', 1)
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+announce(ARGV[2], KEYS[1], ARGV[3])
 return 'ok'
 """
+)
 
 
 # KEYS: job hash, running set, queue list. ARGV: worker id that must still hold it, job id, message.

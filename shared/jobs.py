@@ -96,27 +96,9 @@ class JobStore:
     ) -> list[Job]:
         """Store a queued job per (job, image) and push its queue message, all in one atomic
         step: every job is queued, or none is (`QueueFullError` past `max_queued` waiting)."""
-        now = repr(time.time())
-        fields = [_queued_fields(job, created_at=now) for job, _ in uploads]
-        jobs = [_to_job(new_job_id(), job_fields) for job_fields in fields]
-        # Every job has the same fields, so the script reads them in strides of one width.
-        width = 2 * len(fields[0]) if fields else 0
-        keys, args = [queue.name], [str(max_queued), str(self._ttl), str(width)]
-        for job, job_fields in zip(jobs, fields, strict=True):
-            keys += [job_key(job.job_id), image_key(job.job_id)]
-            args += [queue.message(job.job_id), *itertools.chain(*job_fields.items())]
-
-        def commands(pipe: Pipeline) -> None:
-            for job, (_, image) in zip(jobs, uploads, strict=True):
-                pipe.set(image_key(job.job_id), image, ex=self._ttl)
-            pipe.evalsha(self._enqueue.sha, len(keys), *keys, *args)
-
-        *_, (accepted, queued) = self._atomically(commands)
-        if not accepted:
-            raise QueueFullError(
-                f"The queue is full ({queued} jobs waiting, limit {max_queued}); retry later"
-            )
-        return jobs
+        submission = _Submission.of(uploads, queue=queue, max_queued=max_queued, ttl=self._ttl)
+        *_, reply = self._atomically(lambda pipe: submission.queue_on(pipe, self._enqueue.sha))
+        return submission.outcome(reply)
 
     @store_errors
     def get(self, job_id: str) -> Job:
@@ -241,17 +223,100 @@ class JobStore:
         return bool(done)
 
 
-class JobReader:
-    """`JobStore.get` for code on an event loop: the API's reads and long-polls, no thread hop."""
+class AsyncJobStore:
+    """The job store's submissions and reads for code on an event loop: the API's requests
+    create and read jobs without a thread hop (one cost ~0.25 ms of CPU per upload)."""
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
+    def __init__(self, client: redis.asyncio.Redis, *, ttl_seconds: int) -> None:
         self._redis = client
+        self._ttl = ttl_seconds
+        self._enqueue = client.register_script(job_scripts.ENQUEUE)
+
+    async def enqueue(
+        self, uploads: Sequence[tuple[NewJob, bytes]], *, queue: ClassifyQueue, max_queued: int
+    ) -> list[Job]:
+        """`JobStore.enqueue`, awaited."""
+        submission = _Submission.of(uploads, queue=queue, max_queued=max_queued, ttl=self._ttl)
+        with unavailable_as_store_error():
+            for attempt in range(2):
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    submission.queue_on(pipe, self._enqueue.sha)
+                    try:
+                        *_, reply = await pipe.execute()
+                        return submission.outcome(reply)
+                    except redis.exceptions.NoScriptError:
+                        if attempt:
+                            raise
+                await self._redis.script_load(self._enqueue.script)
+        raise AssertionError("unreachable")
 
     async def get(self, job_id: str) -> Job:
         """The job, or `JobNotFoundError` for an unknown or expired id."""
         with unavailable_as_store_error():
             raw: dict[bytes, bytes] = await self._redis.hgetall(job_key(job_id))  # type: ignore[assignment]
         return _stored_job(job_id, raw)
+
+
+@dataclass(frozen=True, slots=True)
+class _Submission:
+    """One enqueue transaction, the same for the blocking and the asyncio store."""
+
+    jobs: list[Job]
+    images: list[tuple[str, bytes]]
+    keys: list[str]
+    args: list[str]
+    ttl: int
+    max_queued: int
+
+    @classmethod
+    def of(
+        cls,
+        uploads: Sequence[tuple[NewJob, bytes]],
+        *,
+        queue: ClassifyQueue,
+        max_queued: int,
+        ttl: int,
+    ) -> _Submission:
+        now = repr(time.time())
+        fields = [_queued_fields(job, created_at=now) for job, _ in uploads]
+        jobs = [_to_job(new_job_id(), job_fields) for job_fields in fields]
+        # Every job has the same fields, so the script reads them in strides of one width.
+        width = 2 * len(fields[0]) if fields else 0
+        keys, args = [queue.name], [str(max_queued), str(ttl), str(width)]
+        for job, job_fields in zip(jobs, fields, strict=True):
+            keys += [job_key(job.job_id), image_key(job.job_id)]
+            args += [queue.message(job.job_id), *itertools.chain(*job_fields.items())]
+        images = [
+            (image_key(job.job_id), image) for job, (_, image) in zip(jobs, uploads, strict=True)
+        ]
+        return cls(jobs, images, keys, args, ttl, max_queued)
+
+    def queue_on(self, pipe: Pipeline | redis.asyncio.client.Pipeline, enqueue_sha: str) -> None:
+        """Queue the images' SETs, then the enqueue script, on a MULTI pipeline."""
+        for key, image in self.images:
+            pipe.set(key, image, ex=self.ttl)
+        pipe.evalsha(enqueue_sha, len(self.keys), *self.keys, *self.args)
+
+    def outcome(self, reply: list[Any]) -> list[Job]:
+        """The jobs created, or `QueueFullError` when the script refused them."""
+        accepted, queued = reply
+        if not accepted:
+            raise QueueFullError(
+                f"The queue is full ({queued} jobs waiting, limit {self.max_queued}); retry later"
+            )
+        return self.jobs
+
+
+def announced_job(message: str) -> tuple[str, Job | None]:
+    """The job id of a message on `EVENTS_CHANNEL`, and the job as it ended, when the message
+    carries it (a bare id, as older workers send, carries nothing: read the job instead)."""
+    job_id, _, state = message.partition(" ")
+    if not state:
+        return job_id, None
+    try:
+        return job_id, _to_job(job_id, json.loads(state))
+    except (ValueError, KeyError, TypeError):
+        return job_id, None
 
 
 def _stored_job(job_id: str, raw: dict[bytes, bytes]) -> Job:

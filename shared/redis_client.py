@@ -9,6 +9,8 @@ from typing import ParamSpec, TypeVar
 
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from shared.errors import StoreUnavailableError
 
@@ -31,12 +33,18 @@ def connect(url: str) -> redis.Redis:
 
 
 def connect_async(url: str) -> redis.asyncio.Redis:
-    """The asyncio twin of `connect`, for code that lives on an event loop."""
+    """The asyncio twin of `connect`, for code that lives on an event loop.
+
+    A pooled connection that Redis closed (a restart) fails on first use, where the blocking pool
+    replaces it when checked out; one retry on a fresh connection gives the same behaviour.
+    """
     return redis.asyncio.Redis.from_url(
         url,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=SOCKET_TIMEOUT_SECONDS,
         health_check_interval=HEALTH_CHECK_SECONDS,
+        # Not on timeouts: a transaction whose answer timed out may have run.
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
     )
 
 

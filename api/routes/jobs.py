@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api import metrics
-from api.deps import EventsDep, QueueDep, ReaderDep, SettingsDep, StoreDep
+from api.deps import AsyncStoreDep, EventsDep, QueueDep, SettingsDep, StoreDep
 from api.errors import error_responses
 from api.jobs_service import submit, wait_for_job
 from shared.errors import InvalidRequestError
@@ -23,32 +23,52 @@ TopK = Annotated[
 ]
 
 
+Wait = Annotated[
+    float, Query(ge=0, le=30, description="Long-poll: return once terminal, or after this")
+]
+
+
 class JobBatch(BaseModel):
     jobs: list[Job]
 
 
-@router.post("", status_code=202, response_model=Job, responses=error_responses(400, 413, 415))
+@router.post(
+    "",
+    status_code=202,
+    response_model=Job,
+    responses={
+        200: {"model": Job, "description": "With `wait`: the job finished within it"},
+        **error_responses(400, 413, 415),
+    },
+)
 async def submit_job(
     request: Request,
     response: Response,
     file: Annotated[UploadFile, File(description="The image: JPEG, PNG, WebP, GIF, BMP or TIFF")],
-    store: StoreDep,
+    store: AsyncStoreDep,
     queue: QueueDep,
+    events: EventsDep,
     settings: SettingsDep,
     top_k: TopK = None,
+    wait: Wait = 0,
 ) -> Job:
-    """Queue one image for classification; poll the `Location` for the result."""
-    (job,) = await run_in_threadpool(
-        submit,
-        [file],
-        top_k=top_k or settings.default_top_k,
-        store=store,
-        queue=queue,
-        settings=settings,
+    """Queue one image for classification; poll the `Location` for the result.
+
+    With `wait`, the answer comes once the job is terminal (200, with its result or error) or
+    when `wait` seconds have passed (202, still queued or running): one request where a job
+    finishes quickly, and still a `Location` to poll where it does not.
+    """
+    (job,) = await submit(
+        [file], top_k=top_k or settings.default_top_k, store=store, queue=queue, settings=settings
     )
     metrics.observe_submission("jobs", [job.size_bytes])
-    # A path-absolute reference: cheaper than url_for's route search, and valid for Location.
-    response.headers["Location"] = f"{request.url.path.rstrip('/')}/{job.job_id}"
+    # A path-absolute reference: cheaper than url_for's route search (or request.url's parsing),
+    # and valid for Location.
+    response.headers["Location"] = f"{request.scope['path'].rstrip('/')}/{job.job_id}"
+    if wait:
+        job = await wait_for_job(job.job_id, wait_seconds=wait, store=store, events=events)
+        if job.status.terminal:
+            response.status_code = 200
     return job
 
 
@@ -57,7 +77,7 @@ async def submit_job(
 )
 async def submit_batch(
     files: Annotated[list[UploadFile], File(description="1 to MAX_BATCH_FILES images")],
-    store: StoreDep,
+    store: AsyncStoreDep,
     queue: QueueDep,
     settings: SettingsDep,
     top_k: TopK = None,
@@ -67,13 +87,8 @@ async def submit_batch(
         raise InvalidRequestError(
             f"A batch holds 1 to {settings.max_batch_files} files; got {len(files)}"
         )
-    jobs = await run_in_threadpool(
-        submit,
-        files,
-        top_k=top_k or settings.default_top_k,
-        store=store,
-        queue=queue,
-        settings=settings,
+    jobs = await submit(
+        files, top_k=top_k or settings.default_top_k, store=store, queue=queue, settings=settings
     )
     metrics.observe_submission("batch", [job.size_bytes for job in jobs])
     return JobBatch(jobs=jobs)
@@ -82,16 +97,14 @@ async def submit_batch(
 @router.get("/{job_id}", response_model=Job, responses=error_responses(404))
 async def get_job(
     job_id: UUID,
-    reader: ReaderDep,
+    store: AsyncStoreDep,
     events: EventsDep,
-    wait: Annotated[
-        float, Query(ge=0, le=30, description="Long-poll: return once terminal, or after this")
-    ] = 0,
+    wait: Wait = 0,
 ) -> Job:
     """A job's status, and its result or error once it has finished."""
     if wait:
-        return await wait_for_job(str(job_id), wait_seconds=wait, reader=reader, events=events)
-    return await reader.get(str(job_id))
+        return await wait_for_job(str(job_id), wait_seconds=wait, store=store, events=events)
+    return await store.get(str(job_id))
 
 
 @router.delete("/{job_id}", response_model=Job, responses=error_responses(404, 409))

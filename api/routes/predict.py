@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api import metrics
-from api.deps import EventsDep, QueueDep, ReaderDep, RedisDep, SettingsDep, StoreDep
+from api.deps import AsyncStoreDep, EventsDep, QueueDep, RedisDep, SettingsDep, StoreDep
 from api.errors import error_responses
 from api.jobs_service import submit, wait_for_job
 from shared import workers
@@ -57,18 +57,18 @@ class ModelInfo(BaseModel):
 async def predict(
     file: Annotated[UploadFile, File(description="The image to classify")],
     store: StoreDep,
+    async_store: AsyncStoreDep,
     queue: QueueDep,
-    reader: ReaderDep,
     events: EventsDep,
     settings: SettingsDep,
 ) -> PredictResponse:
     """Classify one image and wait for the answer: the 10 best classes, highest first."""
-    (job,) = await run_in_threadpool(
-        submit, [file], top_k=PREDICT_TOP_K, store=store, queue=queue, settings=settings
+    (job,) = await submit(
+        [file], top_k=PREDICT_TOP_K, store=async_store, queue=queue, settings=settings
     )
     metrics.observe_submission("predict", [job.size_bytes])
     job = await wait_for_job(
-        job.job_id, wait_seconds=settings.predict_timeout_seconds, reader=reader, events=events
+        job.job_id, wait_seconds=settings.predict_timeout_seconds, store=async_store, events=events
     )
     if job.status is JobStatus.SUCCEEDED and job.result is not None:
         return PredictResponse(

@@ -77,9 +77,9 @@ class Connection:
             await self.close()
         return status, body
 
-    async def json(self, raw: bytes, *, expect: int) -> Any:
+    async def json(self, raw: bytes, *, expect: int | tuple[int, ...]) -> Any:
         status, body = await self.request(raw)
-        if status != expect:
+        if status not in (expect if isinstance(expect, tuple) else (expect,)):
             raise HttpError(f"HTTP {status}: {body[:200]!r}")
         return json.loads(body)
 

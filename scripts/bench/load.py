@@ -36,15 +36,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+# How each mode sends an image: the path it posts to, and whether it long-polls afterwards.
+MODES = {
+    "jobs": "/api/v1/jobs",  # submit, then long-poll GET /api/v1/jobs/{id}?wait=30
+    "jobs-wait": "/api/v1/jobs?wait=30",  # submit and wait in one request
+    "predict": "/api/v1/predict",  # the seed's synchronous route
+}
+
+
 async def _job(conn: http_wire.Connection, request: bytes) -> None:
-    job_id = (await conn.json(request, expect=202))["job_id"]
-    poll = http_wire.get(f"/api/v1/jobs/{job_id}?wait=30")
-    while True:
+    job = await conn.json(request, expect=(200, 202))
+    poll = http_wire.get(f"/api/v1/jobs/{job['job_id']}?wait=30")
+    while job["status"] in ("queued", "running"):
         job = await conn.json(poll, expect=200)
-        if job["status"] == "succeeded":
-            return
-        if job["status"] in ("failed", "canceled"):
-            raise RuntimeError(f"job {job_id} {job['status']}: {job.get('error')}")
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"job {job['job_id']} {job['status']}: {job.get('error')}")
 
 
 async def _predict(conn: http_wire.Connection, request: bytes) -> None:
@@ -54,7 +60,7 @@ async def _predict(conn: http_wire.Connection, request: bytes) -> None:
 async def _run(
     url: str, images: list[bytes], *, clients: int, mode: str, probe: bool
 ) -> LoadResult:
-    path, send = ("/api/v1/jobs", _job) if mode == "jobs" else ("/api/v1/predict", _predict)
+    path, send = MODES[mode], _predict if mode == "predict" else _job
     encoded: dict[int, bytes] = {}  # the workload repeats the same photos: encode each once
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for data in images:
@@ -99,7 +105,7 @@ async def _run(
 def run(
     url: str, images: list[bytes], *, clients: int, mode: str = "jobs", probe: bool = True
 ) -> LoadResult:
-    """Send every image once through `clients` concurrent clients (`mode`: jobs or predict),
+    """Send every image once through `clients` concurrent clients (`mode`: one of `MODES`),
     probing `GET /health` every 20 ms meanwhile when `probe` is set."""
     return asyncio.run(_run(url, images, clients=clients, mode=mode, probe=probe))
 

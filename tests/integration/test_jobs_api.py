@@ -53,6 +53,28 @@ def test_long_poll_returns_as_soon_as_the_job_ends(
     assert time.monotonic() - started < 15  # far below the 30 s it was allowed to wait
 
 
+def test_submit_with_wait_answers_with_the_result_in_one_request(
+    api: httpx.Client, labrador_bytes: bytes
+) -> None:
+    response = _submit(api, labrador_bytes, "labrador.jpg", wait=20, top_k=3)
+    assert response.status_code == 200
+    done = response.json()
+    assert done["status"] == "succeeded"
+    assert done["result"]["predictions"][0]["label"] == "Labrador retriever"
+    assert len(done["result"]["predictions"]) == 3
+    assert response.headers["location"].endswith(f"/api/v1/jobs/{done['job_id']}")
+    assert api.get(response.headers["location"]).json() == done
+
+
+def test_submit_with_wait_reports_a_failed_job_as_finished(api: httpx.Client) -> None:
+    data = encode(gradient(), "JPEG")
+    corrupt = data[:300] + b"\x00" * 300 + data[-2:]  # passes the header check, not the decode
+    response = _submit(api, corrupt, wait=20)
+    assert response.status_code == 200
+    assert response.json()["status"] == "failed"
+    assert response.json()["error"]["code"] == "invalid_image"
+
+
 def test_top_k_parameter_sets_result_length(api: httpx.Client, labrador_bytes: bytes) -> None:
     job_id = _submit(api, labrador_bytes, top_k=12).json()["job_id"]
     done = api.get(f"/api/v1/jobs/{job_id}", params={"wait": 20}).json()

@@ -52,6 +52,22 @@ def test_job_expires_after_its_ttl(
     assert httpx.get(f"{base}/api/v1/jobs/{job_id}").status_code == 404
 
 
+def test_submit_with_wait_without_worker_answers_202_queued_after_wait(
+    idle_api: tuple[str, RedisServer], labrador_bytes: bytes
+) -> None:
+    base, _ = idle_api
+    started = time.monotonic()
+    response = httpx.post(
+        f"{base}/api/v1/jobs",
+        files={"file": ("d.jpg", labrador_bytes, "image/jpeg")},
+        params={"wait": 1},
+    )
+    assert 1 <= time.monotonic() - started < 5
+    assert response.status_code == 202
+    assert response.json()["status"] == "queued"
+    assert response.headers["location"].endswith(response.json()["job_id"])
+
+
 def test_long_poll_without_worker_returns_queued_after_wait(
     idle_api: tuple[str, RedisServer], labrador_bytes: bytes
 ) -> None:

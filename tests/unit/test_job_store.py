@@ -7,7 +7,7 @@ import fakeredis
 import pytest
 
 from shared.errors import ImgclfError, JobNotCancelableError, JobNotFoundError, QueueFullError
-from shared.jobs import JobStore, NewJob, image_key, job_key
+from shared.jobs import JobStore, NewJob, announced_job, image_key, job_key
 from shared.queue import CLASSIFY_TASK
 from shared.schemas import JobResult, JobStatus, ModelRef, Prediction, Timings
 from tests.jobs import QUEUE, queue_job
@@ -147,16 +147,32 @@ def test_cancel_unknown_job_is_not_found(store: JobStore) -> None:
         store.cancel("nope")
 
 
-def test_finish_publishes_an_event(store: JobStore, client: fakeredis.FakeRedis) -> None:
+def test_finish_and_cancel_announce_the_final_job(
+    store: JobStore, client: fakeredis.FakeRedis
+) -> None:
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe("imgclf:events")
     pubsub.get_message(timeout=0.1)
-    job = queue_job(store, NEW, b"abc")
-    store.claim(job.job_id)
-    store.succeed(job.job_id, RESULT)
-    message = pubsub.get_message(timeout=1)
-    assert message is not None
-    assert message["data"] == job.job_id.encode()
+    done, canceled = queue_job(store, NEW, b"abc"), queue_job(store, NEW, b"def")
+    store.claim(done.job_id)
+    store.succeed(done.job_id, RESULT)
+    store.cancel(canceled.job_id)
+    announced = []
+    for _ in range(2):
+        message = pubsub.get_message(timeout=1)
+        assert message is not None
+        announced.append(announced_job(message["data"].decode()))
+    assert announced == [
+        (done.job_id, store.get(done.job_id)),
+        (canceled.job_id, store.get(canceled.job_id)),
+    ]
+    assert announced[0][1] is not None
+    assert announced[0][1].result == RESULT
+
+
+@pytest.mark.parametrize("message", ["abc", "abc {not json", 'abc {"status": "succeeded"}'])
+def test_an_event_without_a_readable_job_still_names_it(message: str) -> None:
+    assert announced_job(message) == ("abc", None)
 
 
 def test_running_count_follows_claims_and_finishes(store: JobStore) -> None:

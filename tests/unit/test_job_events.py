@@ -1,0 +1,86 @@
+"""Long-polls wake on a job's finish event and answer with the job it carries."""
+
+from __future__ import annotations
+
+import asyncio
+
+import fakeredis
+import pytest
+
+from api.events import JobEvents
+from api.jobs_service import wait_for_job
+from shared.jobs import JobStore
+from shared.schemas import Job, JobResult, JobStatus, ModelRef, Prediction, Timings
+from tests.jobs import queue_job
+
+pytestmark = pytest.mark.unit
+
+RESULT = JobResult(
+    predictions=[Prediction(class_id=208, label="Labrador retriever", probability=0.7)],
+    model=ModelRef(name="SqueezeNet 1.1", sha256="x"),
+    timings=Timings(queue_wait_ms=1, decode_ms=1, preprocess_ms=1, inference_ms=1),
+)
+
+
+class CountingReads:
+    """The API's job reads, counted, over a blocking store."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store, self.reads = store, 0
+
+    async def get(self, job_id: str) -> Job:
+        self.reads += 1
+        return self.store.get(job_id)
+
+
+def finish_announcement(store: JobStore, client: fakeredis.FakeRedis, job_id: str) -> str:
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("imgclf:events")
+    pubsub.get_message(timeout=0.1)
+    store.claim(job_id)
+    store.succeed(job_id, RESULT)
+    message = pubsub.get_message(timeout=1)
+    assert message is not None
+    return str(message["data"].decode())
+
+
+def test_a_long_poll_answers_with_the_announced_job_without_reading_it_again() -> None:
+    client = fakeredis.FakeRedis()
+    store = JobStore(client, ttl_seconds=60)
+    job = queue_job(store)
+    reads = CountingReads(store)
+    events = JobEvents(client)  # type: ignore[arg-type]  # its listener is not started here
+
+    async def scenario() -> Job:
+        waiting = asyncio.create_task(
+            wait_for_job(job.job_id, wait_seconds=10, store=reads, events=events)  # type: ignore[arg-type]
+        )
+        await asyncio.sleep(0.05)  # the request reads the queued job, then waits
+        events.notify(finish_announcement(store, client, job.job_id))
+        return await asyncio.wait_for(waiting, timeout=2)
+
+    done = asyncio.run(scenario())
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.result == RESULT
+    assert done == store.get(job.job_id)
+    assert reads.reads == 1
+
+
+def test_a_bare_job_id_event_wakes_the_long_poll_which_reads_the_job() -> None:
+    client = fakeredis.FakeRedis()
+    store = JobStore(client, ttl_seconds=60)
+    job = queue_job(store)
+    reads = CountingReads(store)
+    events = JobEvents(client)  # type: ignore[arg-type]
+
+    async def scenario() -> Job:
+        waiting = asyncio.create_task(
+            wait_for_job(job.job_id, wait_seconds=10, store=reads, events=events)  # type: ignore[arg-type]
+        )
+        await asyncio.sleep(0.05)
+        finish_announcement(store, client, job.job_id)
+        events.notify(job.job_id)  # as a worker of an older release announces it
+        return await asyncio.wait_for(waiting, timeout=1)
+
+    assert asyncio.run(scenario()).status is JobStatus.SUCCEEDED
+    assert reads.reads == 2
