@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from fastapi import UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from api.events import JobEvents
+from api.events import Finished, JobEvents
 from api.uploads import CheckedUpload, check_upload, read_upload
 from shared.errors import InvalidRequestError
-from shared.jobs import AsyncJobStore
+from shared.jobs import AsyncJobStore, new_job_id
 from shared.queue import ClassifyQueue
 from shared.schemas import Job
 from shared.settings import Settings
@@ -29,8 +29,9 @@ async def submit(
     store: AsyncJobStore,
     queue: ClassifyQueue,
     settings: Settings,
+    job_ids: list[str] | None = None,
 ) -> list[Job]:
-    """Check every file, then queue them all (or none).
+    """Check every file, then queue them all (or none), under `job_ids` if given.
 
     A single upload stays on the event loop: its header check is cheap (~20 us for a JPEG, at
     most ~2 ms for a 10 MB PNG), and a thread hop cost more than the rest of the work. A batch's
@@ -60,6 +61,7 @@ async def submit(
         [(upload.job, upload.data) for upload in uploads],
         queue=queue,
         max_queued=settings.max_queue_length,
+        job_ids=job_ids,
     )
 
 
@@ -74,6 +76,28 @@ def _naming_the_file(files: list[UploadFile], index: int) -> Iterator[None]:
         raise
 
 
+async def submit_and_wait(
+    file: UploadFile,
+    *,
+    wait_seconds: float,
+    top_k: int,
+    store: AsyncJobStore,
+    queue: ClassifyQueue,
+    events: JobEvents,
+    settings: Settings,
+) -> Job:
+    """Queue one image, then the job as soon as it is terminal or when `wait_seconds` have
+    passed. The watch is set before the job exists, so its end cannot slip by unseen and the
+    new job need not be read back."""
+    deadline = time.monotonic() + wait_seconds
+    job_id = new_job_id()
+    async with events.watch(job_id) as finished:
+        (job,) = await submit(
+            [file], top_k=top_k, store=store, queue=queue, settings=settings, job_ids=[job_id]
+        )
+        return await _until_terminal(job, finished, deadline=deadline, store=store)
+
+
 async def wait_for_job(
     job_id: str, *, wait_seconds: float, store: AsyncJobStore, events: JobEvents
 ) -> Job:
@@ -81,11 +105,17 @@ async def wait_for_job(
     deadline = time.monotonic() + wait_seconds
     async with events.watch(job_id) as finished:
         job = await store.get(job_id)
-        while True:
-            remaining = deadline - time.monotonic()
-            if job.status.terminal or remaining <= 0:
-                return job
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
-                    await finished.event.wait()
-            job = finished.job or await store.get(job_id)
+        return await _until_terminal(job, finished, deadline=deadline, store=store)
+
+
+async def _until_terminal(
+    job: Job, finished: Finished, *, deadline: float, store: AsyncJobStore
+) -> Job:
+    while True:
+        remaining = deadline - time.monotonic()
+        if job.status.terminal or remaining <= 0:
+            return job
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
+                await finished.event.wait()
+        job = finished.job or await store.get(job.job_id)

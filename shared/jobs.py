@@ -233,10 +233,18 @@ class AsyncJobStore:
         self._enqueue = client.register_script(job_scripts.ENQUEUE)
 
     async def enqueue(
-        self, uploads: Sequence[tuple[NewJob, bytes]], *, queue: ClassifyQueue, max_queued: int
+        self,
+        uploads: Sequence[tuple[NewJob, bytes]],
+        *,
+        queue: ClassifyQueue,
+        max_queued: int,
+        job_ids: Sequence[str] | None = None,
     ) -> list[Job]:
-        """`JobStore.enqueue`, awaited."""
-        submission = _Submission.of(uploads, queue=queue, max_queued=max_queued, ttl=self._ttl)
+        """`JobStore.enqueue`, awaited; `job_ids` (from `new_job_id`) when the caller needs the
+        ids before the jobs exist."""
+        submission = _Submission.of(
+            uploads, queue=queue, max_queued=max_queued, ttl=self._ttl, job_ids=job_ids
+        )
         with unavailable_as_store_error():
             for attempt in range(2):
                 async with self._redis.pipeline(transaction=True) as pipe:
@@ -276,10 +284,12 @@ class _Submission:
         queue: ClassifyQueue,
         max_queued: int,
         ttl: int,
+        job_ids: Sequence[str] | None = None,
     ) -> _Submission:
         now = repr(time.time())
         fields = [_queued_fields(job, created_at=now) for job, _ in uploads]
-        jobs = [_to_job(new_job_id(), job_fields) for job_fields in fields]
+        ids = job_ids if job_ids is not None else [new_job_id() for _ in uploads]
+        jobs = [_to_job(job_id, job_fields) for job_id, job_fields in zip(ids, fields, strict=True)]
         # Every job has the same fields, so the script reads them in strides of one width.
         width = 2 * len(fields[0]) if fields else 0
         keys, args = [queue.name], [str(max_queued), str(ttl), str(width)]

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api import metrics
 from api.deps import AsyncStoreDep, EventsDep, QueueDep, SettingsDep, StoreDep
 from api.errors import error_responses
-from api.jobs_service import submit, wait_for_job
+from api.jobs_service import submit, submit_and_wait, wait_for_job
 from shared.errors import InvalidRequestError
 from shared.schemas import Job
 
@@ -58,17 +58,25 @@ async def submit_job(
     when `wait` seconds have passed (202, still queued or running): one request where a job
     finishes quickly, and still a `Location` to poll where it does not.
     """
-    (job,) = await submit(
-        [file], top_k=top_k or settings.default_top_k, store=store, queue=queue, settings=settings
-    )
+    top_k = top_k or settings.default_top_k
+    if wait:
+        job = await submit_and_wait(
+            file,
+            wait_seconds=wait,
+            top_k=top_k,
+            store=store,
+            queue=queue,
+            events=events,
+            settings=settings,
+        )
+    else:
+        (job,) = await submit([file], top_k=top_k, store=store, queue=queue, settings=settings)
     metrics.observe_submission("jobs", [job.size_bytes])
     # A path-absolute reference: cheaper than url_for's route search (or request.url's parsing),
     # and valid for Location.
     response.headers["Location"] = f"{request.scope['path'].rstrip('/')}/{job.job_id}"
-    if wait:
-        job = await wait_for_job(job.job_id, wait_seconds=wait, store=store, events=events)
-        if job.status.terminal:
-            response.status_code = 200
+    if job.status.terminal:
+        response.status_code = 200
     return job
 
 

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from api import metrics
 from api.deps import AsyncStoreDep, EventsDep, QueueDep, RedisDep, SettingsDep, StoreDep
 from api.errors import error_responses
-from api.jobs_service import submit, wait_for_job
+from api.jobs_service import submit_and_wait
 from shared import workers
 from shared.errors import JobNotCancelableError, JobTimeoutError, error_from_code
 from shared.images import PREPROCESSING_DESCRIPTION
@@ -63,13 +63,16 @@ async def predict(
     settings: SettingsDep,
 ) -> PredictResponse:
     """Classify one image and wait for the answer: the 10 best classes, highest first."""
-    (job,) = await submit(
-        [file], top_k=PREDICT_TOP_K, store=async_store, queue=queue, settings=settings
+    job = await submit_and_wait(
+        file,
+        wait_seconds=settings.predict_timeout_seconds,
+        top_k=PREDICT_TOP_K,
+        store=async_store,
+        queue=queue,
+        events=events,
+        settings=settings,
     )
     metrics.observe_submission("predict", [job.size_bytes])
-    job = await wait_for_job(
-        job.job_id, wait_seconds=settings.predict_timeout_seconds, store=async_store, events=events
-    )
     if job.status is JobStatus.SUCCEEDED and job.result is not None:
         return PredictResponse(
             predictions=[

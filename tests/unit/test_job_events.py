@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 
 import fakeredis
 import pytest
+from fastapi import UploadFile
 
 from api.events import JobEvents
-from api.jobs_service import wait_for_job
-from shared.jobs import JobStore
+from api.jobs_service import submit_and_wait, wait_for_job
+from shared.jobs import AsyncJobStore, JobStore
 from shared.schemas import Job, JobResult, JobStatus, ModelRef, Prediction, Timings
-from tests.jobs import queue_job
+from shared.settings import Settings
+from tests.images import encode, gradient
+from tests.jobs import QUEUE, queue_job
 
 pytestmark = pytest.mark.unit
 
@@ -84,3 +89,47 @@ def test_a_bare_job_id_event_wakes_the_long_poll_which_reads_the_job() -> None:
 
     assert asyncio.run(scenario()).status is JobStatus.SUCCEEDED
     assert reads.reads == 2
+
+
+def test_submit_and_wait_answers_from_the_finish_event_without_reading_the_job() -> None:
+    server = fakeredis.FakeServer()
+    client = fakeredis.FakeRedis(server=server)
+    store = JobStore(client, ttl_seconds=60)
+    events = JobEvents(client)  # type: ignore[arg-type]
+    data = encode(gradient(), "JPEG")
+
+    class CountingStore(AsyncJobStore):
+        reads = 0
+
+        async def get(self, job_id: str) -> Job:
+            self.reads += 1
+            return await super().get(job_id)
+
+    async_store = CountingStore(fakeredis.FakeAsyncRedis(server=server), ttl_seconds=60)
+
+    async def scenario() -> Job:
+        upload = UploadFile(io.BytesIO(data), size=len(data), filename="g.jpg")
+        waiting = asyncio.create_task(
+            submit_and_wait(
+                upload,
+                wait_seconds=10,
+                top_k=2,
+                store=async_store,
+                queue=QUEUE,
+                events=events,
+                settings=Settings(),
+            )
+        )
+        for _ in range(200):  # a worker takes the job as soon as it is queued
+            message = client.rpop(QUEUE.name)
+            if message is not None:
+                break
+            await asyncio.sleep(0.01)
+        job_id = json.loads(message)["headers"]["id"]
+        events.notify(finish_announcement(store, client, job_id))
+        return await asyncio.wait_for(waiting, timeout=2)
+
+    done = asyncio.run(scenario())
+    assert (done.status, done.filename, done.top_k) == (JobStatus.SUCCEEDED, "g.jpg", 2)
+    assert done.result == RESULT
+    assert async_store.reads == 0
