@@ -10,10 +10,14 @@ from tests.conftest import Stack
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("mode", ["jobs", "jobs-wait"])
 def test_load_generator_runs_every_image_through_the_pipeline(
-    stack: Stack, labrador_bytes: bytes
+    stack: Stack, labrador_bytes: bytes, mode: str
 ) -> None:
-    result = load.run(stack.api_url, [labrador_bytes] * 6, clients=3)
+    finished = stack.redis.client()
+    before = int(finished.hget("imgclf:stats:finished", "succeeded") or 0)
+    result = load.run(stack.api_url, [labrador_bytes] * 6, clients=3, mode=mode)
+    assert int(finished.hget("imgclf:stats:finished", "succeeded") or 0) - before == 6
     assert result.images == 6
     assert len(result.latencies) == 6
     assert result.health, "the /health prober took no samples"
