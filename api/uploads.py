@@ -63,7 +63,7 @@ def spool_uploads_in_memory(max_bytes: int) -> None:
 
     Starlette spools files past 1 MB to a temporary file and then hands every ~64 KB chunk to the
     threadpool; for multi-megabyte photos those hops and the disk round trip were the largest
-    share of the API's CPU per upload. `check_upload` reads the whole file into memory anyway.
+    share of the API's CPU per upload. `read_upload` takes the whole file into memory anyway.
     """
     MultiPartParser.spool_max_size = max_bytes
 

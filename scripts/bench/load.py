@@ -36,7 +36,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-# How each mode sends an image: the path it posts to, and whether it long-polls afterwards.
+# The path each mode posts an image to; a job still queued or running is then long-polled.
 MODES = {
     "jobs": "/api/v1/jobs",  # submit, then long-poll GET /api/v1/jobs/{id}?wait=30
     "jobs-wait": "/api/v1/jobs?wait=30",  # submit and wait in one request
