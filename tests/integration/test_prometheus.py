@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.processes import (
     ROOT,
@@ -151,16 +152,18 @@ def test_worker_metrics_count_every_prefork_child(
 ) -> None:
     _eventually(lambda: monitored.scalar("sum(imgclf_worker_processes)") == 2)
     assert monitored.scalar("sum(imgclf_worker_model_loaded)") == 2
-    done = monitored.scalar('sum(imgclf_worker_tasks_total{outcome="succeeded"})') or 0
+    succeeded = 'sum(imgclf_worker_tasks_total{outcome="succeeded"})'
+    # The starting count as the worker exports it, once Prometheus has scraped it: the previous
+    # test's jobs may still be a scrape away, and counting from a stale figure would never match.
+    done = _worker_tasks_succeeded(monitored)
+    _eventually(lambda: (monitored.scalar(succeeded) or 0) == done)
     jobs = [
         httpx.post(f"{monitored.api}/api/v1/jobs", files={"file": ("d.jpg", labrador_bytes)}).json()
         for _ in range(4)
     ]
     for job in jobs:
         httpx.get(f"{monitored.api}/api/v1/jobs/{job['job_id']}", params={"wait": 20})
-    _eventually(
-        lambda: monitored.scalar('sum(imgclf_worker_tasks_total{outcome="succeeded"})') == done + 4
-    )
+    _eventually(lambda: monitored.scalar(succeeded) == done + 4)
     assert monitored.scalar("sum(imgclf_worker_inference_seconds_count)") >= 4
     # The API is a separate scrape target: its figures may arrive a scrape later.
     _eventually(lambda: monitored.scalar('sum(imgclf_jobs_submitted_total{route="jobs"})') == 4)
@@ -194,6 +197,18 @@ def test_killed_child_is_replaced_not_double_counted(monitored: Monitored) -> No
         return len(live) == 2 and pids[0] not in body and float(processes.split()[-1]) == 2
 
     wait_until(replaced, timeout=30, what="replacement worker child")
+
+
+def _worker_tasks_succeeded(monitored: Monitored) -> float:
+    """The worker node's own count of succeeded tasks, read from its endpoint."""
+    text = httpx.get(f"{monitored.worker_metrics}/metrics").text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "imgclf_worker_tasks_total"
+        and sample.labels.get("outcome") == "succeeded"
+    )
 
 
 def _latency_totals(api: str) -> tuple[float, float]:
