@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from prometheus_client import disable_created_metrics, multiprocess
+from prometheus_client import disable_created_metrics
 
 
 def prepare(directory: Path | None) -> None:
@@ -25,11 +25,15 @@ def reset(directory: Path) -> None:
 
 
 def mark_dead_processes(directory: Path) -> None:
-    """Drop the live gauges of processes that died without a clean shutdown (SIGKILL, OOM)."""
-    pids = {_pid(path) for path in directory.glob("gauge_live*_*.db")}
-    for pid in pids:
+    """Drop the live gauges of processes that died without a clean shutdown (SIGKILL, OOM).
+
+    Done here rather than with `multiprocess.mark_process_dead`, which fails when two scrapes
+    remove the same file (Prometheus and a person's curl at the moment a child dies).
+    """
+    for path in directory.glob("gauge_live*_*.db"):
+        pid = _pid(path)
         if pid is not None and not _alive(pid):
-            multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+            path.unlink(missing_ok=True)
 
 
 def _pid(path: Path) -> int | None:
@@ -38,6 +42,18 @@ def _pid(path: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether the process still runs; a zombie (dead, not yet reaped by its parent) does not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): ask the kernel whether the pid exists
+        return _exists(pid)
+    # The state follows the command name, which is in parentheses and may itself hold any byte.
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

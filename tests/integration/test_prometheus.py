@@ -13,6 +13,7 @@ import httpx
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from tests.processes import (
     ROOT,
@@ -175,40 +176,47 @@ def test_worker_metrics_count_every_prefork_child(
 
 
 def test_killed_child_is_replaced_not_double_counted(monitored: Monitored) -> None:
-    text = httpx.get(f"{monitored.worker_metrics}/metrics").text
-    pids = [
-        line.split('pid="')[1].split('"')[0]
-        for line in text.splitlines()
-        if line.startswith("imgclf_worker_model_load_seconds{")
-    ]
+    pids, _ = _node_processes(monitored)
     assert len(pids) == 2
     subprocess.run(["kill", "-9", pids[0]], check=True)
 
-    def replaced() -> bool:
-        body = httpx.get(f"{monitored.worker_metrics}/metrics").text
-        live = [
-            line
-            for line in body.splitlines()
-            if line.startswith("imgclf_worker_model_load_seconds{")
-        ]
-        processes = next(
-            line for line in body.splitlines() if line.startswith("imgclf_worker_processes ")
-        )
-        return len(live) == 2 and pids[0] not in body and float(processes.split()[-1]) == 2
+    seen: list[object] = []  # what each poll found, for the failure message
 
-    wait_until(replaced, timeout=30, what="replacement worker child")
+    def replaced() -> bool:
+        try:
+            live, processes = _node_processes(monitored)
+        except Exception as exc:
+            seen.append(exc)
+            raise
+        seen.append((live, processes))
+        return len(live) == 2 and pids[0] not in live and processes == 2
+
+    try:
+        wait_until(replaced, timeout=30, what="replacement worker child")
+    except TimeoutError:
+        pytest.fail(f"killed child {pids[0]}; last polls (model pids, processes): {seen[-3:]}")
+
+
+def _node_processes(monitored: Monitored) -> tuple[list[str], float]:
+    """The pids that report a loaded model, and the node's live process gauge."""
+    samples = _worker_samples(monitored)
+    pids = [s.labels["pid"] for s in samples if s.name == "imgclf_worker_model_load_seconds"]
+    processes = next(s.value for s in samples if s.name == "imgclf_worker_processes")
+    return pids, processes
 
 
 def _worker_tasks_succeeded(monitored: Monitored) -> float:
     """The worker node's own count of succeeded tasks, read from its endpoint."""
-    text = httpx.get(f"{monitored.worker_metrics}/metrics").text
     return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "imgclf_worker_tasks_total"
-        and sample.labels.get("outcome") == "succeeded"
+        s.value
+        for s in _worker_samples(monitored)
+        if s.name == "imgclf_worker_tasks_total" and s.labels.get("outcome") == "succeeded"
     )
+
+
+def _worker_samples(monitored: Monitored) -> list[Sample]:
+    text = httpx.get(f"{monitored.worker_metrics}/metrics").text
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
 
 def _latency_totals(api: str) -> tuple[float, float]:
