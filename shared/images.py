@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from shared.errors import ImageTooLargeError, InvalidImageError, UnsupportedFormatError
-from shared.jpeg_scans import dc_only
+from shared.jpeg_scans import for_eighth_scale
 
 RESIZE_SHORTER_SIDE = 256
 CROP_SIZE = 224
@@ -44,8 +44,8 @@ _OFFSET = (np.asarray(MEAN, dtype=np.float32) / np.asarray(STD, dtype=np.float32
     np.float32
 )
 _JPEG_TAIL_BYTES = 1024
-# At or above this shorter side a JPEG decodes at 1/8 scale, where only DC coefficients count.
-DC_ONLY_MIN_SIDE = 8 * RESIZE_SHORTER_SIDE
+# At or above this shorter side a JPEG decodes at 1/8 scale (`jpeg_scans`).
+EIGHTH_SCALE_MIN_SIDE = 8 * RESIZE_SHORTER_SIDE
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +163,12 @@ def _check_complete(data: bytes, fmt: str) -> None:
 def _scaled_jpeg(data: bytes, image: Image.Image) -> Image.Image:
     """The JPEG set up to decode at the smallest DCT scale preprocessing allows.
 
-    A progressive JPEG that will decode at 1/8 loses its AC scans first (`jpeg_scans`): about 2x
-    faster again than drafting alone, with the same top-1 class on the test photos. Anything
-    unexpected in that path falls back to the whole file.
+    A progressive JPEG that will decode at 1/8 is first cut to the scans that decode reads
+    (`jpeg_scans`): the same pixels, in about a seventh of the time of a full-resolution decode.
+    Anything unexpected in that path falls back to the whole file.
     """
-    if image.info.get("progressive") and min(image.size) >= DC_ONLY_MIN_SIDE:
-        reduced = dc_only(data)
+    if image.info.get("progressive") and min(image.size) >= EIGHTH_SCALE_MIN_SIDE:
+        reduced = for_eighth_scale(data)
         if reduced is not None:
             try:
                 candidate = Image.open(io.BytesIO(reduced))

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -145,26 +143,3 @@ def test_decode_rejects_corrupt_pixel_data() -> None:
     corrupt = data[:400] + b"\x00" * 200 + data[-2:]
     with pytest.raises(InvalidImageError):
         decode_image(corrupt, max_pixels=LIMIT)
-
-
-def test_large_progressive_jpeg_decodes_from_dc_scans_like_the_whole_file() -> None:
-    from shared.jpeg_scans import dc_only
-
-    data = encode(gradient(2400, 2100), "JPEG", progressive=True, quality=90)
-    reduced = dc_only(data)
-    assert reduced is not None
-    assert len(reduced) < len(data)
-    fast = np.asarray(decode_image(data, max_pixels=LIMIT), dtype=np.int16)
-    assert fast.shape[:2] == (263, 300)  # 1/8 scale
-    whole = Image.open(io.BytesIO(data))
-    whole.draft("RGB", (293, 256))
-    # Same picture up to libjpeg's smoothing of blocks whose AC coefficients are absent.
-    assert np.abs(fast - np.asarray(whole.convert("RGB"), dtype=np.int16)).mean() < 3
-
-
-def test_dc_only_leaves_baseline_and_non_jpeg_alone() -> None:
-    from shared.jpeg_scans import dc_only
-
-    assert dc_only(encode(gradient(), "JPEG")) is None
-    assert dc_only(encode(gradient(), "PNG")) is None
-    assert dc_only(b"\xff\xd8\xff") is None
