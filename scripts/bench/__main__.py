@@ -68,7 +68,7 @@ def main() -> None:
                     **_load_figures(saturated),
                     "cpu_ms_per_image": {k: v / len(workload) * 1000 for k, v in cpu.items()},
                 }
-            results["workers_alone_images_per_second"] = services.drain(stack, workload)
+            results["workers_alone_images_per_second"] = services.drain(stack.redis_url, workload)
             time.sleep(3 * IDLE_SECONDS)  # at rest: idle worker processes have trimmed their heap
             results["memory"] = {
                 "api": services.rss_mb(stack.api_pid),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.bench import load
+from scripts.bench import load, services
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration
@@ -28,3 +28,17 @@ def test_load_generator_runs_every_image_through_the_pipeline(
 def test_load_generator_reports_a_refused_upload(stack: Stack) -> None:
     with pytest.raises(RuntimeError, match="HTTP 400"):
         load.run(stack.api_url, [b"not an image"], clients=1, probe=False)
+
+
+def test_worker_node_alone_run_counts_each_job_once_finished(
+    stack: Stack, labrador_bytes: bytes
+) -> None:
+    finished = stack.redis.client()
+    before = int(finished.hget("imgclf:stats:finished", "succeeded") or 0)
+    assert services.drain(stack.redis.url, [labrador_bytes] * 6) > 0
+    assert int(finished.hget("imgclf:stats:finished", "succeeded") or 0) - before == 6
+
+
+def test_worker_node_alone_run_stops_at_a_failed_job(stack: Stack) -> None:
+    with pytest.raises(RuntimeError, match="failed"):
+        services.drain(stack.redis.url, [b"not an image"])
