@@ -36,9 +36,10 @@ def _eighth(data: bytes) -> np.ndarray:
         ("RGB", {"subsampling": 1}),  # 4:2:2, chroma decoded at 2x1
         ("RGB", {"subsampling": 0}),  # 4:4:4, every component at 1x1
         ("L", {}),
+        ("CMYK", {}),  # Adobe four-component files
         ("RGB", {"subsampling": 2, "restart_marker_blocks": 7}),
     ],
-    ids=["4:2:0", "4:2:2", "4:4:4", "grey", "restart-markers"],
+    ids=["4:2:0", "4:2:2", "4:4:4", "grey", "cmyk", "restart-markers"],
 )
 def test_cut_file_decodes_to_the_same_pixels_at_one_eighth(
     mode: str, params: dict[str, object]
