@@ -7,6 +7,8 @@ from pathlib import Path
 
 from prometheus_client import disable_created_metrics
 
+_HAS_PROC = Path("/proc/self/stat").exists()
+
 
 def prepare(directory: Path | None) -> None:
     """Call before a module defines its metrics: prometheus_client opens its multiprocess files
@@ -43,12 +45,12 @@ def _pid(path: Path) -> int | None:
 
 def _alive(pid: int) -> bool:
     """Whether the process still runs; a zombie (dead, not yet reaped by its parent) does not."""
+    if not _HAS_PROC:  # macOS: the kernel only says whether the pid exists
+        return _exists(pid)
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    except OSError:  # no /proc (macOS): ask the kernel whether the pid exists
-        return _exists(pid)
     # The state follows the command name, which is in parentheses and may itself hold any byte.
     return stat.rpartition(")")[2].split()[0] != "Z"
 

@@ -33,7 +33,7 @@ def make_celery(settings: Settings) -> Celery:
         # A task is acknowledged only after it ran, and requeued if its process dies mid-run.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=int(__import__("os").environ.get("XPF", "1")),
+        worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.task_soft_time_limit_seconds,
         task_time_limit=settings.task_time_limit_seconds,
         broker_transport_options={

@@ -11,7 +11,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from shared import metrics_dir
+
+pytestmark = pytest.mark.unit
 
 
 def _live_files(directory: Path, pid: int) -> list[Path]:
