@@ -66,6 +66,16 @@ def test_decode_image_takes_the_cut_path_for_large_progressive_photos() -> None:
     np.testing.assert_array_equal(np.asarray(decoded), _eighth(data))
 
 
+def test_the_cut_path_keeps_the_exif_orientation() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise for display
+    data = encode(_textured(2400, 2100), "JPEG", progressive=True, exif=exif.tobytes())
+    assert for_eighth_scale(data) is not None
+    decoded = decode_image(data, max_pixels=50_000_000)
+    assert decoded.size == (263, 300)
+    np.testing.assert_array_equal(np.asarray(decoded), np.rot90(_eighth(data), k=-1))
+
+
 def test_baseline_truncated_and_non_jpeg_files_are_left_alone() -> None:
     assert for_eighth_scale(encode(gradient(), "JPEG")) is None
     assert for_eighth_scale(encode(gradient(), "PNG")) is None
