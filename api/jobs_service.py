@@ -11,6 +11,7 @@ from fastapi import UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from api.events import Finished, JobEvents
+from api.upload_spool import disk_turn
 from api.uploads import CheckedUpload, check_upload, read_upload
 from shared.errors import InvalidRequestError
 from shared.jobs import AsyncJobStore, new_job_id
@@ -36,7 +37,28 @@ async def submit(
     A single upload stays on the event loop: its header check is cheap (~20 us for a JPEG, at
     most ~2 ms for a 10 MB PNG), and a thread hop cost more than the rest of the work. A batch's
     checks go to a worker thread together, so 64 large PNGs cannot stall other requests.
+    The files are closed once their bytes are in Redis (or refused): a request that goes on to
+    wait for its job holds no upload memory meanwhile.
     """
+    try:
+        async with disk_turn(files):
+            return await _check_and_enqueue(
+                files, top_k=top_k, store=store, queue=queue, settings=settings, job_ids=job_ids
+            )
+    finally:
+        for file in files:
+            await file.close()
+
+
+async def _check_and_enqueue(
+    files: list[UploadFile],
+    *,
+    top_k: int,
+    store: AsyncJobStore,
+    queue: ClassifyQueue,
+    settings: Settings,
+    job_ids: list[str] | None,
+) -> list[Job]:
     contents = []
     for index, file in enumerate(files):
         with _naming_the_file(files, index):

@@ -14,7 +14,7 @@ from api.events import JobEvents
 from api.middleware import MULTIPART_OVERHEAD_BYTES, BodySizeLimit, RequestMetrics
 from api.routes import jobs, predict, queue, system
 from api.security import require_api_key
-from api.uploads import spool_uploads_in_memory
+from api.upload_spool import MemoryBudget, spool_uploads
 from shared.jobs import AsyncJobStore, JobStore
 from shared.queue import ClassifyQueue, make_celery
 from shared.redis_client import connect, connect_async
@@ -27,7 +27,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A fully wired API; connections open lazily, so it starts even while Redis is down."""
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level)
-    spool_uploads_in_memory(settings.max_upload_bytes)
+    spool_uploads(
+        MemoryBudget(settings.upload_memory_bytes), max_file_bytes=settings.max_upload_bytes
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

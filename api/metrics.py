@@ -13,6 +13,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     multiprocess,
 )
@@ -70,6 +71,16 @@ UPLOAD_BYTES = Histogram(
     "imgclf_upload_size_bytes",
     "Size of each accepted image upload",
     buckets=(1e3, 1e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 2.5e6, 5e6, 1e7, 2.5e7),
+)
+
+UPLOAD_MEMORY_BYTES = Gauge(
+    "imgclf_api_upload_memory_bytes",
+    "Bytes of uploads held in memory while their requests are parsed and submitted",
+    multiprocess_mode="livesum",
+)
+UPLOADS_SPILLED = Counter(
+    "imgclf_api_uploads_spilled_to_disk_total",
+    "Uploaded files parked on disk because UPLOAD_MEMORY_BYTES was in use",
 )
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 
 from fastapi import UploadFile
-from starlette.formparsers import MultiPartParser
 
+from api.upload_spool import BudgetedSpool
 from shared.errors import UploadTooLargeError
 from shared.images import ImageInfo, inspect_image
 from shared.jobs import NewJob
@@ -27,13 +27,16 @@ class CheckedUpload:
 async def read_upload(upload: UploadFile, *, max_bytes: int) -> bytes:
     """The uploaded file's bytes, or `UploadTooLargeError` past `max_bytes`.
 
-    Files within the limit are spooled in memory (`spool_uploads_in_memory`), so this does not
-    block; a larger one is refused by its recorded size before anything is read.
+    A file the form parser kept in memory (`api.upload_spool`) is handed over without a copy;
+    one it spilled to disk is read in the threadpool. A file over the limit is refused by its
+    recorded size before anything is read.
     """
     if upload.size is not None and upload.size > max_bytes:
         raise _too_large(max_bytes)
-    await upload.seek(0)
-    data = await upload.read(max_bytes + 1)
+    data = upload.file.in_memory_bytes() if isinstance(upload.file, BudgetedSpool) else None
+    if data is None:
+        await upload.seek(0)
+        data = await upload.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise _too_large(max_bytes)
     return data
@@ -56,16 +59,6 @@ def check_upload(
         top_k=top_k,
     )
     return CheckedUpload(job, data)
-
-
-def spool_uploads_in_memory(max_bytes: int) -> None:
-    """Keep each uploaded file of up to `max_bytes` in memory while the form is parsed.
-
-    Starlette spools files past 1 MB to a temporary file and then hands every ~64 KB chunk to the
-    threadpool; for multi-megabyte photos those hops and the disk round trip were the largest
-    share of the API's CPU per upload. `read_upload` takes the whole file into memory anyway.
-    """
-    MultiPartParser.spool_max_size = max_bytes
 
 
 def safe_filename(name: str | None) -> str:

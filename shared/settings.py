@@ -25,6 +25,8 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_batch_files: int = Field(default=64, ge=1, le=1024)
+    # Per API process: uploads beyond it wait on disk while their request is parsed.
+    upload_memory_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     max_image_pixels: int = Field(default=50_000_000, ge=1)
     max_queue_length: int = Field(default=10_000, ge=1)
     job_ttl_seconds: int = Field(default=24 * 3600, ge=1)

@@ -30,5 +30,14 @@ def photo_set(cache: Path) -> list[Path]:
     return [*paths, FOX, LABRADOR]
 
 
+def large_upload(cache: Path) -> Path:
+    """The fox at full size, quality 100 without chroma subsampling: ~5 MB, a phone's photo."""
+    path = cache / "fox-4928x3280-q100.jpg"
+    if not path.exists():
+        with Image.open(FOX) as fox:
+            fox.convert("RGB").save(path, "JPEG", quality=100, subsampling=0)
+    return path
+
+
 def twelve_megapixel(cache: Path) -> Path:
     return photo_set(cache)[len(SIZES) - 1]

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+
+from api.upload_spool import BudgetedSpool, MemoryBudget
+
+pytestmark = pytest.mark.unit
+
+
+def _spool(budget: MemoryBudget, *chunks: bytes) -> BudgetedSpool:
+    spool = BudgetedSpool(budget, max_size=10_000)
+    for chunk in chunks:
+        spool.write(chunk)
+    return spool
+
+
+def test_files_share_the_budget_and_give_it_back_when_closed() -> None:
+    budget = MemoryBudget(1000)
+    first = _spool(budget, b"a" * 400, b"b" * 200)
+    second = _spool(budget, b"c" * 300)
+    assert (first.on_disk, second.on_disk, budget.in_use) == (False, False, 900)
+    assert first.in_memory_bytes() == b"a" * 400 + b"b" * 200
+    first.close()
+    second.close()
+    assert budget.in_use == 0
+
+
+def test_a_file_that_no_longer_fits_moves_to_disk_whole() -> None:
+    budget = MemoryBudget(1000)
+    other = _spool(budget, b"x" * 600)
+    spilled = _spool(budget, b"a" * 300, b"b" * 300, b"c" * 50)
+    assert spilled.on_disk
+    assert spilled.in_memory_bytes() is None
+    assert budget.in_use == 600  # what the spilled file held was given back when it moved
+    spilled.seek(0)
+    assert spilled.read() == b"a" * 300 + b"b" * 300 + b"c" * 50
+    spilled.close()
+    other.close()
+    assert budget.in_use == 0
+
+
+def test_a_file_over_its_own_limit_moves_to_disk_and_frees_its_share() -> None:
+    budget = MemoryBudget(100_000)
+    spool = _spool(budget, b"a" * 6000, b"b" * 6000)  # max_size 10 000
+    assert spool.on_disk
+    assert budget.in_use == 0
+    spool.close()
+    assert budget.in_use == 0
+
+
+def test_a_zero_budget_keeps_nothing_in_memory() -> None:
+    spool = _spool(MemoryBudget(0), b"a")
+    assert spool.on_disk
