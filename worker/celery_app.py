@@ -10,7 +10,12 @@ import socket
 import sys
 from typing import Any
 
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+)
 from prometheus_client import multiprocess
 
 from shared.errors import ModelError
@@ -46,8 +51,14 @@ def _start_node(sender: Any = None, **_: Any) -> None:
         node=socket.gethostname(),
     )
     metrics.serve(settings.prometheus_multiproc_dir, port=settings.worker_metrics_port)
+    lifecycle.expect_node_consuming()
     if "prefork" not in str(getattr(sender, "pool_cls", "prefork")).lower():
         lifecycle.current()  # solo/threads pools run tasks in this very process
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _consuming(**_: Any) -> None:
+    lifecycle.node_consuming()
 
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]

@@ -7,6 +7,8 @@ onnxruntime session; sessions do not survive a fork), never at import and never 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import multiprocessing.synchronize
 import os
 import socket
 import threading
@@ -43,6 +45,21 @@ class WorkerProcess:
 
 _current: WorkerProcess | None = None
 _lock = threading.Lock()
+# Set in a node's main process once its Celery consumer takes messages. The processes it forked
+# earlier announce themselves (the heartbeat `/ready` counts) only then: between the two, Celery
+# looks for neighbour nodes for about a second, and a job sent meanwhile would just wait.
+_node_consuming: multiprocessing.synchronize.Event | None = None
+
+
+def expect_node_consuming() -> None:
+    """In a node's main process, before it forks: hold back heartbeats until `node_consuming`."""
+    global _node_consuming
+    _node_consuming = multiprocessing.Event()
+
+
+def node_consuming() -> None:
+    if _node_consuming is not None:
+        _node_consuming.set()
 
 
 def current() -> WorkerProcess:
@@ -126,6 +143,10 @@ def _heartbeat(
     client: redis.Redis, info: workers.WorkerInfo, settings: Settings, stop: threading.Event
 ) -> None:
     interval = settings.worker_heartbeat_seconds
+    consuming = _node_consuming
+    while consuming is not None and not consuming.wait(timeout=0.1):
+        if stop.is_set():
+            return
     while True:
         try:
             workers.beat(client, info, ttl_seconds=interval * 3)
