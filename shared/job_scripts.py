@@ -45,12 +45,20 @@ return {'run', meta[1], meta[2]}
 """
 
 # Terminal changes are announced on the events channel as "<job id> <job as JSON>", so that
-# whoever long-polls the job has its final state without reading it back.
-_ANNOUNCE = """
+# whoever long-polls the job has its final state without reading it back. Every API process
+# receives every event, so a large job (a result with top_k in the hundreds: ~75 KB at 1000) is
+# announced by its id alone, and its waiters read it back.
+MAX_ANNOUNCED_JOB_BYTES = 16 * 1024
+_ANNOUNCE = f"""
 local function announce(channel, job_key, job_id)
-  local flat, fields = redis.call('HGETALL', job_key), {}
+  local flat, fields = redis.call('HGETALL', job_key), {{}}
   for i = 1, #flat, 2 do fields[flat[i]] = flat[i + 1] end
-  redis.call('PUBLISH', channel, job_id .. ' ' .. cjson.encode(fields))
+  local job = cjson.encode(fields)
+  if #job > {MAX_ANNOUNCED_JOB_BYTES} then
+    redis.call('PUBLISH', channel, job_id)
+  else
+    redis.call('PUBLISH', channel, job_id .. ' ' .. job)
+  end
 end
 """
 

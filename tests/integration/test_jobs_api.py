@@ -66,6 +66,17 @@ def test_submit_with_wait_answers_with_the_result_in_one_request(
     assert api.get(response.headers["location"]).json() == done
 
 
+def test_submit_with_wait_answers_with_a_result_too_large_to_announce(
+    api: httpx.Client, labrador_bytes: bytes
+) -> None:
+    """Such a job's end is announced by its id alone; the waiting request reads it back."""
+    response = _submit(api, labrador_bytes, wait=20, top_k=1000)
+    assert response.status_code == 200
+    predictions = response.json()["result"]["predictions"]
+    assert len(predictions) == 1000
+    assert predictions[0]["label"] == "Labrador retriever"
+
+
 def test_submit_with_wait_reports_a_failed_job_as_finished(api: httpx.Client) -> None:
     data = encode(gradient(), "JPEG")
     corrupt = data[:300] + b"\x00" * 300 + data[-2:]  # passes the header check, not the decode

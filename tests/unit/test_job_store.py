@@ -5,9 +5,10 @@ import json
 
 import fakeredis
 import pytest
+from redis.client import PubSub
 
 from shared.errors import ImgclfError, JobNotCancelableError, JobNotFoundError, QueueFullError
-from shared.jobs import JobStore, NewJob, announced_job, image_key, job_key
+from shared.jobs import EVENTS_CHANNEL, JobStore, NewJob, announced_job, image_key, job_key
 from shared.queue import CLASSIFY_TASK
 from shared.schemas import JobResult, JobStatus, ModelRef, Prediction, Timings
 from tests.jobs import QUEUE, queue_job
@@ -147,27 +148,50 @@ def test_cancel_unknown_job_is_not_found(store: JobStore) -> None:
         store.cancel("nope")
 
 
+def _subscribed(client: fakeredis.FakeRedis) -> PubSub:
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(EVENTS_CHANNEL)
+    pubsub.get_message(timeout=0.1)
+    return pubsub
+
+
+def _next_event(pubsub: PubSub) -> str:
+    message = pubsub.get_message(timeout=1)
+    assert message is not None
+    return str(message["data"].decode())
+
+
 def test_finish_and_cancel_announce_the_final_job(
     store: JobStore, client: fakeredis.FakeRedis
 ) -> None:
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe("imgclf:events")
-    pubsub.get_message(timeout=0.1)
+    events = _subscribed(client)
     done, canceled = queue_job(store, NEW, b"abc"), queue_job(store, NEW, b"def")
     store.claim(done.job_id)
     store.succeed(done.job_id, RESULT)
     store.cancel(canceled.job_id)
-    announced = []
-    for _ in range(2):
-        message = pubsub.get_message(timeout=1)
-        assert message is not None
-        announced.append(announced_job(message["data"].decode()))
+    announced = [announced_job(_next_event(events)) for _ in range(2)]
     assert announced == [
         (done.job_id, store.get(done.job_id)),
         (canceled.job_id, store.get(canceled.job_id)),
     ]
     assert announced[0][1] is not None
     assert announced[0][1].result == RESULT
+
+
+def test_a_large_job_is_announced_by_its_id_alone(
+    store: JobStore, client: fakeredis.FakeRedis
+) -> None:
+    """Every API process receives every event: ~75 KB of a top_k=1000 result each is not sent."""
+    predictions = [
+        Prediction(class_id=i, label=f"class number {i}", probability=1 / 1000) for i in range(1000)
+    ]
+    large = RESULT.model_copy(update={"predictions": predictions})
+    events = _subscribed(client)
+    job = queue_job(store, NEW, b"abc")
+    store.claim(job.job_id)
+    store.succeed(job.job_id, large)
+    assert _next_event(events) == job.job_id
+    assert store.get(job.job_id).result == large
 
 
 @pytest.mark.parametrize("message", ["abc", "abc {not json", 'abc {"status": "succeeded"}'])
