@@ -77,15 +77,15 @@ class BudgetedSpool(SpooledTemporaryFile[bytes]):
             if self.budget.take(size):
                 self._held += size
             else:
+                metrics.UPLOADS_SPILLED.inc()
                 self.rollover()
         return super().write(s)
 
     def rollover(self) -> None:
-        # Also called by the base class once the file outgrows `max_size`.
+        # Also called by the base class once the file outgrows `max_size` (to be refused).
         if not self.on_disk:
             super().rollover()
             self.on_disk = True
-            metrics.UPLOADS_SPILLED.inc()
             self._give_back()
 
     def close(self) -> None:

@@ -319,7 +319,8 @@ class _Submission:
 
 def announced_job(message: str) -> tuple[str, Job | None]:
     """The job id of a message on `EVENTS_CHANNEL`, and the job as it ended, when the message
-    carries it (a bare id, as older workers send, carries nothing: read the job instead)."""
+    carries it (a bare id, sent for a job too large to announce or by an older worker, carries
+    nothing: read the job instead)."""
     job_id, _, state = message.partition(" ")
     if not state:
         return job_id, None
