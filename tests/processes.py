@@ -11,7 +11,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import redis
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from scripts.processes import free_port, running, wait_for_http
 
@@ -148,3 +151,9 @@ def children(pid: int) -> list[int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
             found.append(int(entry.name))
     return found
+
+
+def metric_samples(base_url: str) -> list[Sample]:
+    """Every sample a `/metrics` endpoint exposes, parsed."""
+    text = httpx.get(f"{base_url}/metrics").text
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]

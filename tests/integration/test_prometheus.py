@@ -12,13 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tests.processes import (
     ROOT,
     RedisServer,
     free_port,
+    metric_samples,
     running,
     service_env,
     wait_until,
@@ -215,8 +215,7 @@ def _worker_tasks_succeeded(monitored: Monitored) -> float:
 
 
 def _worker_samples(monitored: Monitored) -> list[Sample]:
-    text = httpx.get(f"{monitored.worker_metrics}/metrics").text
-    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+    return metric_samples(monitored.worker_metrics)
 
 
 def _latency_totals(api: str) -> tuple[float, float]:

@@ -14,14 +14,13 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from prometheus_client.parser import text_string_to_metric_families
 
 from scripts.bench.http_wire import multipart_post
 from scripts.bench.services import rss_mb
 from scripts.processes import free_port, running, wait_for_http
 from shared.jobs import image_key
 from tests.images import encode
-from tests.processes import RedisServer, api_command, service_env
+from tests.processes import RedisServer, api_command, metric_samples, service_env
 
 pytestmark = pytest.mark.integration
 
@@ -53,8 +52,7 @@ def _noise_jpeg(width: int, height: int, seed: int) -> bytes:
 
 
 def _metric(base: str, name: str) -> float:
-    families = text_string_to_metric_families(httpx.get(f"{base}/metrics").text)
-    values = [s.value for f in families for s in f.samples if s.name == name]
+    values = [sample.value for sample in metric_samples(base) if sample.name == name]
     assert values, f"{name} is not exported"
     return sum(values)
 
