@@ -10,7 +10,7 @@ from fastapi import UploadFile
 
 from api.upload_spool import BudgetedSpool
 from shared.errors import UploadTooLargeError
-from shared.images import ImageInfo, inspect_image
+from shared.image_checks import ImageInfo, inspect_image
 from shared.jobs import NewJob
 
 MAX_FILENAME_CHARS = 255

@@ -1,84 +1,36 @@
-"""Image checks, decoding and the model's published preprocessing, as pure functions.
+"""Decoding and the model's published preprocessing, as pure functions: the worker's side.
 
-The API runs only `inspect_image` (header and container checks, no pixel decode); the worker runs
-`decode_image` and `preprocess`. Preprocessing follows SqueezeNet 1.1's published recipe: RGB,
-shorter side resized to 256 (bilinear), centre crop 224x224, scaled to [0, 1], ImageNet mean/std,
-NCHW float32.
+Preprocessing follows SqueezeNet 1.1's published recipe (`shared.model_files`): RGB, shorter
+side resized to 256 (bilinear), centre crop 224x224, scaled to [0, 1], ImageNet mean/std, NCHW
+float32. The API's checks of an upload are in `shared.image_checks`.
 """
 
 from __future__ import annotations
 
 import io
 import math
-import warnings
-from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from shared.errors import ImageTooLargeError, InvalidImageError, UnsupportedFormatError
+from shared.errors import InvalidImageError
+from shared.image_checks import check_pixels, open_image
 from shared.jpeg_scans import for_eighth_scale
-
-RESIZE_SHORTER_SIDE = 256
-CROP_SIZE = 224
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-PREPROCESSING_DESCRIPTION = (
-    f"RGB; resize shorter side to {RESIZE_SHORTER_SIDE} (bilinear); centre crop "
-    f"{CROP_SIZE}x{CROP_SIZE}; scale to [0, 1]; normalize mean {list(MEAN)} std {list(STD)}; "
-    "NCHW float32"
-)
-
-SUPPORTED_FORMATS: dict[str, str] = {
-    "JPEG": "image/jpeg",
-    "PNG": "image/png",
-    "WEBP": "image/webp",
-    "GIF": "image/gif",
-    "BMP": "image/bmp",
-    "TIFF": "image/tiff",
-}
+from shared.model_files import CROP_SIZE, MEAN, RESIZE_SHORTER_SIDE, STD
 
 # Folded so that preprocessing is one multiply and one subtract per value.
 _SCALE = (1.0 / (255.0 * np.asarray(STD, dtype=np.float32))).astype(np.float32)
 _OFFSET = (np.asarray(MEAN, dtype=np.float32) / np.asarray(STD, dtype=np.float32)).astype(
     np.float32
 )
-_JPEG_TAIL_BYTES = 1024
 # At or above this shorter side a JPEG decodes at 1/8 scale (`jpeg_scans`).
 EIGHTH_SCALE_MIN_SIDE = 8 * RESIZE_SHORTER_SIDE
 
 
-@dataclass(frozen=True, slots=True)
-class ImageInfo:
-    """What the header says about an upload."""
-
-    format: str
-    content_type: str
-    width: int
-    height: int
-
-
-def inspect_image(data: bytes, *, max_pixels: int) -> ImageInfo:
-    """Check an upload cheaply: a supported, complete image within the pixel limit."""
-    if not data:
-        raise InvalidImageError("Invalid image file: the upload is empty")
-    image = _open(data, max_pixels=max_pixels)
-    fmt = image.format or ""
-    if fmt not in SUPPORTED_FORMATS:
-        raise UnsupportedFormatError(
-            f"Unsupported image format {fmt or 'unknown'}; supported: "
-            + ", ".join(sorted(SUPPORTED_FORMATS))
-        )
-    width, height = image.size
-    _check_pixels(width, height, max_pixels=max_pixels)
-    _check_complete(data, fmt)
-    return ImageInfo(fmt, SUPPORTED_FORMATS[fmt], width, height)
-
-
 def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
     """Decode the first frame to an upright 8-bit RGB image, shrunk early where JPEG allows."""
-    image = _open(data, max_pixels=max_pixels)
-    _check_pixels(*image.size, max_pixels=max_pixels)
+    image = open_image(data, max_pixels=max_pixels)
+    check_pixels(*image.size, max_pixels=max_pixels)
     try:
         if image.format == "JPEG":
             image = _scaled_jpeg(data, image)
@@ -119,45 +71,6 @@ def preprocess(image: Image.Image) -> np.ndarray:
     pixels = np.asarray(crop, dtype=np.float32)
     normalized = pixels * _SCALE - _OFFSET
     return np.ascontiguousarray(normalized.transpose(2, 0, 1)[np.newaxis])
-
-
-def _open(data: bytes, *, max_pixels: int) -> Image.Image:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(
-            f"Image too large: more than {max_pixels} pixels (MAX_IMAGE_PIXELS)"
-        ) from exc
-    except UnidentifiedImageError as exc:
-        raise InvalidImageError("Invalid image file: not a recognized image format") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidImageError(f"Invalid image file: {exc}") from exc
-
-
-def _check_pixels(width: int, height: int, *, max_pixels: int) -> None:
-    if width < 1 or height < 1:
-        raise InvalidImageError("Invalid image file: zero width or height")
-    if width * height > max_pixels:
-        raise ImageTooLargeError(
-            f"Image too large: {width}x{height} is {width * height} pixels, "
-            f"over the limit of {max_pixels} (MAX_IMAGE_PIXELS)"
-        )
-
-
-def _check_complete(data: bytes, fmt: str) -> None:
-    """Catch truncated uploads without decoding pixels."""
-    if fmt == "JPEG" and b"\xff\xd9" not in data[-_JPEG_TAIL_BYTES:]:
-        raise InvalidImageError("Invalid image file: truncated JPEG (no end-of-image marker)")
-    if fmt == "PNG":
-        try:
-            # verify() walks every chunk and checks its CRC, without inflating pixel data.
-            Image.open(io.BytesIO(data)).verify()
-        except Exception as exc:
-            raise InvalidImageError(f"Invalid image file: broken PNG ({exc})") from exc
-    if fmt == "WEBP" and len(data) < int.from_bytes(data[4:8], "little") + 8:
-        raise InvalidImageError("Invalid image file: truncated WebP")
 
 
 def _scaled_jpeg(data: bytes, image: Image.Image) -> Image.Image:

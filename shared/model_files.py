@@ -1,4 +1,5 @@
-"""Where the model and labels come from, and the checksums that prove a file is the right one."""
+"""The model: where it and its labels come from, the checksums that prove a file is the right one,
+and the input it expects."""
 
 from __future__ import annotations
 
@@ -13,6 +14,16 @@ MODEL_DESCRIPTION = (
 )
 INPUT_SHAPE = (1, 3, 224, 224)
 OUTPUT_SHAPE = (1, 1000)
+# The published preprocessing the model was trained with (`shared.images` implements it).
+RESIZE_SHORTER_SIDE = 256
+CROP_SIZE = 224
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+PREPROCESSING_DESCRIPTION = (
+    f"RGB; resize shorter side to {RESIZE_SHORTER_SIDE} (bilinear); centre crop "
+    f"{CROP_SIZE}x{CROP_SIZE}; scale to [0, 1]; normalize mean {list(MEAN)} std {list(STD)}; "
+    "NCHW float32"
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,13 @@ from api.errors import error_responses
 from api.jobs_service import submit_and_wait
 from shared import workers
 from shared.errors import JobNotCancelableError, JobTimeoutError, error_from_code
-from shared.images import PREPROCESSING_DESCRIPTION
-from shared.model_files import INPUT_SHAPE, MODEL_DESCRIPTION, MODEL_NAME, OUTPUT_SHAPE
+from shared.model_files import (
+    INPUT_SHAPE,
+    MODEL_DESCRIPTION,
+    MODEL_NAME,
+    OUTPUT_SHAPE,
+    PREPROCESSING_DESCRIPTION,
+)
 from shared.schemas import JobStatus
 
 router = APIRouter(tags=["seed-compatible"])

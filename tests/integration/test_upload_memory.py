@@ -130,6 +130,19 @@ def test_many_large_uploads_at_once_do_not_grow_the_api_by_their_size(
     assert peak - start_rss < in_flight_mb / 3, (start_rss, peak, in_flight_mb)
 
 
+def test_the_api_checks_uploads_without_loading_numpy(
+    small_budget_api: tuple[str, subprocess.Popen[bytes], RedisServer], labrador_bytes: bytes
+) -> None:
+    """Decoding and preprocessing, which need numpy, belong to the worker; numpy would add
+    ~11 MB to every API process for nothing."""
+    base, proc, _ = small_budget_api
+    answer = httpx.post(f"{base}/api/v1/jobs", files={"file": ("dog.jpg", labrador_bytes)})
+    assert answer.status_code == 202
+    with open(f"/proc/{proc.pid}/maps") as maps:
+        loaded = {line.split()[-1] for line in maps if "numpy" in line}
+    assert not loaded
+
+
 def _peak_rss_while(pid: int, threads: list[threading.Thread]) -> float:
     peak = 0.0
     for thread in threads:

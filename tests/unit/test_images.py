@@ -5,7 +5,9 @@ import pytest
 from PIL import Image
 
 from shared.errors import ImageTooLargeError, InvalidImageError, UnsupportedFormatError
-from shared.images import MEAN, STD, decode_image, inspect_image, preprocess, to_rgb
+from shared.image_checks import inspect_image
+from shared.images import decode_image, preprocess, to_rgb
+from shared.model_files import MEAN, STD
 from tests.images import encode, gradient, jpeg_with_orientation, png_header_only
 
 pytestmark = pytest.mark.unit

@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from shared.images import SUPPORTED_FORMATS
+from shared.image_checks import SUPPORTED_FORMATS
 from ui.client import ApiError, ApiUnavailableError, Upload
 from ui.formatting import chart_rows, percent, progress, status_label, thumbnail
 from ui.session import Entry, api_client, history
