@@ -12,8 +12,6 @@ MODEL_DESCRIPTION = (
     "SqueezeNet 1.1 trained on ImageNet-1k (ONNX model zoo, opset 7): 1000 classes, "
     "published top-1 56.34 %, top-5 79.12 %"
 )
-INPUT_SHAPE = (1, 3, 224, 224)
-OUTPUT_SHAPE = (1, 1000)
 # The published preprocessing the model was trained with (`shared.images` implements it).
 RESIZE_SHORTER_SIDE = 256
 CROP_SIZE = 224
@@ -24,6 +22,8 @@ PREPROCESSING_DESCRIPTION = (
     f"{CROP_SIZE}x{CROP_SIZE}; scale to [0, 1]; normalize mean {list(MEAN)} std {list(STD)}; "
     "NCHW float32"
 )
+INPUT_SHAPE = (1, 3, CROP_SIZE, CROP_SIZE)
+OUTPUT_SHAPE = (1, 1000)
 
 
 @dataclass(frozen=True, slots=True)

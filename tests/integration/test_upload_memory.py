@@ -138,6 +138,9 @@ def test_the_api_checks_uploads_without_loading_numpy(
     base, proc, _ = small_budget_api
     answer = httpx.post(f"{base}/api/v1/jobs", files={"file": ("dog.jpg", labrador_bytes)})
     assert answer.status_code == 202
+    for path in (answer.headers["Location"], "/ready", "/metrics", "/api/v1/queue",
+                 "/api/v1/model-info"):  # fmt: skip
+        assert httpx.get(f"{base}{path}").status_code != 500  # /ready: 503, no worker here
     with open(f"/proc/{proc.pid}/maps") as maps:
         loaded = {line.split()[-1] for line in maps if "numpy" in line}
     assert not loaded
