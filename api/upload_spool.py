@@ -3,7 +3,7 @@ budget per API process (UPLOAD_MEMORY_BYTES), in temporary files beyond it.
 
 Requests with a file on disk read it back and submit one at a time, so the API holds at most the
 budget plus one request's files, however many uploads arrive at once (16 clients sending 4.7 MB
-photos: peak RSS 248 MB before, 114-126 MB with the 16 MiB default), and no upload is refused
+photos: peak RSS 248 MB before, 106-126 MB with the 16 MiB default), and no upload is refused
 for it. A batch's files go to Redis in one transaction, so that one request's share is still
 its whole body for a moment.
 """
