@@ -1,14 +1,14 @@
 """`python -m api`: run the API with API_WORKERS uvicorn processes whose metrics add up.
 
 With more than one process, prometheus_client's multiprocess mode needs PROMETHEUS_MULTIPROC_DIR
-set before any process starts and emptied at start; this launcher does both (a private temporary
-directory when none is configured). `uvicorn api.main:app` remains fine for a single process.
+set before any process starts; this launcher gives its processes a fresh directory of their own
+below it (a private temporary directory when none is configured; see `shared.metrics_dir`).
+`uvicorn api.main:app` remains fine for a single process.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 
@@ -30,9 +30,7 @@ def main() -> None:
     directory = settings.prometheus_multiproc_dir
     if args.workers > 1 and directory is None:
         directory = Path(tempfile.mkdtemp(prefix="imgclf-api-metrics-"))
-    if directory is not None:
-        metrics_dir.reset(directory)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    metrics_dir.prepare(directory, role="api")
     uvicorn.run(
         "api.main:app",
         host=args.host,

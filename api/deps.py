@@ -1,54 +1,63 @@
-"""Dependencies the routes declare; tests replace them with `app.dependency_overrides`.
-
-All are `async def` although none awaits: FastAPI runs a plain `def` dependency in its
-threadpool, and those hops (four per request) were the largest single cost of a job request.
-"""
+"""The one dependency routes declare: the app's `JobService` (tests may replace it with
+`app.dependency_overrides[get_service]`), and the query parameters whose range is a setting."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, TypedDict, cast
 
-import redis
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
-from api.events import JobEvents
-from shared.jobs import AsyncJobStore, JobStore
-from shared.queue import ClassifyQueue
-from shared.settings import Settings, get_settings
+from api.service import JobService
 
 
-async def _settings() -> Settings:
-    return get_settings()
+class State(TypedDict):
+    """What the app's lifespan hands every request (`request.state`)."""
+
+    service: JobService
 
 
-async def _store(request: Request) -> JobStore:
-    store: JobStore = request.app.state.store
-    return store
+async def get_service(request: Request) -> JobService:
+    # `async def`: FastAPI runs a plain `def` dependency in its threadpool, a hop per request.
+    return cast(JobService, request.state.service)
 
 
-async def _async_store(request: Request) -> AsyncJobStore:
-    store: AsyncJobStore = request.app.state.async_store
-    return store
+ServiceDep = Annotated[JobService, Depends(get_service)]
 
 
-async def _redis(request: Request) -> redis.Redis:
-    client: redis.Redis = request.app.state.redis
-    return client
+async def _wait(
+    service: ServiceDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=300,
+            description="Long-poll: return once terminal, or after this many seconds "
+            "(at most MAX_WAIT_SECONDS, default 30)",
+        ),
+    ] = 0,
+) -> float:
+    return service.checked_wait(wait)
 
 
-async def _queue(request: Request) -> ClassifyQueue:
-    queue: ClassifyQueue = request.app.state.queue
-    return queue
+WaitDep = Annotated[float, Depends(_wait)]
+
+TopK = Annotated[
+    int | None,
+    Query(ge=1, le=1000, description="How many classes to return (default DEFAULT_TOP_K, 5)"),
+]
 
 
-async def _events(request: Request) -> JobEvents:
-    events: JobEvents = request.app.state.events
-    return events
+@dataclass(frozen=True, slots=True)
+class SubmitOptions:
+    """A single submission's query parameters."""
+
+    top_k: int | None
+    wait: float
 
 
-SettingsDep = Annotated[Settings, Depends(_settings)]
-StoreDep = Annotated[JobStore, Depends(_store)]
-AsyncStoreDep = Annotated[AsyncJobStore, Depends(_async_store)]
-RedisDep = Annotated[redis.Redis, Depends(_redis)]
-QueueDep = Annotated[ClassifyQueue, Depends(_queue)]
-EventsDep = Annotated[JobEvents, Depends(_events)]
+async def _submit_options(wait: WaitDep, top_k: TopK = None) -> SubmitOptions:
+    return SubmitOptions(top_k=top_k, wait=wait)
+
+
+SubmitOptionsDep = Annotated[SubmitOptions, Depends(_submit_options)]

@@ -12,7 +12,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared import errors
 from shared.schemas import ErrorBody
-from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +19,7 @@ log = logging.getLogger(__name__)
 _STATUS: tuple[tuple[type[errors.ImgclfError], int], ...] = (
     (errors.UnsupportedFormatError, 415),
     (errors.UploadTooLargeError, 413),
+    (errors.InvalidParameterError, 422),
     (errors.ImageTooLargeError, 413),
     (errors.InvalidRequestError, 400),
     (errors.UnauthorizedError, 401),
@@ -42,12 +42,12 @@ def status_for(exc: errors.ImgclfError) -> int:
     return next((status for cls, status in _STATUS if isinstance(exc, cls)), 500)
 
 
-def error_response(exc: errors.ImgclfError) -> JSONResponse:
+def error_response(exc: errors.ImgclfError, *, retry_after_seconds: int) -> JSONResponse:
     """The JSON error response for a domain error; 503s tell the client when to retry."""
     status = status_for(exc)
     headers = {}
     if status == 503:
-        headers["Retry-After"] = str(get_settings().retry_after_seconds)
+        headers["Retry-After"] = str(retry_after_seconds)
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(
@@ -55,13 +55,6 @@ def error_response(exc: errors.ImgclfError) -> JSONResponse:
         status_code=status,
         headers=headers,
     )
-
-
-async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, errors.ImgclfError)
-    if status_for(exc) >= 500:
-        log.warning("%s: %s", exc.code, exc.message, exc_info=exc.__cause__ is not None)
-    return error_response(exc)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -94,9 +87,16 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
     """Map every error the API can meet to a clean JSON response, never a traceback."""
-    app.add_exception_handler(errors.ImgclfError, _domain_error)
+
+    async def domain_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, errors.ImgclfError)
+        if status_for(exc) >= 500:
+            log.warning("%s: %s", exc.code, exc.message, exc_info=exc.__cause__ is not None)
+        return error_response(exc, retry_after_seconds=retry_after_seconds)
+
+    app.add_exception_handler(errors.ImgclfError, domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

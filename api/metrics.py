@@ -27,7 +27,8 @@ from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-metrics_dir.prepare(get_settings().prometheus_multiproc_dir)
+# This process group's own directory (or None): see `shared.metrics_dir`.
+GROUP_DIR = metrics_dir.prepare(get_settings().prometheus_multiproc_dir, role="api")
 
 _LATENCY_BUCKETS = (
     0.001,
@@ -134,9 +135,9 @@ class QueueCollector(Collector):
         yield counter
 
 
-def metrics_registry(*, multiprocess_mode: bool) -> CollectorRegistry:
+def metrics_registry() -> CollectorRegistry:
     """This process's metrics, or every API process's when they share a multiprocess dir."""
-    if not multiprocess_mode:
+    if GROUP_DIR is None:
         return REGISTRY
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

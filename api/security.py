@@ -3,35 +3,37 @@
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import Depends
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import SettingsDep
 from shared.errors import UnauthorizedError
 
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="One of API_KEYS")
 _bearer = HTTPBearer(auto_error=False, description="One of API_KEYS, as a bearer token")
 
 
-async def require_api_key(
-    settings: SettingsDep,
-    header_key: Annotated[str | None, Depends(_header)],
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """Accept the request when keys are off, or when it carries a valid key.
+def api_key_guard(accepted: frozenset[str]) -> Callable[..., Coroutine[Any, Any, None]]:
+    """A dependency that accepts a request carrying one of `accepted` (or any, when empty).
 
     `async def` without awaiting: it only compares strings, so it runs on the event loop instead
-    of taking a threadpool hop per request (see api/deps.py).
+    of taking a threadpool hop per request.
     """
-    accepted = settings.accepted_api_keys()
-    if not accepted:
-        return
-    offered = header_key or (bearer.credentials if bearer else None)
-    # Compare against every key in constant time, so timing reveals nothing about any of them.
-    if offered is None or not any(secrets.compare_digest(offered, key) for key in accepted):
-        raise UnauthorizedError(
-            "A valid API key is required: send it as `X-API-Key: <key>` or "
-            "`Authorization: Bearer <key>`"
-        )
+
+    async def require_api_key(
+        header_key: Annotated[str | None, Depends(_header)],
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        if not accepted:
+            return
+        offered = header_key or (bearer.credentials if bearer else None)
+        # Compare against every key in constant time, so timing reveals nothing about any.
+        if offered is None or not any(secrets.compare_digest(offered, key) for key in accepted):
+            raise UnauthorizedError(
+                "A valid API key is required: send it as `X-API-Key: <key>` or "
+                "`Authorization: Bearer <key>`"
+            )
+
+    return require_api_key

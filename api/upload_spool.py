@@ -2,10 +2,9 @@
 budget per API process (UPLOAD_MEMORY_BYTES), in temporary files beyond it.
 
 Requests with a file on disk read it back and submit one at a time, so the API holds at most the
-budget plus one request's files, however many uploads arrive at once (16 clients sending 4.7 MB
-photos: peak RSS 248 MB before, 106-126 MB with the 16 MiB default), and no upload is refused
-for it. A batch's files go to Redis in one transaction, so that one request's share is still
-its whole body for a moment.
+budget plus one request's files, however many uploads arrive at once, and no upload is refused
+for it. A batch's files go to Redis in one transaction, so that one request's share is still its
+whole body for a moment. (Measured effects: docs/PERFORMANCE.md, "Memory".)
 """
 
 from __future__ import annotations
@@ -13,13 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import tempfile
 import threading
 from collections.abc import Sequence
-from tempfile import SpooledTemporaryFile
-from typing import Any, cast
-
-from fastapi import UploadFile
-from starlette import formparsers
+from typing import IO
 
 from api import metrics
 
@@ -32,7 +28,7 @@ class MemoryBudget:
         self.limit = limit
         self.disk_turn = asyncio.Lock()
         self._in_use = 0
-        # Writes run on the event loop, but a rolled-over file may be closed in the threadpool.
+        # Writes run on the event loop, but a spilled file may be closed in the threadpool.
         self._lock = threading.Lock()
 
     @property
@@ -55,76 +51,85 @@ class MemoryBudget:
             metrics.UPLOAD_MEMORY_BYTES.dec(size)
 
 
-class BudgetedSpool(SpooledTemporaryFile[bytes]):
+class BudgetedSpool:
     """One uploaded file: in memory while `budget` has room for each chunk, then on disk.
 
     The bytes it held count against the budget until it is closed, and `in_memory_bytes` hands
     them out without a copy, so close it only once they have been used (submitted to Redis).
     """
 
-    def __init__(self, budget: MemoryBudget, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, budget: MemoryBudget) -> None:
         self.budget = budget
-        self.on_disk = False
+        self._memory: io.BytesIO | None = io.BytesIO()
+        self._disk: IO[bytes] | None = None
         self._held = 0
 
-    def write(self, s: Any) -> int:
-        # Runs on the event loop while the file is in memory: the one rollover copies at most
-        # this file's bytes so far to the page cache (~0.3 ms per MB), and later writes go to the
-        # threadpool (Starlette checks `_rolled`).
-        if not self.on_disk:
-            size = len(s)
-            if self.budget.take(size):
-                self._held += size
+    @property
+    def on_disk(self) -> bool:
+        return self._disk is not None
+
+    @property
+    def _file(self) -> IO[bytes]:
+        file = self._disk if self._disk is not None else self._memory
+        if file is None:
+            raise ValueError("I/O operation on a closed upload")
+        return file
+
+    def write(self, data: bytes) -> int:
+        # While the file is in memory this runs on the event loop: the one move to disk copies
+        # at most this file's bytes so far to the page cache; later writes go to the threadpool.
+        if self._memory is not None and self._disk is None:
+            if self.budget.take(len(data)):
+                self._held += len(data)
             else:
                 metrics.UPLOADS_SPILLED.inc()
                 self.rollover()
-        return super().write(s)
+        return self._file.write(data)
 
     def rollover(self) -> None:
-        # Also called by the base class once the file outgrows `max_size` (to be refused).
-        if not self.on_disk:
-            super().rollover()
-            self.on_disk = True
-            self._give_back()
+        """Move the file to disk and give its memory back."""
+        if self._disk is not None or self._memory is None:
+            return
+        disk = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the spool
+        disk.write(self._memory.getbuffer())
+        disk.seek(self._memory.tell())
+        self._memory, self._disk = None, disk
+        self._give_back()
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
 
     def close(self) -> None:
-        super().close()
+        for file in (self._memory, self._disk):
+            if file is not None:
+                file.close()
+        self._memory = self._disk = None
         self._give_back()
 
     def in_memory_bytes(self) -> bytes | None:
         """The whole file, sharing the buffer it was written to; None once it is on disk."""
-        if self.on_disk:
+        if self._memory is None:
             return None
         # BytesIO.getvalue hands over its own buffer (trimmed to size) instead of copying it.
-        return cast(io.BytesIO, self._file).getvalue()
+        return self._memory.getvalue()
 
     def _give_back(self) -> None:
         self.budget.give_back(self._held)
         self._held = 0
 
 
-def disk_turn(files: Sequence[UploadFile]) -> contextlib.AbstractAsyncContextManager[object]:
-    """Hold this around reading `files` and submitting them: requests with a file on disk take
+def disk_turn(
+    spools: Sequence[BudgetedSpool],
+) -> contextlib.AbstractAsyncContextManager[object]:
+    """Hold this around reading `spools` and submitting them: requests with a file on disk take
     turns, so at most one of them at a time has its files back in memory beyond the budget."""
-    for file in files:
-        if isinstance(file.file, BudgetedSpool) and file.file.on_disk:
-            return file.file.budget.disk_turn
+    for spool in spools:
+        if spool.on_disk:
+            return spool.budget.disk_turn
     return contextlib.nullcontext()
-
-
-def spool_uploads(budget: MemoryBudget, *, max_file_bytes: int) -> None:
-    """Make Starlette's form parser keep uploaded files in `BudgetedSpool`s (in this process).
-
-    Starlette's own default spills every file over 1 MB to disk and then hands each ~64 KB chunk
-    to the threadpool: for multi-megabyte photos those hops and the disk were the largest share
-    of the API's CPU per upload. Here a file stays in memory while the budget allows.
-    """
-
-    def spool(max_size: int = 0, **kwargs: Any) -> BudgetedSpool:
-        return BudgetedSpool(budget, max_size=max_size, **kwargs)
-
-    # The parser builds each file's spool through this module-level name; a test checks that it
-    # still does (tests/integration/test_upload_memory.py), so an upgrade cannot silently undo it.
-    formparsers.SpooledTemporaryFile = spool  # type: ignore[attr-defined,assignment]
-    formparsers.MultiPartParser.spool_max_size = max_file_bytes

@@ -1,56 +1,38 @@
-"""Turn multipart uploads into checked image bytes."""
+"""Turn uploaded files into checked image bytes and the jobs they become."""
 
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 
-from fastapi import UploadFile
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
-from api.upload_spool import BudgetedSpool
-from shared.errors import UploadTooLargeError
+from api.upload_form import BudgetedUpload
 from shared.image_checks import ImageInfo, inspect_image
-from shared.jobs import NewJob
+from shared.schemas import NewJob
 
 MAX_FILENAME_CHARS = 255
 
 
-@dataclass(frozen=True, slots=True)
-class CheckedUpload:
-    """An upload that passed the cheap checks, ready to become a job."""
-
-    job: NewJob
-    data: bytes
-
-
-async def read_upload(upload: UploadFile, *, max_bytes: int) -> bytes:
-    """The uploaded file's bytes, or `UploadTooLargeError` past `max_bytes`.
-
-    A file the form parser kept in memory (`api.upload_spool`) is handed over without a copy;
-    one it spilled to disk is read in the threadpool. A file over the limit is refused by its
-    recorded size before anything is read.
-    """
-    if upload.size is not None and upload.size > max_bytes:
-        raise _too_large(max_bytes)
-    data = upload.file.in_memory_bytes() if isinstance(upload.file, BudgetedSpool) else None
-    if data is None:
-        await upload.seek(0)
-        data = await upload.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise _too_large(max_bytes)
-    return data
+async def upload_bytes(upload: UploadFile) -> bytes:
+    """The uploaded file's bytes: handed over without a copy while in memory, read back in the
+    threadpool from disk. Its size was bounded while it arrived (`api.upload_form`)."""
+    if isinstance(upload, BudgetedUpload):
+        data = upload.spool.in_memory_bytes()
+        if data is not None:
+            return data
+    await upload.seek(0)
+    return await run_in_threadpool(upload.file.read)
 
 
-def check_upload(
-    data: bytes, *, filename: str | None, top_k: int, max_pixels: int
-) -> CheckedUpload:
+def check_upload(data: bytes, *, filename: str | None, top_k: int, max_pixels: int) -> NewJob:
     """Check an upload's header (within `max_pixels`) and describe the job it becomes.
 
-    No pixels are decoded: a JPEG costs ~20 us; a PNG's chunk CRCs ~0.2 ms per MB.
+    No pixels are decoded: the API never holds a decoded image.
     """
     info: ImageInfo = inspect_image(data, max_pixels=max_pixels)
-    job = NewJob(
+    return NewJob(
         filename=safe_filename(filename),
         content_type=info.content_type,
         size_bytes=len(data),
@@ -58,7 +40,6 @@ def check_upload(
         height=info.height,
         top_k=top_k,
     )
-    return CheckedUpload(job, data)
 
 
 def safe_filename(name: str | None) -> str:
@@ -71,9 +52,3 @@ def safe_filename(name: str | None) -> str:
     if printable.strip(".") == "":
         return "upload"
     return printable[:MAX_FILENAME_CHARS]
-
-
-def _too_large(max_bytes: int) -> UploadTooLargeError:
-    return UploadTooLargeError(
-        f"Upload too large: each file may have at most {max_bytes} bytes (MAX_UPLOAD_BYTES)"
-    )

@@ -2,6 +2,7 @@
 
     ImgclfError
     ├── InvalidRequestError            bad input from a client
+    │   ├── InvalidParameterError      a query parameter out of its configured range
     │   ├── InvalidImageError          not an image, empty, truncated, undecodable
     │   ├── UnsupportedFormatError     an image, but not a format we accept
     │   ├── UploadTooLargeError        more bytes than MAX_UPLOAD_BYTES
@@ -34,6 +35,10 @@ class ImgclfError(Exception):
 
 class InvalidRequestError(ImgclfError):
     code = "invalid_request"
+
+
+class InvalidParameterError(InvalidRequestError):
+    code = "validation_error"
 
 
 class InvalidImageError(InvalidRequestError):
@@ -88,25 +93,12 @@ class ModelError(ImgclfError):
     code = "model_error"
 
 
+def _with_subclasses(cls: type[ImgclfError]) -> list[type[ImgclfError]]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _with_subclasses(child))]
+
+
 ERRORS_BY_CODE: dict[str, type[ImgclfError]] = {
-    cls.code: cls
-    for cls in (
-        ImgclfError,
-        InvalidRequestError,
-        InvalidImageError,
-        UnsupportedFormatError,
-        UploadTooLargeError,
-        ImageTooLargeError,
-        UnauthorizedError,
-        JobNotFoundError,
-        JobNotCancelableError,
-        ServiceUnavailableError,
-        StoreUnavailableError,
-        QueueFullError,
-        JobTimeoutError,
-        WorkerLostError,
-        ModelError,
-    )
+    cls.code: cls for cls in _with_subclasses(ImgclfError)
 }
 
 

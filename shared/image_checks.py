@@ -1,8 +1,8 @@
 """What the API checks of an upload before queuing it: a supported, complete image within the
 pixel limit, read from its header and container, with no pixels decoded.
 
-Kept apart from `shared.images` (decoding and preprocessing, which need numpy): the API imports
-only this, and leaving numpy out of it keeps ~11 MB off every API process.
+Kept apart from `worker.images` (decoding and preprocessing, which need numpy): the API imports
+only this, and leaving numpy out of it keeps its memory off every API process.
 """
 
 from __future__ import annotations
@@ -23,6 +23,19 @@ SUPPORTED_FORMATS: dict[str, str] = {
     "BMP": "image/bmp",
     "TIFF": "image/tiff",
 }
+
+# The file names clients pick images by (the CLI's folder walk, the UI's uploader).
+FILE_EXTENSIONS: tuple[str, ...] = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".gif",
+    ".bmp",
+    ".tif",
+    ".tiff",
+)
+FORMAT_NAMES = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 
 _JPEG_TAIL_BYTES = 1024
 

@@ -1,26 +1,58 @@
-"""prometheus_client multiprocess mode: the shared directory's lifecycle."""
+"""prometheus_client multiprocess mode: each process group's own directory, and its lifecycle.
+
+One PROMETHEUS_MULTIPROC_DIR may be given to every imgclf process (one `.env` for all of them).
+Each group of processes that adds its samples up (an API launcher and its uvicorn processes, a
+worker node and its prefork children) therefore keeps its files in a directory of its own below
+it, `<role>-<host>-<pid of the group's first process>`: a worker node starting never empties the
+API's files, and two nodes on one host never empty each other's.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 from pathlib import Path
 
 from prometheus_client import disable_created_metrics
 
 _HAS_PROC = Path("/proc/self/stat").exists()
+# Marks a group directory, so that the processes a group starts use it as it is.
+_GROUP_MARKER = ".imgclf-metrics-group"
 
 
-def prepare(directory: Path | None) -> None:
-    """Call before a module defines its metrics: prometheus_client opens its multiprocess files
-    as metrics are defined, so the directory must exist by then."""
+def prepare(directory: Path | None, *, role: str) -> Path | None:
+    """This process group's metrics directory under `directory` (None: single-process mode).
+
+    Call before a module defines its metrics: prometheus_client opens its multiprocess files as
+    metrics are defined, in the directory PROMETHEUS_MULTIPROC_DIR names, which this sets to
+    the group's (inherited by every process the group starts).
+    """
     # `_created` series double the exposition and no query here uses them.
     disable_created_metrics()  # type: ignore[no-untyped-call]
-    if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
+    if directory is None:
+        return None
+    group = directory if (directory / _GROUP_MARKER).exists() else _new_group(directory, role)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(group)
+    return group
+
+
+def _new_group(base: Path, role: str) -> Path:
+    base.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname().replace("-", "_")
+    for stale in base.glob(f"*-{host}-*"):
+        pid = _group_pid(stale)
+        if (stale / _GROUP_MARKER).exists() and pid is not None and not _alive(pid):
+            shutil.rmtree(stale, ignore_errors=True)
+    group = base / f"{role}-{host}-{os.getpid()}"
+    group.mkdir(exist_ok=True)
+    reset(group)  # a pid reused after a restart (pid 1 in a container) starts afresh too
+    (group / _GROUP_MARKER).write_text(f"{role}\n")
+    return group
 
 
 def reset(directory: Path) -> None:
-    """Empty the directory at start: samples of a previous run must not be added to this one."""
+    """Empty the directory: samples of a previous run must not be added to this one."""
     directory.mkdir(parents=True, exist_ok=True)
     for leftover in directory.glob("*.db"):
         leftover.unlink(missing_ok=True)
@@ -40,6 +72,11 @@ def mark_dead_processes(directory: Path) -> None:
 
 def _pid(path: Path) -> int | None:
     tail = path.stem.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def _group_pid(path: Path) -> int | None:
+    tail = path.name.rsplit("-", 1)[-1]
     return int(tail) if tail.isdigit() else None
 
 

@@ -12,7 +12,7 @@ MODEL_DESCRIPTION = (
     "SqueezeNet 1.1 trained on ImageNet-1k (ONNX model zoo, opset 7): 1000 classes, "
     "published top-1 56.34 %, top-5 79.12 %"
 )
-# The published preprocessing the model was trained with (`shared.images` implements it).
+# The published preprocessing the model was trained with (`worker.images` implements it).
 RESIZE_SHORTER_SIDE = 256
 CROP_SIZE = 224
 MEAN = (0.485, 0.456, 0.406)

@@ -49,17 +49,31 @@ class ErrorBody(BaseModel):
     message: str = Field(description="What went wrong, for people")
 
 
-class Job(BaseModel):
-    job_id: str
-    status: JobStatus
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+class NewJob(BaseModel):
+    """What the API learns about an upload before it becomes a job."""
+
     filename: str
     content_type: str
     size_bytes: int
     width: int
     height: int
     top_k: int
+
+
+class _JobState(BaseModel):
+    job_id: str
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Job(NewJob, _JobState):
+    """A job as clients see it, and as the job store keeps it (one Redis hash field per field).
+
+    Declared once: the store's codec derives the hash from these fields. The bases' order keeps
+    `job_id` first in the JSON.
+    """
+
     result: JobResult | None = None
     error: ErrorBody | None = None

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
     ort_threads_per_process: int = Field(default=0, ge=0)
     worker_trim_above_mb: int = Field(default=130, ge=0)
+    # Large progressive JPEGs decode from only the scans a 1/8-scale decode reads (same pixels).
+    progressive_jpeg_fast_path: bool = True
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

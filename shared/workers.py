@@ -9,10 +9,8 @@ from __future__ import annotations
 import redis
 from pydantic import BaseModel
 
-from shared.jobs import KEY_PREFIX
+from shared.jobs.keys import WORKER_KEY_PATTERN, worker_key
 from shared.redis_client import store_errors
-
-_PATTERN = f"{KEY_PREFIX}:worker:*"
 
 
 class WorkerInfo(BaseModel):
@@ -32,20 +30,19 @@ class WorkerInfo(BaseModel):
 @store_errors
 def beat(client: redis.Redis, info: WorkerInfo, *, ttl_seconds: float) -> None:
     """Announce (or refresh) a live worker process."""
-    key = f"{KEY_PREFIX}:worker:{info.worker_id}"
-    client.set(key, info.model_dump_json(), px=int(ttl_seconds * 1000))
+    client.set(worker_key(info.worker_id), info.model_dump_json(), px=int(ttl_seconds * 1000))
 
 
 @store_errors
 def leave(client: redis.Redis, worker_id: str) -> None:
     """Withdraw a worker process at shutdown, without waiting for its key to expire."""
-    client.delete(f"{KEY_PREFIX}:worker:{worker_id}")
+    client.delete(worker_key(worker_id))
 
 
 @store_errors
 def alive(client: redis.Redis) -> list[WorkerInfo]:
     """Every worker process whose heartbeat has not expired."""
-    keys = sorted(client.scan_iter(match=_PATTERN, count=500))
+    keys = sorted(client.scan_iter(match=WORKER_KEY_PATTERN, count=500))
     if not keys:
         return []
     values = client.mget(keys)

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
+from api.main import create_app
+from shared.settings import Settings
 from tests.processes import (
     SHARED_IMAGES,
     RedisServer,
@@ -56,5 +59,9 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture
 def api(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.api_url, timeout=60) as client:
+    """The API app in this process, through an httpx client over ASGI (no server, no sockets),
+    with the stack's real Redis and worker: the tier for route behaviour. Tests of what needs a
+    server process (raw sockets, slow bodies, signals) use `stack.api_url` instead."""
+    app = create_app(Settings(redis_url=stack.redis.url))
+    with TestClient(app, raise_server_exceptions=False, follow_redirects=False) as client:
         yield client

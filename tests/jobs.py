@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from shared.jobs import JobStore, NewJob
-from shared.queue import ClassifyQueue, make_celery
+from shared.kombu_messages import ClassifyQueue
+from shared.queue import make_celery
 from shared.schemas import Job
 from shared.settings import Settings
 

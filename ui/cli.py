@@ -21,12 +21,13 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, TextIO
 
+from shared.image_checks import FILE_EXTENSIONS
 from shared.schemas import Job, JobStatus
 from shared.settings import get_settings
 from ui.client import ApiClient, ApiError, ApiUnavailableError, Upload
 from ui.formatting import percent
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = frozenset(FILE_EXTENSIONS)
 LONG_POLL_SECONDS = 10.0
 
 
@@ -81,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     submit = commands.add_parser("submit", help="classify image files or folders")
     submit.add_argument("paths", nargs="+", type=Path, help="image files or folders")
-    submit.add_argument("--top-k", type=int, default=5, help="classes per image (default 5)")
+    submit.add_argument(
+        "--top-k", type=int, default=None, help="classes per image (default: the API's, 5)"
+    )
     submit.add_argument("--json", action="store_true", help="print the jobs as JSON")
     submit.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
     submit.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

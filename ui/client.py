@@ -54,9 +54,11 @@ class ApiClient:
     def close(self) -> None:
         self._http.close()
 
-    def submit(self, upload: Upload, *, top_k: int = 10) -> Job:
+    def submit(self, upload: Upload, *, top_k: int | None = None) -> Job:
+        """Queue one image; `top_k` None leaves the number of classes to the API's default."""
         files = {"file": (upload.filename, upload.data, upload.content_type)}
-        body = self._request("POST", "/api/v1/jobs", files=files, params={"top_k": top_k})
+        params = {"top_k": top_k} if top_k is not None else {}
+        body = self._request("POST", "/api/v1/jobs", files=files, params=params)
         return Job.model_validate(body)
 
     def job(self, job_id: str, *, wait: float = 0) -> Job:

@@ -20,7 +20,8 @@ from prometheus_client import multiprocess
 
 from shared.errors import ModelError
 from shared.jobs import JobStore
-from shared.queue import ClassifyQueue, make_celery
+from shared.kombu_messages import ClassifyQueue
+from shared.queue import make_celery
 from shared.redis_client import connect
 from shared.settings import get_settings
 from worker import lifecycle, memory, metrics, recovery
@@ -40,7 +41,7 @@ def _start_node(sender: Any = None, **_: Any) -> None:
         print(f"imgclf worker refuses to start: {exc.message}", file=sys.stderr, flush=True)
         sys.exit(3)
     # The checked model is gone again: hand its heap back before the children fork from this
-    # process (measured: node 140 -> 116 MB RSS, each child 4 MB less).
+    # process (figures: docs/PERFORMANCE.md, "Memory").
     memory.release_free_memory()
     client = connect(settings.redis_url)
     recovery.start_sweeper(
@@ -50,7 +51,7 @@ def _start_node(sender: Any = None, **_: Any) -> None:
         interval=settings.recovery_interval_seconds,
         node=socket.gethostname(),
     )
-    metrics.serve(settings.prometheus_multiproc_dir, port=settings.worker_metrics_port)
+    metrics.serve(port=settings.worker_metrics_port)
     lifecycle.expect_node_consuming()
     if "prefork" not in str(getattr(sender, "pool_cls", "prefork")).lower():
         lifecycle.current()  # solo/threads pools run tasks in this very process
@@ -69,6 +70,5 @@ def _load_model_in_child(**_: Any) -> None:
 @worker_process_shutdown.connect  # type: ignore[untyped-decorator]
 def _leave(**_: Any) -> None:
     lifecycle.shutdown()
-    directory = get_settings().prometheus_multiproc_dir
-    if directory is not None:
-        multiprocess.mark_process_dead(os.getpid(), str(directory))  # type: ignore[no-untyped-call]
+    if metrics.GROUP_DIR is not None:
+        multiprocess.mark_process_dead(os.getpid(), str(metrics.GROUP_DIR))  # type: ignore[no-untyped-call]

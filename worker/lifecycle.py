@@ -1,4 +1,4 @@
-"""Per-process resources of a worker: the model, the job store and the presence heartbeat.
+"""Per-process resources of a worker: the model, the job runner and the presence heartbeat.
 
 The model is loaded once per process after the fork (prefork children each get their own
 onnxruntime session; sessions do not survive a fork), never at import and never per task.
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import onnxruntime as ort
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
 from PIL import Image
 
 from shared import workers
@@ -26,6 +27,7 @@ from shared.settings import Settings, get_settings
 from worker import metrics
 from worker.memory import IdleTrimmer
 from worker.model import Classifier, load_classifier
+from worker.processing import JobRunner
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class WorkerProcess:
     settings: Settings
     classifier: Classifier
     client: redis.Redis
-    store: JobStore
+    runner: JobRunner
     worker_id: str
     trimmer: IdleTrimmer
     stop: threading.Event
@@ -96,19 +98,55 @@ def _start(settings: Settings) -> WorkerProcess:
         settings.model_path, settings.labels_path, threads=settings.ort_threads()
     )
     client = connect(settings.redis_url)
+    worker_id = f"{socket.gethostname()}:{os.getpid()}"
     process = WorkerProcess(
         settings=settings,
         classifier=classifier,
         client=client,
-        store=JobStore(
-            client, ttl_seconds=settings.job_ttl_seconds, max_attempts=settings.max_attempts
-        ),
-        worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        runner=_runner(settings, client, classifier, worker_id),
+        worker_id=worker_id,
         trimmer=IdleTrimmer(above_mb=settings.worker_trim_above_mb),
         stop=threading.Event(),
     )
-    info = workers.WorkerInfo(
-        worker_id=process.worker_id,
+    metrics.observe_model_loaded(classifier.load_seconds)
+    threading.Thread(
+        target=_heartbeat,
+        args=(client, _presence(worker_id, classifier), settings, process.stop),
+        daemon=True,
+        name="imgclf-heartbeat",
+    ).start()
+    threading.Thread(
+        target=process.trimmer.run, args=(process.stop,), daemon=True, name="imgclf-trim"
+    ).start()
+    log.info(
+        "worker process %s loaded %s (%s, %d threads) in %.3f s",
+        worker_id,
+        classifier.name,
+        classifier.provider,
+        classifier.threads,
+        classifier.load_seconds,
+    )
+    return process
+
+
+def _runner(
+    settings: Settings, client: redis.Redis, classifier: Classifier, worker_id: str
+) -> JobRunner:
+    return JobRunner(
+        store=JobStore(
+            client, ttl_seconds=settings.job_ttl_seconds, max_attempts=settings.max_attempts
+        ),
+        classifier=classifier,
+        max_pixels=settings.max_image_pixels,
+        worker_id=worker_id,
+        fast_progressive_jpeg=settings.progressive_jpeg_fast_path,
+        soft_limit_errors=(SoftTimeLimitExceeded,),
+    )
+
+
+def _presence(worker_id: str, classifier: Classifier) -> workers.WorkerInfo:
+    return workers.WorkerInfo(
+        worker_id=worker_id,
         hostname=socket.gethostname(),
         pid=os.getpid(),
         model_name=classifier.name,
@@ -118,25 +156,6 @@ def _start(settings: Settings) -> WorkerProcess:
         threads=classifier.threads,
         model_load_seconds=classifier.load_seconds,
     )
-    metrics.observe_model_loaded(classifier.load_seconds)
-    threading.Thread(
-        target=_heartbeat,
-        args=(client, info, settings, process.stop),
-        daemon=True,
-        name="imgclf-heartbeat",
-    ).start()
-    threading.Thread(
-        target=process.trimmer.run, args=(process.stop,), daemon=True, name="imgclf-trim"
-    ).start()
-    log.info(
-        "worker process %s loaded %s (%s, %d threads) in %.3f s",
-        process.worker_id,
-        classifier.name,
-        classifier.provider,
-        classifier.threads,
-        classifier.load_seconds,
-    )
-    return process
 
 
 def _heartbeat(

@@ -1,11 +1,11 @@
 """Hand a worker process's freed heap back to the OS once it goes idle.
 
-Decoding a large photo briefly needs tens of MB (a 16-megapixel progressive JPEG: ~50 MB of DCT
+Decoding a large photo briefly needs tens of MB (a 16-megapixel progressive JPEG's DCT
 coefficients); glibc keeps freed memory in its arenas, so without trimming each process would stay
 at its largest image's peak. Trimming after every job made the next large decode fault all of
-that memory in again: ~2.7 ms per image on the benchmark's photo mix (12 % of a worker's CPU),
-and it never lowered the peak, which a busy process reaches either way. So the trim waits until
-the process has been idle for a moment: busy processes keep their warm heap, idle ones shrink.
+that memory in again, a measurable share of a worker's CPU (docs/PERFORMANCE.md), and it never
+lowered the peak, which a busy process reaches either way. So the trim waits until the process
+has been idle for a moment: busy processes keep their warm heap, idle ones shrink.
 """
 
 from __future__ import annotations

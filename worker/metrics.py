@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
-    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -21,13 +21,19 @@ from prometheus_client import (
 )
 from prometheus_client.registry import Collector
 
+if TYPE_CHECKING:
+    from worker.processing import Processed
+
 from shared import metrics_dir
-from shared.schemas import JobResult, JobStatus
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-metrics_dir.prepare(get_settings().prometheus_multiproc_dir)
+# This node's own directory (or None): see `shared.metrics_dir`.
+GROUP_DIR = metrics_dir.prepare(get_settings().prometheus_multiproc_dir, role="worker")
+# Not prometheus_client's default registry: Flower imports the worker's Celery app, and its
+# /metrics (the default registry) must not export the worker's series as zeros.
+WORKER_REGISTRY = CollectorRegistry(auto_describe=True)
 
 _MS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5, 10, 30, 60, 300)
@@ -36,38 +42,60 @@ TASKS = Counter(
     "imgclf_worker_tasks_total",
     "Classification tasks by outcome (succeeded, failed, skipped)",
     ["outcome"],
+    registry=WORKER_REGISTRY,
 )
 IMAGES = Counter(
-    "imgclf_worker_images_total", "Images classified; rate() of it is images per second"
+    "imgclf_worker_images_total",
+    "Images classified; rate() of it is images per second",
+    registry=WORKER_REGISTRY,
 )
 QUEUE_WAIT_SECONDS = Histogram(
     "imgclf_worker_queue_wait_seconds",
     "From job submission to a worker starting it",
     buckets=_WAIT_BUCKETS,
+    registry=WORKER_REGISTRY,
 )
 DECODE_SECONDS = Histogram(
-    "imgclf_worker_decode_seconds", "Image decoding time", buckets=_MS_BUCKETS
+    "imgclf_worker_decode_seconds",
+    "Image decoding time",
+    buckets=_MS_BUCKETS,
+    registry=WORKER_REGISTRY,
 )
 PREPROCESS_SECONDS = Histogram(
-    "imgclf_worker_preprocess_seconds", "Resize, crop and normalize time", buckets=_MS_BUCKETS
+    "imgclf_worker_preprocess_seconds",
+    "Resize, crop and normalize time",
+    buckets=_MS_BUCKETS,
+    registry=WORKER_REGISTRY,
 )
 INFERENCE_SECONDS = Histogram(
-    "imgclf_worker_inference_seconds", "onnxruntime inference time", buckets=_MS_BUCKETS
+    "imgclf_worker_inference_seconds",
+    "onnxruntime inference time",
+    buckets=_MS_BUCKETS,
+    registry=WORKER_REGISTRY,
+)
+JPEG_FAST_PATH_FALLBACKS = Counter(
+    "imgclf_worker_jpeg_fast_path_fallbacks_total",
+    "Large progressive JPEGs decoded whole because the 1/8-scale cut did not apply, by reason",
+    ["reason"],
+    registry=WORKER_REGISTRY,
 )
 MODEL_LOAD_SECONDS = Gauge(
     "imgclf_worker_model_load_seconds",
     "Time the worker process took to load the model",
     multiprocess_mode="liveall",
+    registry=WORKER_REGISTRY,
 )
 MODEL_LOADED = Gauge(
     "imgclf_worker_model_loaded",
     "Worker processes with the model loaded (summed over live processes)",
     multiprocess_mode="livesum",
+    registry=WORKER_REGISTRY,
 )
 PROCESSES = Gauge(
     "imgclf_worker_processes",
     "Live worker processes that execute tasks",
     multiprocess_mode="livesum",
+    registry=WORKER_REGISTRY,
 )
 
 
@@ -77,34 +105,35 @@ def observe_model_loaded(load_seconds: float) -> None:
     PROCESSES.set(1)
 
 
-def observe_task(status: JobStatus | None, result: JobResult | None) -> None:
+def observe_task(processed: Processed | None) -> None:
     """Record one task: its outcome and, for a classified image, where the time went."""
-    TASKS.labels(outcome=status.value if status else "skipped").inc()
-    if result is None:
+    TASKS.labels(outcome=processed.status.value if processed else "skipped").inc()
+    if processed is None or processed.classification is None:
         return
     IMAGES.inc()
-    timings = result.timings
-    QUEUE_WAIT_SECONDS.observe(timings.queue_wait_ms / 1000)
-    DECODE_SECONDS.observe(timings.decode_ms / 1000)
-    PREPROCESS_SECONDS.observe(timings.preprocess_ms / 1000)
-    INFERENCE_SECONDS.observe(timings.inference_ms / 1000)
+    QUEUE_WAIT_SECONDS.observe(processed.queue_wait_seconds)
+    DECODE_SECONDS.observe(processed.classification.decode_seconds)
+    PREPROCESS_SECONDS.observe(processed.classification.preprocess_seconds)
+    INFERENCE_SECONDS.observe(processed.classification.inference_seconds)
 
 
-def serve(directory: Path | None, *, port: int) -> None:
+def serve(*, port: int) -> None:
     """Start the node's metrics endpoint in the parent process, before any child forks.
 
     A port already in use disables the endpoint with an error in the log; the node still works.
     """
-    registry = REGISTRY
-    if directory is None:
+    registry = WORKER_REGISTRY
+    if GROUP_DIR is None:
         log.warning(
             "PROMETHEUS_MULTIPROC_DIR is not set: metrics of prefork children are invisible. "
             "Set it (to an empty, writable directory) before starting the worker."
         )
     else:
-        metrics_dir.reset(directory)
+        # Before any child forks: the samples this process made when its metrics were defined
+        # (zeros, and a model-load gauge under its pid) are not a worker process's.
+        metrics_dir.reset(GROUP_DIR)
         registry = CollectorRegistry()
-        registry.register(_NodeCollector(directory))
+        registry.register(_NodeCollector(GROUP_DIR))
     try:
         start_http_server(port, registry=registry)
     except OSError as exc:

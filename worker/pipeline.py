@@ -7,30 +7,37 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.images import decode_image, preprocess
 from shared.schemas import Prediction
+from worker.images import decode_image, preprocess
 from worker.model import Classifier
 
 
 @dataclass(frozen=True, slots=True)
 class Classification:
     predictions: list[Prediction]
-    decode_ms: float
-    preprocess_ms: float
-    inference_ms: float
+    decode_seconds: float
+    preprocess_seconds: float
+    inference_seconds: float
 
 
-def classify(data: bytes, *, classifier: Classifier, top_k: int, max_pixels: int) -> Classification:
+def classify(
+    data: bytes,
+    *,
+    classifier: Classifier,
+    top_k: int,
+    max_pixels: int,
+    fast_progressive: bool = True,
+) -> Classification:
     """Classify encoded image bytes; raises the `shared.errors` types on bad input."""
     t0 = time.perf_counter()
-    image = decode_image(data, max_pixels=max_pixels)
+    image = decode_image(data, max_pixels=max_pixels, fast_progressive=fast_progressive)
     t1 = time.perf_counter()
     batch = preprocess(image)
     t2 = time.perf_counter()
     scores = classifier.scores(batch)[0]
     t3 = time.perf_counter()
     predictions = top_predictions(softmax(scores), classifier.labels, k=top_k)
-    return Classification(predictions, (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
+    return Classification(predictions, t1 - t0, t2 - t1, t3 - t2)
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:

@@ -17,12 +17,11 @@ import redis
 
 from shared import workers
 from shared.errors import ServiceUnavailableError
-from shared.jobs import KEY_PREFIX, JobStore
-from shared.queue import ClassifyQueue
+from shared.jobs import JobStore
+from shared.jobs.keys import SWEEPER_LOCK_KEY
+from shared.kombu_messages import ClassifyQueue
 
 log = logging.getLogger(__name__)
-
-LOCK_KEY = f"{KEY_PREFIX}:sweeper-lock"
 
 
 def sweep(store: JobStore, client: redis.Redis, queue: ClassifyQueue) -> list[str]:
@@ -57,7 +56,7 @@ def start_sweeper(
     def loop() -> None:
         while not stop.wait(interval):
             try:
-                if client.set(LOCK_KEY, node, nx=True, px=int(interval * 1000)):
+                if client.set(SWEEPER_LOCK_KEY, node, nx=True, px=int(interval * 1000)):
                     sweep(store, client, queue)
             except (ServiceUnavailableError, redis.RedisError) as exc:
                 log.warning("recovery sweep skipped: %s", exc)

@@ -5,27 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, File, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Request, Response, UploadFile
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
-from api import metrics
-from api.deps import AsyncStoreDep, EventsDep, QueueDep, SettingsDep, StoreDep
+from api.deps import ServiceDep, SubmitOptionsDep, TopK, WaitDep
 from api.errors import error_responses
-from api.jobs_service import submit, submit_and_wait, wait_for_job
-from shared.errors import InvalidRequestError
+from api.upload_form import BatchUploadRoute, UploadRoute
+from shared.image_checks import FORMAT_NAMES
 from shared.schemas import Job
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
-
-TopK = Annotated[
-    int | None, Query(ge=1, le=1000, description="How many classes to return (default 5)")
-]
-
-
-Wait = Annotated[
-    float, Query(ge=0, le=30, description="Long-poll: return once terminal, or after this")
-]
+router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=UploadRoute)
+# The batch route's body may carry MAX_BATCH_FILES files' worth, the others one file's.
+batch_router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=BatchUploadRoute)
 
 
 class JobBatch(BaseModel):
@@ -44,13 +35,9 @@ class JobBatch(BaseModel):
 async def submit_job(
     request: Request,
     response: Response,
-    file: Annotated[UploadFile, File(description="The image: JPEG, PNG, WebP, GIF, BMP or TIFF")],
-    store: AsyncStoreDep,
-    queue: QueueDep,
-    events: EventsDep,
-    settings: SettingsDep,
-    top_k: TopK = None,
-    wait: Wait = 0,
+    file: Annotated[UploadFile, File(description=f"The image: {FORMAT_NAMES}")],
+    service: ServiceDep,
+    options: SubmitOptionsDep,
 ) -> Job:
     """Queue one image for classification; poll the `Location` for the result.
 
@@ -58,64 +45,40 @@ async def submit_job(
     when `wait` seconds have passed (202, still queued or running): one request where a job
     finishes quickly, and still a `Location` to poll where it does not.
     """
-    top_k = top_k or settings.default_top_k
-    if wait:
-        job = await submit_and_wait(
-            file,
-            wait_seconds=wait,
-            top_k=top_k,
-            store=store,
-            queue=queue,
-            events=events,
-            settings=settings,
+    if options.wait:
+        job = await service.submit_and_wait(
+            file, wait_seconds=options.wait, top_k=options.top_k, route="jobs"
         )
     else:
-        (job,) = await submit([file], top_k=top_k, store=store, queue=queue, settings=settings)
-    metrics.observe_submission("jobs", [job.size_bytes])
-    # A path-absolute reference: cheaper than url_for's route search (or request.url's parsing),
-    # and valid for Location.
+        (job,) = await service.submit([file], top_k=options.top_k, route="jobs")
+    # A path-absolute reference: cheaper than url_for's route search, and valid for Location.
     response.headers["Location"] = f"{request.scope['path'].rstrip('/')}/{job.job_id}"
     if job.status.terminal:
         response.status_code = 200
     return job
 
 
-@router.post(
+@batch_router.post(
     "/batch", status_code=202, response_model=JobBatch, responses=error_responses(400, 413, 415)
 )
 async def submit_batch(
     files: Annotated[list[UploadFile], File(description="1 to MAX_BATCH_FILES images")],
-    store: AsyncStoreDep,
-    queue: QueueDep,
-    settings: SettingsDep,
+    service: ServiceDep,
     top_k: TopK = None,
 ) -> JobBatch:
     """Queue several images at once: all are accepted, or none (the error names the file)."""
-    if not 1 <= len(files) <= settings.max_batch_files:
-        raise InvalidRequestError(
-            f"A batch holds 1 to {settings.max_batch_files} files; got {len(files)}"
-        )
-    jobs = await submit(
-        files, top_k=top_k or settings.default_top_k, store=store, queue=queue, settings=settings
-    )
-    metrics.observe_submission("batch", [job.size_bytes for job in jobs])
-    return JobBatch(jobs=jobs)
+    return JobBatch(jobs=await service.submit(files, top_k=top_k, route="batch"))
 
 
 @router.get("/{job_id}", response_model=Job, responses=error_responses(404))
-async def get_job(
-    job_id: UUID,
-    store: AsyncStoreDep,
-    events: EventsDep,
-    wait: Wait = 0,
-) -> Job:
+async def get_job(job_id: UUID, service: ServiceDep, wait: WaitDep) -> Job:
     """A job's status, and its result or error once it has finished."""
     if wait:
-        return await wait_for_job(str(job_id), wait_seconds=wait, store=store, events=events)
-    return await store.get(str(job_id))
+        return await service.wait_for(str(job_id), wait_seconds=wait)
+    return await service.store.get(str(job_id))
 
 
 @router.delete("/{job_id}", response_model=Job, responses=error_responses(404, 409))
-async def cancel_job(job_id: UUID, store: StoreDep) -> Job:
+async def cancel_job(job_id: UUID, service: ServiceDep) -> Job:
     """Cancel a queued job; 409 once it runs or has finished."""
-    return await run_in_threadpool(store.cancel, str(job_id))
+    return await service.store.cancel(str(job_id))

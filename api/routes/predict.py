@@ -5,19 +5,14 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
-from api import metrics
-from api.deps import AsyncStoreDep, EventsDep, QueueDep, RedisDep, SettingsDep, StoreDep
+from api.deps import ServiceDep
 from api.errors import error_responses
-from api.jobs_service import submit_and_wait
-from shared import workers
-from shared.errors import JobNotCancelableError, JobTimeoutError, error_from_code
+from api.upload_form import UploadRoute
 from shared.model_files import (
     INPUT_SHAPE,
     MODEL_DESCRIPTION,
@@ -25,11 +20,8 @@ from shared.model_files import (
     OUTPUT_SHAPE,
     PREPROCESSING_DESCRIPTION,
 )
-from shared.schemas import JobStatus
 
-router = APIRouter(tags=["seed-compatible"])
-
-PREDICT_TOP_K = 10
+router = APIRouter(tags=["seed-compatible"], route_class=UploadRoute)
 
 
 class SeedPrediction(BaseModel):
@@ -61,46 +53,21 @@ class ModelInfo(BaseModel):
 )
 async def predict(
     file: Annotated[UploadFile, File(description="The image to classify")],
-    store: StoreDep,
-    async_store: AsyncStoreDep,
-    queue: QueueDep,
-    events: EventsDep,
-    settings: SettingsDep,
+    service: ServiceDep,
 ) -> PredictResponse:
     """Classify one image and wait for the answer: the 10 best classes, highest first."""
-    job = await submit_and_wait(
-        file,
-        wait_seconds=settings.predict_timeout_seconds,
-        top_k=PREDICT_TOP_K,
-        store=async_store,
-        queue=queue,
-        events=events,
-        settings=settings,
-    )
-    metrics.observe_submission("predict", [job.size_bytes])
-    if job.status is JobStatus.SUCCEEDED and job.result is not None:
-        return PredictResponse(
-            predictions=[
-                SeedPrediction(class_name=p.label, confidence=p.probability)
-                for p in job.result.predictions
-            ]
-        )
-    if job.status is JobStatus.FAILED and job.error is not None:
-        raise error_from_code(job.error.code, job.error.message)
-    if job.status is JobStatus.QUEUED:
-        # A worker may take it just now; its result is then still stored under the job id.
-        with contextlib.suppress(JobNotCancelableError):
-            await run_in_threadpool(store.cancel, job.job_id)
-    raise JobTimeoutError(
-        f"No worker answered within {settings.predict_timeout_seconds:g} s "
-        f"(job {job.job_id} was {job.status.value}); check that workers are running"
+    predictions = await service.predict(file)
+    return PredictResponse(
+        predictions=[
+            SeedPrediction(class_name=p.label, confidence=p.probability) for p in predictions
+        ]
     )
 
 
 @router.get("/model-info", response_model=ModelInfo, responses=error_responses())
-async def model_info(client: RedisDep) -> ModelInfo:
+async def model_info(service: ServiceDep) -> ModelInfo:
     """The model the workers serve; checksum and runtime come from a live worker."""
-    live = await run_in_threadpool(workers.alive, client)
+    live = await service.live_workers()
     first = live[0] if live else None
     return ModelInfo(
         name=MODEL_NAME,

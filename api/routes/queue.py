@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import redis
 from fastapi import APIRouter
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
-from api.deps import RedisDep, SettingsDep, StoreDep
+from api.deps import ServiceDep
 from api.errors import error_responses
-from shared import workers
-from shared.jobs import JobStore
-from shared.settings import Settings
 
 router = APIRouter(tags=["queue"])
 
@@ -24,15 +19,11 @@ class QueueStatus(BaseModel):
 
 
 @router.get("/queue", response_model=QueueStatus, responses=error_responses())
-async def queue_status(store: StoreDep, client: RedisDep, settings: SettingsDep) -> QueueStatus:
+async def queue_status(service: ServiceDep) -> QueueStatus:
     """Jobs waiting, jobs running, and live worker processes."""
-    return await run_in_threadpool(_read, store, client, settings)
-
-
-def _read(store: JobStore, client: redis.Redis, settings: Settings) -> QueueStatus:
     return QueueStatus(
-        queued=store.queue_length(settings.queue_name),
-        running=store.running_count(),
-        workers_online=len(workers.alive(client)),
-        max_queue_length=settings.max_queue_length,
+        queued=await service.store.queue_length(service.settings.queue_name),
+        running=await service.store.running_count(),
+        workers_online=len(await service.live_workers()),
+        max_queue_length=service.settings.max_queue_length,
     )

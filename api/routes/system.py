@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import RedisDep
-from shared import workers
+from api.deps import ServiceDep
 from shared.errors import StoreUnavailableError
 
 router = APIRouter(tags=["system"])
@@ -23,10 +22,10 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready", responses={503: {"description": "Redis or workers missing"}})
-async def ready(client: RedisDep) -> JSONResponse:
+async def ready(service: ServiceDep) -> JSONResponse:
     """Readiness: 200 only when Redis answers and a worker with the model loaded is alive."""
     try:
-        live = await run_in_threadpool(workers.alive, client)
+        live = await service.live_workers()
     except StoreUnavailableError:
         return _not_ready("Redis is unreachable", redis_ok=False, workers_online=0)
     if not live:
@@ -39,10 +38,10 @@ async def ready(client: RedisDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(request: Request) -> Response:
+async def metrics(service: ServiceDep) -> Response:
     """Prometheus text exposition: process metrics, then live queue figures from Redis."""
-    registries = request.app.state.metrics
-    body = b"".join(generate_latest(registry) for registry in registries)
+    # In the threadpool: the queue figures are read from Redis with the blocking client.
+    body = await run_in_threadpool(service.metrics_exposition)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

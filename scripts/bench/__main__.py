@@ -56,7 +56,7 @@ def main() -> None:
     def measure_limit() -> float:
         return inprocess.limit(paths, processes=cores, rounds=args.rounds)
 
-    # On a shared machine the speed drifts by ~10 % within a minute, so each pipeline run is
+    # On a shared machine the speed drifts within a minute, so each pipeline run is
     # judged against the limit measured just before and just after it (the stack waits idle
     # meanwhile), and the limit reported is the mean of all those runs.
     limits = [measure_limit()]

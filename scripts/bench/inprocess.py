@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from shared.images import decode_image, preprocess
 from shared.settings import get_settings
+from worker.images import decode_image, preprocess
 from worker.model import Classifier, load_classifier
 from worker.pipeline import classify, softmax
 

@@ -11,8 +11,8 @@ import io
 from fastapi import FastAPI, UploadFile
 from PIL import Image
 
-from shared.images import preprocess
 from shared.settings import get_settings
+from worker.images import preprocess
 from worker.model import load_classifier
 from worker.pipeline import softmax, top_predictions
 

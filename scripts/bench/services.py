@@ -15,7 +15,8 @@ import httpx
 
 from scripts.processes import free_port, running, wait_for_http
 from shared.jobs import EVENTS_CHANNEL, JobStore, NewJob, announced_job
-from shared.queue import ClassifyQueue, make_celery
+from shared.kombu_messages import ClassifyQueue
+from shared.queue import make_celery
 from shared.redis_client import connect
 from shared.schemas import JobStatus
 from shared.settings import Settings

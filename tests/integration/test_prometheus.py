@@ -31,10 +31,11 @@ GOOD, BAD = 6, 2
 
 
 class Monitored:
-    def __init__(self, api: str, prometheus: str, worker_metrics: str) -> None:
+    def __init__(self, api: str, prometheus: str, worker_metrics: str, flower: str) -> None:
         self.api = api
         self.prometheus = prometheus
         self.worker_metrics = worker_metrics
+        self.flower = flower
 
     def query(self, promql: str) -> list[dict]:
         response = httpx.get(f"{self.prometheus}/api/v1/query", params={"query": promql})
@@ -104,7 +105,12 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
             wait_until(
                 lambda: httpx.get(f"{api}/ready").status_code == 200, timeout=60, what="stack"
             )
-            yield Monitored(api, f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{worker_port}")
+            yield Monitored(
+                api,
+                f"http://127.0.0.1:{prom_port}",
+                f"http://127.0.0.1:{worker_port}",
+                f"http://127.0.0.1:{flower_port}",
+            )
     finally:
         redis.stop()
 
@@ -230,3 +236,14 @@ def _latency_totals(api: str) -> tuple[float, float]:
     return values["image_classifier_prediction_seconds_sum"], values[
         "image_classifier_prediction_seconds_count"
     ]
+
+
+def test_flower_exports_only_flower_metrics(monitored: Monitored) -> None:
+    """Flower imports the worker's Celery app; the worker's series are the node's alone, or
+    Prometheus would see each of them twice (once as zeros)."""
+    _eventually(lambda: httpx.get(f"{monitored.flower}/metrics").status_code == 200)
+    names = {sample.name for sample in metric_samples(monitored.flower)}
+    assert any(name.startswith("flower_") for name in names)
+    assert not [name for name in names if name.startswith("imgclf_")]
+    jobs = {r["metric"]["job"] for r in monitored.query("imgclf_worker_tasks_total")}
+    assert jobs <= {"imgclf-worker"}

@@ -9,7 +9,8 @@ import pytest
 import redis
 
 from shared.jobs import JobStore, NewJob
-from shared.queue import ClassifyQueue, make_celery
+from shared.kombu_messages import ClassifyQueue
+from shared.queue import make_celery
 from shared.settings import Settings
 from tests.processes import RedisServer
 

@@ -6,9 +6,9 @@ from PIL import Image
 
 from shared.errors import ImageTooLargeError, InvalidImageError, UnsupportedFormatError
 from shared.image_checks import inspect_image
-from shared.images import decode_image, preprocess, to_rgb
 from shared.model_files import MEAN, STD
 from tests.images import encode, gradient, jpeg_with_orientation, png_header_only
+from worker.images import decode_image, preprocess, to_rgb
 
 pytestmark = pytest.mark.unit
 LIMIT = 50_000_000

@@ -11,7 +11,7 @@ import pytest
 from fastapi import UploadFile
 
 from api.events import JobEvents
-from api.jobs_service import submit_and_wait, wait_for_job
+from api.service import JobService
 from shared.jobs import AsyncJobStore, JobStore
 from shared.schemas import Job, JobResult, JobStatus, ModelRef, Prediction, Timings
 from shared.settings import Settings
@@ -38,6 +38,13 @@ class CountingReads:
         return self.store.get(job_id)
 
 
+def service_over(store: object, events: JobEvents) -> JobService:
+    """The API's service with its store and event listener replaced (nothing connects)."""
+    service = JobService(Settings())
+    service.store, service.events = store, events  # type: ignore[assignment]
+    return service
+
+
 def finish_announcement(store: JobStore, client: fakeredis.FakeRedis, job_id: str) -> str:
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe("imgclf:events")
@@ -58,7 +65,7 @@ def test_a_long_poll_answers_with_the_announced_job_without_reading_it_again() -
 
     async def scenario() -> Job:
         waiting = asyncio.create_task(
-            wait_for_job(job.job_id, wait_seconds=10, store=reads, events=events)  # type: ignore[arg-type]
+            service_over(reads, events).wait_for(job.job_id, wait_seconds=10)
         )
         await asyncio.sleep(0.05)  # the request reads the queued job, then waits
         events.notify(finish_announcement(store, client, job.job_id))
@@ -80,7 +87,7 @@ def test_a_bare_job_id_event_wakes_the_long_poll_which_reads_the_job() -> None:
 
     async def scenario() -> Job:
         waiting = asyncio.create_task(
-            wait_for_job(job.job_id, wait_seconds=10, store=reads, events=events)  # type: ignore[arg-type]
+            service_over(reads, events).wait_for(job.job_id, wait_seconds=10)
         )
         await asyncio.sleep(0.05)
         finish_announcement(store, client, job.job_id)
@@ -110,14 +117,8 @@ def test_submit_and_wait_answers_from_the_finish_event_without_reading_the_job()
     async def scenario() -> Job:
         upload = UploadFile(io.BytesIO(data), size=len(data), filename="g.jpg")
         waiting = asyncio.create_task(
-            submit_and_wait(
-                upload,
-                wait_seconds=10,
-                top_k=2,
-                store=async_store,
-                queue=QUEUE,
-                events=events,
-                settings=Settings(),
+            service_over(async_store, events).submit_and_wait(
+                upload, wait_seconds=10, top_k=2, route="jobs"
             )
         )
         for _ in range(200):  # a worker takes the job as soon as it is queued

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+import logging
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from shared.images import decode_image
-from shared.jpeg_scans import for_eighth_scale
 from tests.images import encode, gradient
 from tests.processes import SHARED_IMAGES
+from worker import images
+from worker.images import decode_image
+from worker.jpeg_scans import for_eighth_scale
+from worker.metrics import WORKER_REGISTRY
 
 pytestmark = pytest.mark.unit
 
@@ -82,3 +85,35 @@ def test_baseline_truncated_and_non_jpeg_files_are_left_alone() -> None:
     assert for_eighth_scale(b"\xff\xd8\xff") is None
     progressive = encode(gradient(), "JPEG", progressive=True)
     assert for_eighth_scale(progressive[:200]) is None  # cut inside a header segment
+
+
+def _fallbacks(reason: str) -> float:
+    value = WORKER_REGISTRY.get_sample_value(
+        "imgclf_worker_jpeg_fast_path_fallbacks_total", {"reason": reason}
+    )
+    return value or 0.0
+
+
+def test_a_progressive_file_the_cutter_cannot_parse_decodes_whole_counted_and_logged_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = encode(_textured(2400, 2100), "JPEG", progressive=True, quality=92)
+    first_scan = data.index(b"\xff\xda")
+    odd = data[:first_scan] + b"\x00\x00" + data[first_scan:]  # libjpeg skips stray bytes
+    assert for_eighth_scale(odd) is None
+    monkeypatch.setattr(images, "_fallbacks_logged", set())
+    before = _fallbacks("unparsed")
+    with caplog.at_level(logging.WARNING, logger="worker.images"):
+        decoded = [decode_image(odd, max_pixels=50_000_000) for _ in range(2)]
+    assert [image.size for image in decoded] == [(300, 263)] * 2
+    np.testing.assert_array_equal(np.asarray(decoded[0]), _eighth(data))
+    assert _fallbacks("unparsed") == before + 2
+    assert len([r for r in caplog.records if "decoded whole" in r.getMessage()]) == 1
+
+
+def test_the_fast_path_can_be_turned_off_and_the_pixels_stay_the_same() -> None:
+    data = encode(_textured(2400, 2100), "JPEG", progressive=True, quality=92)
+    before = _fallbacks("unparsed"), _fallbacks("undecodable")
+    whole = decode_image(data, max_pixels=50_000_000, fast_progressive=False)
+    np.testing.assert_array_equal(np.asarray(whole), _eighth(data))
+    assert (_fallbacks("unparsed"), _fallbacks("undecodable")) == before

@@ -13,7 +13,7 @@ from tests.jobs import queue_job
 from tests.processes import ROOT, SHARED_IMAGES
 from worker.model import Classifier, load_classifier
 from worker.pipeline import classify, softmax, top_predictions
-from worker.processing import process_job
+from worker.processing import JobRunner
 
 pytestmark = pytest.mark.unit
 LIMIT = 50_000_000
@@ -90,8 +90,7 @@ def _store_with_job(data: bytes) -> tuple[JobStore, str]:
 def test_process_job_records_result_with_model_and_timings(classifier: Classifier) -> None:
     store, job_id = _store_with_job((SHARED_IMAGES / "labrador.jpg").read_bytes())
     assert (
-        process_job(job_id, store=store, classifier=classifier, max_pixels=LIMIT).status
-        is JobStatus.SUCCEEDED
+        JobRunner(store, classifier, max_pixels=LIMIT).process(job_id).status is JobStatus.SUCCEEDED
     )
     job = store.get(job_id)
     assert job.result is not None
@@ -103,19 +102,16 @@ def test_process_job_records_result_with_model_and_timings(classifier: Classifie
 
 def test_process_job_twice_keeps_the_first_result(classifier: Classifier) -> None:
     store, job_id = _store_with_job((SHARED_IMAGES / "labrador.jpg").read_bytes())
-    process_job(job_id, store=store, classifier=classifier, max_pixels=LIMIT)
+    JobRunner(store, classifier, max_pixels=LIMIT).process(job_id)
     first = store.get(job_id)
-    assert process_job(job_id, store=store, classifier=classifier, max_pixels=LIMIT) is None
+    assert JobRunner(store, classifier, max_pixels=LIMIT).process(job_id) is None
     assert store.get(job_id) == first
 
 
 def test_undecodable_image_fails_the_job_with_invalid_image_code(classifier: Classifier) -> None:
     data = encode(gradient(), "JPEG")
     store, job_id = _store_with_job(data[:300] + b"\x00" * 300 + data[-2:])
-    assert (
-        process_job(job_id, store=store, classifier=classifier, max_pixels=LIMIT).status
-        is JobStatus.FAILED
-    )
+    assert JobRunner(store, classifier, max_pixels=LIMIT).process(job_id).status is JobStatus.FAILED
     job = store.get(job_id)
     assert job.error is not None
     assert job.error.code == "invalid_image"
@@ -124,5 +120,5 @@ def test_undecodable_image_fails_the_job_with_invalid_image_code(classifier: Cla
 def test_canceled_job_is_skipped(classifier: Classifier) -> None:
     store, job_id = _store_with_job(b"irrelevant")
     store.cancel(job_id)
-    assert process_job(job_id, store=store, classifier=classifier, max_pixels=LIMIT) is None
+    assert JobRunner(store, classifier, max_pixels=LIMIT).process(job_id) is None
     assert store.get(job_id).status is JobStatus.CANCELED

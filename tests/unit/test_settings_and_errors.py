@@ -70,7 +70,7 @@ def test_each_domain_error_maps_to_one_http_status(error: errors.ImgclfError, st
 
 
 def test_error_body_has_code_and_message_and_503_says_when_to_retry() -> None:
-    response = error_response(errors.StoreUnavailableError("Redis is down"))
+    response = error_response(errors.StoreUnavailableError("Redis is down"), retry_after_seconds=5)
     body = json.loads(bytes(response.body))
     assert body["code"] == "store_unavailable"
     assert body["message"] == "Redis is down"

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
-import pytest
+import asyncio
 
+import pytest
+from starlette.datastructures import UploadFile
+
+from api.upload_form import BudgetedUpload
 from api.upload_spool import BudgetedSpool, MemoryBudget
+from shared.errors import UploadTooLargeError
 
 pytestmark = pytest.mark.unit
 
 
 def _spool(budget: MemoryBudget, *chunks: bytes) -> BudgetedSpool:
-    spool = BudgetedSpool(budget, max_size=10_000)
+    spool = BudgetedSpool(budget)
     for chunk in chunks:
         spool.write(chunk)
     return spool
@@ -39,12 +44,22 @@ def test_a_file_that_no_longer_fits_moves_to_disk_whole() -> None:
     assert budget.in_use == 0
 
 
-def test_a_file_over_its_own_limit_moves_to_disk_and_frees_its_share() -> None:
+def test_a_file_over_its_own_limit_is_refused_as_it_arrives_and_frees_its_share() -> None:
     budget = MemoryBudget(100_000)
-    spool = _spool(budget, b"a" * 6000, b"b" * 6000)  # max_size 10 000
-    assert spool.on_disk
-    assert budget.in_use == 0
-    spool.close()
+    upload = BudgetedUpload(
+        BudgetedSpool(budget),
+        source=UploadFile(None, filename="a.jpg"),
+        max_bytes=10_000,  # type: ignore[arg-type]
+    )
+
+    async def send() -> None:
+        await upload.write(b"a" * 6000)
+        await upload.write(b"b" * 6000)
+
+    with pytest.raises(UploadTooLargeError):
+        asyncio.run(send())
+    assert budget.in_use == 6000
+    asyncio.run(upload.close())
     assert budget.in_use == 0
 
 

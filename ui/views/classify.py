@@ -6,12 +6,13 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from shared.image_checks import SUPPORTED_FORMATS
+from shared.image_checks import FILE_EXTENSIONS, SUPPORTED_FORMATS
 from ui.client import ApiError, ApiUnavailableError, Upload
 from ui.formatting import chart_rows, percent, progress, status_label, thumbnail
 from ui.session import Entry, api_client, history
 
-EXTENSIONS = ["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"]
+EXTENSIONS = [suffix.removeprefix(".") for suffix in FILE_EXTENSIONS]
+# The bar chart shows this many classes, so each job asks for them.
 TOP_K = 10
 # Long-poll per refresh: returns the moment the oldest pending job ends, at most this long.
 LONG_POLL_SECONDS = 2.0

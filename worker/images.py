@@ -8,6 +8,7 @@ float32. The API's checks of an upload are in `shared.image_checks`.
 from __future__ import annotations
 
 import io
+import logging
 import math
 
 import numpy as np
@@ -15,8 +16,9 @@ from PIL import Image, ImageOps
 
 from shared.errors import InvalidImageError
 from shared.image_checks import check_pixels, open_image
-from shared.jpeg_scans import for_eighth_scale
 from shared.model_files import CROP_SIZE, MEAN, RESIZE_SHORTER_SIDE, STD
+from worker import metrics
+from worker.jpeg_scans import for_eighth_scale
 
 # Folded so that preprocessing is one multiply and one subtract per value.
 _SCALE = (1.0 / (255.0 * np.asarray(STD, dtype=np.float32))).astype(np.float32)
@@ -26,14 +28,18 @@ _OFFSET = (np.asarray(MEAN, dtype=np.float32) / np.asarray(STD, dtype=np.float32
 # At or above this shorter side a JPEG decodes at 1/8 scale (`jpeg_scans`).
 EIGHTH_SCALE_MIN_SIDE = 8 * RESIZE_SHORTER_SIDE
 
+log = logging.getLogger(__name__)
+_fallbacks_logged: set[str] = set()
 
-def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
-    """Decode the first frame to an upright 8-bit RGB image, shrunk early where JPEG allows."""
+
+def decode_image(data: bytes, *, max_pixels: int, fast_progressive: bool = True) -> Image.Image:
+    """Decode the first frame to an upright 8-bit RGB image, shrunk early where JPEG allows;
+    `fast_progressive` (PROGRESSIVE_JPEG_FAST_PATH) cuts large progressive JPEGs first."""
     image = open_image(data, max_pixels=max_pixels)
     check_pixels(*image.size, max_pixels=max_pixels)
     try:
         if image.format == "JPEG":
-            image = _scaled_jpeg(data, image)
+            image = _scaled_jpeg(data, image, fast_progressive=fast_progressive)
         image.load()
         upright = ImageOps.exif_transpose(image)
         return to_rgb(upright if upright is not None else image)
@@ -73,25 +79,39 @@ def preprocess(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(normalized.transpose(2, 0, 1)[np.newaxis])
 
 
-def _scaled_jpeg(data: bytes, image: Image.Image) -> Image.Image:
+def _scaled_jpeg(data: bytes, image: Image.Image, *, fast_progressive: bool) -> Image.Image:
     """The JPEG set up to decode at the smallest DCT scale preprocessing allows.
 
     A progressive JPEG that will decode at 1/8 is first cut to the scans that decode reads
-    (`jpeg_scans`): the same pixels, in about a seventh of the time of a full-resolution decode.
-    Anything unexpected in that path falls back to the whole file.
+    (`jpeg_scans`): the same pixels, in a fraction of the time of a full-resolution decode.
+    Anything unexpected in that path falls back to the whole file, counted and logged.
     """
-    if image.info.get("progressive") and min(image.size) >= EIGHTH_SCALE_MIN_SIDE:
+    eighth = image.info.get("progressive") and min(image.size) >= EIGHTH_SCALE_MIN_SIDE
+    if fast_progressive and eighth:
         reduced = for_eighth_scale(data)
-        if reduced is not None:
+        if reduced is None:
+            _fell_back("unparsed", "a progressive JPEG the scan cutter does not parse")
+        else:
             try:
                 candidate = Image.open(io.BytesIO(reduced))
                 _draft_for_preprocessing(candidate)
                 candidate.load()
                 return candidate
-            except (OSError, SyntaxError, ValueError, EOFError):
-                pass
+            except (OSError, SyntaxError, ValueError, EOFError) as exc:
+                _fell_back("undecodable", f"its cut file did not decode ({exc})")
     _draft_for_preprocessing(image)
     return image
+
+
+def _fell_back(reason: str, why: str) -> None:
+    metrics.JPEG_FAST_PATH_FALLBACKS.labels(reason=reason).inc()
+    if reason not in _fallbacks_logged:  # once per cause and process: a pattern, not a flood
+        _fallbacks_logged.add(reason)
+        log.warning(
+            "progressive JPEG decoded whole (slower): %s; further cases are counted in "
+            "imgclf_worker_jpeg_fast_path_fallbacks_total",
+            why,
+        )
 
 
 def _draft_for_preprocessing(image: Image.Image) -> None:

@@ -1,6 +1,28 @@
 """Lua scripts behind the job store's state changes: each runs atomically inside Redis."""
 
-# Images never pass through Lua: a half-megabyte argument or reply costs Redis ~1 ms inside a
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A Lua script, called by its SHA1 (`EVALSHA`) and loaded again where Redis lost it."""
+
+    body: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.body.encode()).hexdigest())  # noqa: S324
+
+    def call(self, keys: Sequence[str], args: Sequence[object]) -> tuple[object, ...]:
+        """The `EVALSHA` command that runs this script on `keys` and `args`."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+
+# Images never pass through Lua: a half-megabyte argument or reply costs Redis far more inside a
 # script against microseconds for a plain SET or GET, so the store sends them beside the scripts
 # in the same MULTI/EXEC transaction.
 
@@ -10,7 +32,7 @@
 # Jobs and their queue messages are written together, all or none: a job never exists without
 # the message that gets it run. Returns {1, queued before} or, over the limit (images removed
 # again), {0, queued}.
-ENQUEUE = """
+ENQUEUE = Script("""
 local queued = redis.call('LLEN', KEYS[1])
 local jobs = (#KEYS - 1) / 2
 if queued + jobs > tonumber(ARGV[1]) then
@@ -25,12 +47,12 @@ for i = 1, jobs do
   at = at + 1 + width
 end
 return {1, queued}
-"""
+""")
 
 # KEYS: job hash, running set. ARGV: now, job id, worker id, max attempts.
 # A job redelivered while 'running' (its worker died) runs again; a terminal one never does.
 # The store reads the image in the same transaction, so a job costs a worker two round trips.
-CLAIM = """
+CLAIM = Script("""
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing'} end
 if status ~= 'queued' and status ~= 'running' then return {status} end
@@ -42,7 +64,7 @@ redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('SADD', KEYS[2], ARGV[2])
 local meta = redis.call('HMGET', KEYS[1], 'created_at', 'top_k')
 return {'run', meta[1], meta[2]}
-"""
+""")
 
 # Terminal changes are announced on the events channel as "<job id> <job as JSON>", so that
 # whoever long-polls the job has its final state without reading it back. Every API process
@@ -65,7 +87,7 @@ end
 # KEYS: job hash, image, finished-stats hash, running set.
 # ARGV: status, field ('result' or 'error'), its JSON, now, events channel, job id.
 # Only the first terminal state is recorded; a late duplicate changes nothing.
-FINISH = (
+FINISH = Script(
     _ANNOUNCE
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -80,7 +102,7 @@ return 1
 )
 
 # KEYS: job hash, image, finished-stats hash. ARGV: now, events channel, job id.
-CANCEL = (
+CANCEL = Script(
     _ANNOUNCE
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -98,7 +120,7 @@ return 'ok'
 # KEYS: job hash, running set, queue list. ARGV: worker id that must still hold it, job id, message.
 # The sweeper's move: a job whose worker process is gone goes back to 'queued' with a new queue
 # message, unless another process has claimed it since (then `worker` differs) or it has finished.
-REQUEUE = """
+REQUEUE = Script("""
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' then
   redis.call('SREM', KEYS[2], ARGV[2])
@@ -110,4 +132,7 @@ redis.call('HDEL', KEYS[1], 'worker')
 redis.call('SREM', KEYS[2], ARGV[2])
 redis.call('LPUSH', KEYS[3], ARGV[3])
 return 1
-"""
+""")
+
+
+BY_SHA = {script.sha: script for script in (ENQUEUE, CLAIM, FINISH, CANCEL, REQUEUE)}

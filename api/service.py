@@ -1,0 +1,205 @@
+"""`JobService`: everything the API does apart from HTTP, built once per app in its lifespan.
+
+It owns the Redis clients, the job store, the queue's message format, the finish-event listener
+and the upload budget and limits; routes unpack a request, call one method, and shape the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+
+from prometheus_client import generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from api import metrics
+from api.events import Finished, JobEvents
+from api.upload_form import BudgetedUpload, UploadLimits
+from api.upload_spool import MemoryBudget, disk_turn
+from api.uploads import check_upload, upload_bytes
+from shared import workers
+from shared.errors import (
+    InvalidParameterError,
+    InvalidRequestError,
+    JobNotCancelableError,
+    JobTimeoutError,
+    error_from_code,
+)
+from shared.jobs import AsyncJobStore, JobStore, new_job_id
+from shared.kombu_messages import ClassifyQueue
+from shared.queue import make_celery
+from shared.redis_client import connect, connect_async
+from shared.schemas import Job, JobStatus, NewJob, Prediction
+from shared.settings import Settings
+
+# Waiters re-read the job this often even without an event: a safety net, not the mechanism.
+RECHECK_SECONDS = 2.0
+PREDICT_TOP_K = 10
+
+
+class JobService:
+    """Submit, wait for, read and cancel jobs; report the queue and the workers."""
+
+    def __init__(self, settings: Settings) -> None:
+        """Connections open lazily, so the API starts even while Redis is down."""
+        self.settings = settings
+        self.redis = connect(settings.redis_url)  # blocking: scrapes and worker presence
+        async_redis = connect_async(settings.redis_url)
+        self.store = AsyncJobStore(async_redis, ttl_seconds=settings.job_ttl_seconds)
+        self.blocking_store = JobStore(self.redis, ttl_seconds=settings.job_ttl_seconds)
+        self.queue = ClassifyQueue(settings.queue_name, make_celery(settings))
+        self.events = JobEvents(async_redis)
+        self.upload_limits = UploadLimits(
+            max_file_bytes=settings.max_upload_bytes,
+            max_files=settings.max_batch_files,
+            budget=MemoryBudget(settings.upload_memory_bytes),
+        )
+        self.registries = (
+            metrics.metrics_registry(),
+            metrics.queue_registry(self.blocking_store, settings.queue_name),
+        )
+
+    async def start(self) -> None:
+        self.events.start()
+
+    async def stop(self) -> None:
+        await self.events.stop()
+        self.redis.close()
+
+    async def submit(
+        self,
+        files: Sequence[UploadFile],
+        *,
+        top_k: int | None,
+        route: str,
+        job_ids: list[str] | None = None,
+    ) -> list[Job]:
+        """Check every file, then queue them all (or none), under `job_ids` if given; `route`
+        labels the submission in the metrics.
+
+        A single upload's header check stays on the event loop (cheaper than a thread hop); a
+        batch's checks go to a worker thread together, so 64 large PNGs cannot stall other
+        requests. The files are closed once their bytes are in Redis (or refused): a request that
+        goes on to wait for its job holds no upload memory meanwhile.
+        """
+        if not 1 <= len(files) <= self.settings.max_batch_files:
+            raise InvalidRequestError(
+                f"A batch holds 1 to {self.settings.max_batch_files} files; got {len(files)}"
+            )
+        spools = [file.spool for file in files if isinstance(file, BudgetedUpload)]
+        try:
+            async with disk_turn(spools):
+                jobs = await self._check_and_enqueue(
+                    files, top_k=top_k or self.settings.default_top_k, job_ids=job_ids
+                )
+        finally:
+            for file in files:
+                await file.close()
+        metrics.observe_submission(route, [job.size_bytes for job in jobs])
+        return jobs
+
+    async def _check_and_enqueue(
+        self, files: Sequence[UploadFile], *, top_k: int, job_ids: list[str] | None
+    ) -> list[Job]:
+        contents = [await upload_bytes(file) for file in files]
+
+        def check_all() -> list[NewJob]:
+            checked = []
+            for index, (file, data) in enumerate(zip(files, contents, strict=True)):
+                with _naming_the_file(files, index):
+                    checked.append(
+                        check_upload(
+                            data,
+                            filename=file.filename,
+                            top_k=top_k,
+                            max_pixels=self.settings.max_image_pixels,
+                        )
+                    )
+            return checked
+
+        jobs = check_all() if len(files) == 1 else await run_in_threadpool(check_all)
+        return await self.store.enqueue(
+            list(zip(jobs, contents, strict=True)),
+            queue=self.queue,
+            max_queued=self.settings.max_queue_length,
+            job_ids=job_ids,
+        )
+
+    async def submit_and_wait(
+        self, file: UploadFile, *, wait_seconds: float, top_k: int | None, route: str
+    ) -> Job:
+        """Queue one image, then the job as soon as it is terminal or when `wait_seconds` have
+        passed. The watch is set before the job exists, so its end cannot slip by unseen and the
+        new job need not be read back."""
+        deadline = time.monotonic() + wait_seconds
+        job_id = new_job_id()
+        async with self.events.watch(job_id) as finished:
+            (job,) = await self.submit([file], top_k=top_k, route=route, job_ids=[job_id])
+            return await self._until_terminal(job, finished, deadline=deadline)
+
+    async def wait_for(self, job_id: str, *, wait_seconds: float) -> Job:
+        """The job as soon as it is terminal, or as it stands when `wait_seconds` have passed."""
+        deadline = time.monotonic() + wait_seconds
+        async with self.events.watch(job_id) as finished:
+            job = await self.store.get(job_id)
+            return await self._until_terminal(job, finished, deadline=deadline)
+
+    async def _until_terminal(self, job: Job, finished: Finished, *, deadline: float) -> Job:
+        while True:
+            remaining = deadline - time.monotonic()
+            if job.status.terminal or remaining <= 0:
+                return job
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
+                    await finished.event.wait()
+            job = finished.job or await self.store.get(job.job_id)
+
+    async def predict(self, file: UploadFile) -> list[Prediction]:
+        """The seed's synchronous call: the 10 best classes, or the job's error, or
+        `JobTimeoutError` (the job canceled if no worker took it) after PREDICT_TIMEOUT_SECONDS."""
+        timeout = self.settings.predict_timeout_seconds
+        job = await self.submit_and_wait(
+            file, wait_seconds=timeout, top_k=PREDICT_TOP_K, route="predict"
+        )
+        if job.status is JobStatus.SUCCEEDED and job.result is not None:
+            return job.result.predictions
+        if job.status is JobStatus.FAILED and job.error is not None:
+            raise error_from_code(job.error.code, job.error.message)
+        if job.status is JobStatus.QUEUED:
+            # A worker may take it just now; its result is then still stored under the job id.
+            with contextlib.suppress(JobNotCancelableError):
+                await self.store.cancel(job.job_id)
+        raise JobTimeoutError(
+            f"No worker answered within {timeout:g} s (job {job.job_id} was "
+            f"{job.status.value}); check that workers are running"
+        )
+
+    def checked_wait(self, seconds: float) -> float:
+        """A client's `wait`, refused past MAX_WAIT_SECONDS."""
+        if seconds > self.settings.max_wait_seconds:
+            raise InvalidParameterError(
+                f"Invalid request: wait: Input should be less than or equal to "
+                f"{self.settings.max_wait_seconds:g}"
+            )
+        return seconds
+
+    async def live_workers(self) -> list[workers.WorkerInfo]:
+        return await run_in_threadpool(workers.alive, self.redis)
+
+    def metrics_exposition(self) -> bytes:
+        """Prometheus text: process metrics, then live queue figures from Redis."""
+        return b"".join(generate_latest(registry) for registry in self.registries)
+
+
+@contextlib.contextmanager
+def _naming_the_file(files: Sequence[UploadFile], index: int) -> Iterator[None]:
+    """In a batch, an error says which file it is about."""
+    try:
+        yield
+    except InvalidRequestError as exc:
+        if len(files) > 1:
+            exc.message = f"files[{index}] ({files[index].filename!r}): {exc.message}"
+        raise

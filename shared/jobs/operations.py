@@ -1,0 +1,208 @@
+"""The job store's operations as I/O-free generators: each yields the Redis round trips it needs
+(`Step`) and receives their replies; `shared.jobs.runners` sends them, blocking or on asyncio.
+
+Writing the logic once here keeps the two runners to a loop each, the way httpx writes its sync
+and async clients as thin twins over one base.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+
+from shared.errors import (
+    ImgclfError,
+    JobNotCancelableError,
+    JobNotFoundError,
+    QueueFullError,
+    WorkerLostError,
+)
+from shared.jobs import keys, record, scripts
+from shared.kombu_messages import ClassifyQueue
+from shared.schemas import ErrorBody, Job, JobResult, JobStatus, NewJob
+
+T = TypeVar("T")
+
+Command = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """Redis commands sent in one round trip, as one MULTI/EXEC transaction when `atomic`."""
+
+    commands: tuple[Command, ...]
+    atomic: bool = False
+
+
+# An operation yields steps, is sent each step's replies (a list, one per command) and returns
+# its outcome. A runner throws a step's `redis.ResponseError` into it instead of a reply.
+Operation = Generator[Step, list[Any], T]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A job a worker has taken: what it needs to run it."""
+
+    job_id: str
+    created_at: float
+    started_at: float
+    top_k: int
+    image: bytes
+
+
+def send(*commands: Command, atomic: bool = False) -> Operation[list[Any]]:
+    """One round trip; where Redis lost the scripts it calls (a restart), they are loaded and
+    the step is sent again. Scripts go by SHA without redis-py's per-call `SCRIPT EXISTS`."""
+    step = Step(commands, atomic=atomic)
+    try:
+        return (yield step)
+    except redis.exceptions.NoScriptError:
+        used = {command[1] for command in commands if command[0] == "EVALSHA"}
+        yield Step(tuple(("SCRIPT", "LOAD", scripts.BY_SHA[sha].body) for sha in sorted(used)))
+        return (yield step)
+
+
+def not_found(job_id: str) -> JobNotFoundError:
+    return JobNotFoundError(f"Job {job_id} not found (unknown id, or expired)")
+
+
+def get(job_id: str) -> Operation[Job]:
+    """The job, or `JobNotFoundError` for an unknown or expired id."""
+    (raw,) = yield from send(("HGETALL", keys.job_key(job_id)))
+    if not raw:
+        raise not_found(job_id)
+    return record.job_from_fields(job_id, record.decoded(raw))
+
+
+def enqueue(
+    uploads: Sequence[tuple[NewJob, bytes]],
+    *,
+    queue: ClassifyQueue,
+    max_queued: int,
+    ttl: int,
+    job_ids: Sequence[str] | None = None,
+) -> Operation[list[Job]]:
+    """Store a queued job per (job, image) and push its queue message, all in one transaction:
+    every job is queued, or none is (`QueueFullError` past `max_queued` waiting)."""
+    now = time.time()
+    ids = list(job_ids) if job_ids is not None else [keys.new_job_id() for _ in uploads]
+    fields = [record.queued_fields(job, created_at=now) for job, _ in uploads]
+    # Every job has the same fields, so the script reads them in strides of one width.
+    width = 2 * len(fields[0]) if fields else 0
+    script_keys, args = [queue.name], [str(max_queued), str(ttl), str(width)]
+    for job_id, job_fields in zip(ids, fields, strict=True):
+        script_keys += [keys.job_key(job_id), keys.image_key(job_id)]
+        args += [queue.message(job_id), *itertools.chain(*job_fields.items())]
+    images = [
+        ("SET", keys.image_key(job_id), image, "EX", ttl)
+        for job_id, (_, image) in zip(ids, uploads, strict=True)
+    ]
+    *_, (accepted, queued) = yield from send(
+        *images, scripts.ENQUEUE.call(script_keys, args), atomic=True
+    )
+    if not accepted:
+        raise QueueFullError(
+            f"The queue is full ({queued} jobs waiting, limit {max_queued}); retry later"
+        )
+    return [record.job_from_fields(i, f) for i, f in zip(ids, fields, strict=True)]
+
+
+def claim(job_id: str, *, worker_id: str, max_attempts: int) -> Operation[Claim | None]:
+    """Mark the job running in `worker_id`; None when there is nothing to run.
+
+    Nothing to run: canceled, finished or expired, or started `max_attempts` times already by
+    processes that died (a poison image must not kill workers forever: it fails instead).
+    """
+    now = time.time()
+    script_keys = [keys.job_key(job_id), keys.RUNNING_KEY]
+    reply, image = yield from send(
+        scripts.CLAIM.call(script_keys, [repr(now), job_id, worker_id, max_attempts]),
+        ("GET", keys.image_key(job_id)),
+        atomic=True,
+    )
+    if reply[0] == b"exhausted":
+        message = f"The worker processing this image died {max_attempts} times; giving up"
+        yield from fail(job_id, WorkerLostError(message))
+        return None
+    if reply[0] != b"run":
+        return None
+    _, created_at, top_k = reply
+    return Claim(job_id, float(created_at), now, int(top_k), image or b"")
+
+
+def succeed(job_id: str, result: JobResult) -> Operation[bool]:
+    return _end(job_id, JobStatus.SUCCEEDED, "result", result.model_dump_json())
+
+
+def fail(job_id: str, error: ImgclfError) -> Operation[bool]:
+    body = ErrorBody(code=error.code, message=error.message)
+    return _end(job_id, JobStatus.FAILED, "error", body.model_dump_json())
+
+
+def _end(job_id: str, status: JobStatus, field: str, payload: str) -> Operation[bool]:
+    """Record a terminal state once; False if the job was already terminal or is gone."""
+    script_keys = [
+        keys.job_key(job_id),
+        keys.image_key(job_id),
+        keys.STATS_KEY,
+        keys.RUNNING_KEY,
+    ]
+    args = [status.value, field, payload, repr(time.time()), keys.EVENTS_CHANNEL, job_id]
+    (done,) = yield from send(scripts.FINISH.call(script_keys, args))
+    return bool(done)
+
+
+def cancel(job_id: str) -> Operation[Job]:
+    """Cancel a queued job; `JobNotCancelableError` once it runs or has finished."""
+    script_keys = [keys.job_key(job_id), keys.image_key(job_id), keys.STATS_KEY]
+    args = [repr(time.time()), keys.EVENTS_CHANNEL, job_id]
+    (outcome,) = yield from send(scripts.CANCEL.call(script_keys, args))
+    if outcome == b"missing":
+        raise not_found(job_id)
+    if outcome != b"ok":
+        raise JobNotCancelableError(
+            f"Job {job_id} is {outcome.decode()}; only queued jobs can be canceled"
+        )
+    return (yield from get(job_id))
+
+
+def queue_length(queue_name: str) -> Operation[int]:
+    (length,) = yield from send(("LLEN", queue_name))
+    return int(length)
+
+
+def running_count() -> Operation[int]:
+    """Jobs a worker has claimed and not yet finished."""
+    (count,) = yield from send(("SCARD", keys.RUNNING_KEY))
+    return int(count)
+
+
+def finished_counts() -> Operation[dict[str, int]]:
+    """Jobs that reached each terminal status since Redis was set up (cluster-wide)."""
+    (raw,) = yield from send(("HGETALL", keys.STATS_KEY))
+    return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def running_jobs() -> Operation[dict[str, str]]:
+    """Running job id -> the worker process that claimed it."""
+    (members,) = yield from send(("SMEMBERS", keys.RUNNING_KEY))
+    ids = sorted(member.decode() for member in members)
+    if not ids:
+        return {}
+    owners = yield from send(*(("HGET", keys.job_key(job_id), "worker") for job_id in ids))
+    return {job_id: (owner or b"").decode() for job_id, owner in zip(ids, owners, strict=True)}
+
+
+def requeue_orphan(job_id: str, *, worker_id: str, queue: ClassifyQueue) -> Operation[bool]:
+    """Put a job back to 'queued', with a new message on `queue`, if `worker_id` still holds it;
+    False when another process has it now or it has finished."""
+    script_keys = [keys.job_key(job_id), keys.RUNNING_KEY, queue.name]
+    (moved,) = yield from send(
+        scripts.REQUEUE.call(script_keys, [worker_id, job_id, queue.message(job_id)])
+    )
+    return bool(moved)

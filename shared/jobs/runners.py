@@ -1,0 +1,164 @@
+"""The job store for blocking code (workers, the sweeper, scrapes) and for asyncio (the API's
+requests): thin twins that send the steps of `shared.jobs.operations` to Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+import redis
+import redis.asyncio
+
+from shared.errors import ImgclfError
+from shared.jobs import operations as ops
+from shared.jobs.operations import Claim, Operation, Step
+from shared.kombu_messages import ClassifyQueue
+from shared.redis_client import unavailable_as_store_error
+from shared.schemas import Job, JobResult, NewJob
+
+T = TypeVar("T")
+
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+class _Exchange(Generic[T]):
+    """Drives one operation: `step` is what to send next, None once it has returned `value`."""
+
+    def __init__(self, operation: Operation[T]) -> None:
+        self._operation = operation
+        self.step: Step | None = None
+        self.value: T
+        self._advance(None, None)
+
+    def _advance(self, replies: list[Any] | None, error: redis.ResponseError | None) -> None:
+        try:
+            if error is not None:
+                self.step = self._operation.throw(error)
+            elif replies is None:
+                self.step = next(self._operation)
+            else:
+                self.step = self._operation.send(replies)
+        except StopIteration as done:
+            self.step, self.value = None, done.value
+
+    def reply(self, replies: list[Any]) -> None:
+        self._advance(replies, None)
+
+    def fail(self, error: redis.ResponseError) -> None:
+        self._advance(None, error)
+
+
+class JobStore:
+    """Create, read and move jobs through their states in Redis, blocking."""
+
+    def __init__(
+        self, client: redis.Redis, *, ttl_seconds: int, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    ) -> None:
+        self._redis = client
+        self._ttl = ttl_seconds
+        self._max_attempts = max_attempts
+
+    def _run(self, operation: Operation[T]) -> T:
+        exchange = _Exchange(operation)
+        with unavailable_as_store_error():
+            while exchange.step is not None:
+                try:
+                    exchange.reply(self._send(exchange.step))
+                except redis.ResponseError as exc:
+                    exchange.fail(exc)
+        return exchange.value
+
+    def _send(self, step: Step) -> list[Any]:
+        if len(step.commands) == 1 and not step.atomic:
+            return [self._redis.execute_command(*step.commands[0])]  # type: ignore[no-untyped-call]
+        with self._redis.pipeline(transaction=step.atomic) as pipe:
+            for command in step.commands:
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+            return pipe.execute()
+
+    def enqueue(
+        self, uploads: Sequence[tuple[NewJob, bytes]], *, queue: ClassifyQueue, max_queued: int
+    ) -> list[Job]:
+        return self._run(ops.enqueue(uploads, queue=queue, max_queued=max_queued, ttl=self._ttl))
+
+    def get(self, job_id: str) -> Job:
+        return self._run(ops.get(job_id))
+
+    def claim(self, job_id: str, *, worker_id: str = "") -> Claim | None:
+        return self._run(ops.claim(job_id, worker_id=worker_id, max_attempts=self._max_attempts))
+
+    def succeed(self, job_id: str, result: JobResult) -> bool:
+        return self._run(ops.succeed(job_id, result))
+
+    def fail(self, job_id: str, error: ImgclfError) -> bool:
+        return self._run(ops.fail(job_id, error))
+
+    def cancel(self, job_id: str) -> Job:
+        return self._run(ops.cancel(job_id))
+
+    def queue_length(self, queue_name: str) -> int:
+        return self._run(ops.queue_length(queue_name))
+
+    def running_count(self) -> int:
+        return self._run(ops.running_count())
+
+    def finished_counts(self) -> dict[str, int]:
+        return self._run(ops.finished_counts())
+
+    def running_jobs(self) -> dict[str, str]:
+        return self._run(ops.running_jobs())
+
+    def requeue_orphan(self, job_id: str, *, worker_id: str, queue: ClassifyQueue) -> bool:
+        return self._run(ops.requeue_orphan(job_id, worker_id=worker_id, queue=queue))
+
+
+class AsyncJobStore:
+    """The job store for code on an event loop: the API's requests create, read and cancel jobs
+    without a thread hop."""
+
+    def __init__(self, client: redis.asyncio.Redis, *, ttl_seconds: int) -> None:
+        self._redis = client
+        self._ttl = ttl_seconds
+
+    async def _run(self, operation: Operation[T]) -> T:
+        exchange = _Exchange(operation)
+        with unavailable_as_store_error():
+            while exchange.step is not None:
+                try:
+                    exchange.reply(await self._send(exchange.step))
+                except redis.ResponseError as exc:
+                    exchange.fail(exc)
+        return exchange.value
+
+    async def _send(self, step: Step) -> list[Any]:
+        if len(step.commands) == 1 and not step.atomic:
+            return [await self._redis.execute_command(*step.commands[0])]  # type: ignore[no-untyped-call]
+        async with self._redis.pipeline(transaction=step.atomic) as pipe:
+            for command in step.commands:
+                pipe.execute_command(*command)
+            return await pipe.execute()
+
+    async def enqueue(
+        self,
+        uploads: Sequence[tuple[NewJob, bytes]],
+        *,
+        queue: ClassifyQueue,
+        max_queued: int,
+        job_ids: Sequence[str] | None = None,
+    ) -> list[Job]:
+        """`job_ids` (from `new_job_id`) when the caller needs the ids before the jobs exist."""
+        return await self._run(
+            ops.enqueue(uploads, queue=queue, max_queued=max_queued, ttl=self._ttl, job_ids=job_ids)
+        )
+
+    async def get(self, job_id: str) -> Job:
+        return await self._run(ops.get(job_id))
+
+    async def cancel(self, job_id: str) -> Job:
+        return await self._run(ops.cancel(job_id))
+
+    async def queue_length(self, queue_name: str) -> int:
+        return await self._run(ops.queue_length(queue_name))
+
+    async def running_count(self) -> int:
+        return await self._run(ops.running_count())

@@ -1,0 +1,72 @@
+"""The classify queue's messages, written the way kombu's Redis transport stores them.
+
+The one module coupled to kombu's wire layout (as Flower keeps its reading of it in
+`utils/broker.py`): `tests/integration/test_queue_messages.py` compares what it writes with what
+kombu itself publishes, and `pyproject.toml` bounds celery and kombu to the versions that test
+has passed on. Raise the bounds only together with a green run of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+from celery import Celery
+
+from shared.queue import CLASSIFY_TASK
+
+PERSISTENT_DELIVERY_MODE = 2
+_TEMPLATE_ID = "00000000-0000-0000-0000-000000000000"
+
+
+class ClassifyQueue:
+    """The Redis list a Celery worker consumes, and the message that asks it to run a job.
+
+    Messages are written by the job store's own scripts, in the same atomic step that stores the
+    job, so a job never exists without its message (nor a message without its job), and a
+    submission costs one Redis round trip instead of kombu's publish path.
+    Celery builds the message (`as_task_v2`); only the envelope below is kombu's Redis transport
+    format, which tests compare with kombu's own on every run.
+    """
+
+    def __init__(self, name: str, app: Celery) -> None:
+        self.name = name
+        # Celery's message for a placeholder id; each job's message swaps in its own id, since
+        # building it afresh per job costs configuration lookups and safe reprs every time.
+        task = app.amqp.as_task_v2(
+            _TEMPLATE_ID, CLASSIFY_TASK, args=[_TEMPLATE_ID], ignore_result=True
+        )
+        self._headers: dict[str, Any] = task.headers
+        self._properties: dict[str, Any] = task.properties
+        self._options: dict[str, Any] = task.body[2]
+
+    def message(self, job_id: str) -> str:
+        """The classify task for `job_id`, as kombu's Redis transport stores it in the list.
+
+        The task id is the job id, so Flower and the logs name tasks by the job they run.
+        """
+        body = json.dumps([[job_id], {}, self._options]).encode()
+        return json.dumps(
+            {
+                "body": base64.b64encode(body).decode(),
+                "content-encoding": "utf-8",
+                "content-type": "application/json",
+                "headers": {
+                    **self._headers,
+                    "id": job_id,
+                    "root_id": job_id,
+                    "argsrepr": repr([job_id]),
+                },
+                "properties": {
+                    **self._properties,
+                    "correlation_id": job_id,
+                    "delivery_mode": PERSISTENT_DELIVERY_MODE,
+                    "delivery_info": {"exchange": "", "routing_key": self.name},
+                    "priority": 0,
+                    "body_encoding": "base64",
+                    "delivery_tag": str(uuid.uuid4()),
+                },
+            }
+        )
