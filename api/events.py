@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import redis
 import redis.asyncio
 
+from api import metrics
+from shared.backoff import Backoff
 from shared.jobs import EVENTS_CHANNEL, announced_job
 from shared.schemas import Job
 
@@ -79,6 +81,10 @@ class JobEvents:
             finished.event.set()
 
     async def _listen(self) -> None:
+        """Listen until stopped, whatever happens: any error (Redis down, an ACL without channel
+        permission, a malformed event) is logged and retried with backoff, and every pass sets
+        `imgclf_loop_last_success_timestamp_seconds{loop="events"}` for an alert to watch."""
+        backoff = Backoff(first=RECONNECT_DELAY_SECONDS)
         while True:
             try:
                 async with self._client.pubsub(ignore_subscribe_messages=True) as pubsub:
@@ -86,7 +92,18 @@ class JobEvents:
                     while True:
                         message = await pubsub.get_message(timeout=1.0)
                         if message is not None:
-                            self.notify(message["data"].decode())
+                            self._deliver(message["data"])
+                        metrics.loop_succeeded("events")
+                        backoff.reset()
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 log.warning("job events: Redis unavailable (%s); reconnecting", exc)
-                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+                await asyncio.sleep(backoff.next_delay())
+            except Exception:
+                log.exception("job events: listener failed; restarting it")
+                await asyncio.sleep(backoff.next_delay())
+
+    def _deliver(self, data: bytes) -> None:
+        try:
+            self.notify(data.decode())
+        except (UnicodeDecodeError, ValueError) as exc:  # not an event of ours: skip it
+            log.warning("job events: skipped a malformed event (%s)", exc)

@@ -85,6 +85,18 @@ UPLOADS_SPILLED = Counter(
 )
 
 
+LOOP_LAST_SUCCESS = Gauge(
+    "imgclf_loop_last_success_timestamp_seconds",
+    "When a background loop last completed a pass (Unix time); the stalest process's figure",
+    ["loop"],
+    multiprocess_mode="livemin",
+)
+
+
+def loop_succeeded(loop: str) -> None:
+    LOOP_LAST_SUCCESS.labels(loop=loop).set_to_current_time()
+
+
 def observe_prediction(status_code: int, seconds: float) -> None:
     """Record one answered `/predict` request."""
     PREDICTIONS.labels(status=str(status_code)).inc()

@@ -31,7 +31,7 @@ from shared.errors import (
 from shared.jobs import AsyncJobStore, JobStore, new_job_id
 from shared.kombu_messages import ClassifyQueue
 from shared.queue import make_celery
-from shared.redis_client import connect, connect_async
+from shared.redis_client import check_eviction_policy, connect, connect_async
 from shared.schemas import Job, JobStatus, NewJob, Prediction
 from shared.settings import Settings
 
@@ -63,6 +63,9 @@ class JobService:
         )
 
     async def start(self) -> None:
+        """Check that Redis will keep the jobs it accepts, then listen for finish events."""
+        refuse = self.settings.redis_eviction_check == "refuse"
+        await run_in_threadpool(check_eviction_policy, self.redis, refuse=refuse)
         self.events.start()
 
     async def stop(self) -> None:

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        redis_url = _ensure_redis(settings.redis_url, procs)
+        redis_url = _ensure_redis(settings, procs)
         env = {**os.environ, "REDIS_URL": redis_url, "API_URL": settings.api_url}
         for name, command in _commands(args, settings).items():
             procs[name] = subprocess.Popen(command, cwd=PROJECT_ROOT, env=_env_for(name, env))
@@ -77,7 +77,8 @@ def _ensure_model(source: Path | None) -> int:
     return download_model.main(["--from", str(source)] if source else [])
 
 
-def _ensure_redis(url: str, procs: dict[str, subprocess.Popen[bytes]]) -> str:
+def _ensure_redis(settings: Settings, procs: dict[str, subprocess.Popen[bytes]]) -> str:
+    url = settings.redis_url
     if _redis_answers(url):
         return url
     parts = urlsplit(url)
@@ -103,6 +104,12 @@ def _ensure_redis(url: str, procs: dict[str, subprocess.Popen[bytes]]) -> str:
             str(RUN_DIR),
             "--appendonly",
             "yes",
+            "--appendfsync",
+            settings.redis_appendfsync,
+            "--maxmemory",
+            settings.redis_maxmemory,
+            "--maxmemory-policy",
+            "noeviction",
             "--save",
             "",
         ],

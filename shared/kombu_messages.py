@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from typing import Any
 
 from celery import Celery
@@ -18,6 +17,9 @@ from celery import Celery
 from shared.queue import CLASSIFY_TASK
 
 PERSISTENT_DELIVERY_MODE = 2
+# kombu's Redis transport keeps messages delivered and not yet acknowledged in this hash, keyed
+# by delivery tag (its `unacked_key` transport option, left at its default).
+UNACKED_KEY = "unacked"
 _TEMPLATE_ID = "00000000-0000-0000-0000-000000000000"
 
 
@@ -45,7 +47,8 @@ class ClassifyQueue:
     def message(self, job_id: str) -> str:
         """The classify task for `job_id`, as kombu's Redis transport stores it in the list.
 
-        The task id is the job id, so Flower and the logs name tasks by the job they run.
+        The task id is the job id, so Flower and the logs name tasks by the job they run, and so
+        is the delivery tag, so kombu's unacked hash says whether it holds a job's message.
         """
         body = json.dumps([[job_id], {}, self._options]).encode()
         return json.dumps(
@@ -66,7 +69,7 @@ class ClassifyQueue:
                     "delivery_info": {"exchange": "", "routing_key": self.name},
                     "priority": 0,
                     "body_encoding": "base64",
-                    "delivery_tag": str(uuid.uuid4()),
+                    "delivery_tag": job_id,
                 },
             }
         )

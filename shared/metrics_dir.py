@@ -42,7 +42,7 @@ def _new_group(base: Path, role: str) -> Path:
     host = socket.gethostname().replace("-", "_")
     for stale in base.glob(f"*-{host}-*"):
         pid = _group_pid(stale)
-        if (stale / _GROUP_MARKER).exists() and pid is not None and not _alive(pid):
+        if (stale / _GROUP_MARKER).exists() and pid is not None and not process_alive(pid):
             shutil.rmtree(stale, ignore_errors=True)
     group = base / f"{role}-{host}-{os.getpid()}"
     group.mkdir(exist_ok=True)
@@ -66,7 +66,7 @@ def mark_dead_processes(directory: Path) -> None:
     """
     for path in directory.glob("gauge_live*_*.db"):
         pid = _pid(path)
-        if pid is not None and not _alive(pid):
+        if pid is not None and not process_alive(pid):
             path.unlink(missing_ok=True)
 
 
@@ -80,7 +80,7 @@ def _group_pid(path: Path) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether the process still runs; a zombie (dead, not yet reaped by its parent) does not."""
     if not _HAS_PROC:  # macOS: the kernel only says whether the pid exists
         return _exists(pid)

@@ -35,6 +35,9 @@ def make_celery(settings: Settings) -> Celery:
             "socket_timeout": 5,
         },
         broker_connection_retry_on_startup=True,
+        # Redis answering "full" (OOM), "read-only" or "busy" to the consumer is a passing state,
+        # not a reason to stop the node: reconnect and carry on as after a lost connection.
+        broker_channel_error_retry=True,
         broker_connection_timeout=2,
         worker_concurrency=settings.worker_concurrency,
         # Task events cost three Redis publishes per job; Flower switches them on while it runs.

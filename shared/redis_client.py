@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
@@ -13,6 +14,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from shared.errors import StoreUnavailableError
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -48,13 +51,44 @@ def connect_async(url: str) -> redis.asyncio.Redis:
     )
 
 
+# Answers that say Redis cannot take a command now, not that the command is wrong: down or slow,
+# full (maxmemory), a read-only replica, loading its data, a script hogging it, failing over.
+_UNAVAILABLE_TYPES: tuple[type[redis.RedisError], ...] = (
+    redis.ConnectionError,  # BusyLoadingError (LOADING) is one
+    redis.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ExecAbortError,  # a transaction refused whole, after an OOM inside it
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,  # MASTERDOWN is one
+)
+_UNAVAILABLE_PREFIXES = ("BUSY", "NOREPLICAS", "MASTERDOWN", "LOADING", "OOM", "READONLY")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a Redis error means "retry later" rather than a bug in the command."""
+    if isinstance(exc, _UNAVAILABLE_TYPES):
+        return True
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_UNAVAILABLE_PREFIXES)
+
+
+def _store_message(exc: BaseException) -> str:
+    if isinstance(exc, redis.exceptions.OutOfMemoryError | redis.exceptions.ExecAbortError):
+        return "The job store (Redis) is full; retry shortly"
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        return "The job store (Redis) is read-only (a replica, or failing over); retry shortly"
+    return "The job store (Redis) is unavailable; retry shortly"
+
+
 @contextlib.contextmanager
 def unavailable_as_store_error() -> Iterator[None]:
-    """Turn Redis connection failures into `StoreUnavailableError` (503 at the API)."""
+    """Turn Redis answers that mean "not now" into `StoreUnavailableError` (503 at the API)."""
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise StoreUnavailableError("The job store (Redis) is unavailable; retry shortly") from exc
+    except redis.RedisError as exc:
+        if not is_unavailable(exc):
+            raise
+        raise StoreUnavailableError(_store_message(exc)) from exc
 
 
 def store_errors(func: Callable[P, T]) -> Callable[P, T]:
@@ -66,3 +100,42 @@ def store_errors(func: Callable[P, T]) -> Callable[P, T]:
             return func(*args, **kwargs)
 
     return wrapper
+
+
+# Every imgclf key may be evicted under any policy but this one: job hashes and images carry a
+# TTL (the volatile-* policies take them), and the allkeys-* policies take anything.
+SAFE_EVICTION_POLICY = "noeviction"
+
+
+def eviction_problem(client: redis.Redis) -> str | None:
+    """Why this Redis could silently drop accepted jobs, or None when it cannot (or the server
+    does not let us ask: managed Redis services often disable CONFIG)."""
+    try:
+        reply: dict[str, str] = client.config_get("maxmemory-policy")  # type: ignore[assignment]
+    except redis.ResponseError:
+        return None
+    policy = reply.get("maxmemory-policy", SAFE_EVICTION_POLICY)
+    if isinstance(policy, bytes):
+        policy = policy.decode()
+    if policy == SAFE_EVICTION_POLICY:
+        return None
+    return (
+        f"Redis evicts keys when full (maxmemory-policy {policy}): accepted jobs could vanish. "
+        f"Set `maxmemory-policy {SAFE_EVICTION_POLICY}` (full Redis then refuses new jobs with "
+        "503), or REDIS_EVICTION_CHECK=warn to run anyway"
+    )
+
+
+def check_eviction_policy(client: redis.Redis, *, refuse: bool) -> None:
+    """At start-up: `RuntimeError` (or, with `refuse` off, a warning) on an evicting Redis; a
+    warning when Redis cannot be reached yet (the process starts and serves 503s meanwhile)."""
+    try:
+        problem = eviction_problem(client)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        log.warning("could not check Redis's eviction policy at start-up: %s", exc)
+        return
+    if problem is None:
+        return
+    if refuse:
+        raise RuntimeError(problem)
+    log.warning("%s", problem)

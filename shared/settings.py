@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # A Redis that evicts keys when full can drop accepted jobs: refuse to start on it, or warn.
+    redis_eviction_check: Literal["refuse", "warn"] = "refuse"
+    # The Redis that `imgclf-stack` starts itself: fsync before answering (a 202 survives a
+    # crash of Redis or its host) or once a second (faster; a crash loses up to a second), and a
+    # memory ceiling past which it refuses new jobs (503) instead of evicting.
+    redis_appendfsync: Literal["always", "everysec"] = "always"
+    redis_maxmemory: str = "1gb"
     queue_name: str = "imgclf"
 
     model_path: Path = PROJECT_ROOT / "models" / "squeezenet1.1-7.onnx"
@@ -40,6 +48,9 @@ class Settings(BaseSettings):
     broker_visibility_timeout_seconds: int = Field(default=120, ge=10)
     max_attempts: int = Field(default=3, ge=1, le=20)
     recovery_interval_seconds: float = Field(default=5.0, gt=0)
+    # How long a worker retries a claim or an outcome that Redis does not take, before leaving
+    # the job to the recovery sweep; below the soft time limit.
+    store_retry_seconds: float = Field(default=20.0, ge=0)
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
     ort_threads_per_process: int = Field(default=0, ge=0)

@@ -1,16 +1,57 @@
-"""Worker presence: each worker process with a loaded model keeps a short-lived key alive.
+"""Worker presence: each worker process with a loaded model keeps its entry in one sorted set
+alive, scored by when it expires on Redis's own clock.
 
-The API's `/ready` and model info read these keys instead of broadcasting to Celery, which is
-slow and blocks; a process that dies simply stops refreshing its key and drops out.
+The API's `/ready` and model info read it instead of broadcasting to Celery, which is slow and
+blocks; a process that dies simply stops refreshing its entry and drops out. One sorted set
+costs the same however many other keys Redis holds (a SCAN over a day of jobs did not), and
+Redis's clock makes expiry independent of how far the nodes' clocks drift apart.
 """
 
 from __future__ import annotations
 
-import redis
-from pydantic import BaseModel
+import logging
 
-from shared.jobs.keys import WORKER_KEY_PATTERN, worker_key
+import redis
+from pydantic import BaseModel, ValidationError
+
+from shared.jobs.keys import WORKER_INFO_KEY, WORKERS_KEY
+from shared.jobs.scripts import SERVER_NOW_MS
+from shared.metrics_dir import process_alive
 from shared.redis_client import store_errors
+
+log = logging.getLogger(__name__)
+
+# KEYS: workers zset, info hash. ARGV: ttl ms, worker id, info JSON.
+_BEAT = (
+    SERVER_NOW_MS
+    + """
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+)
+
+# KEYS: workers zset, info hash. Returns the info of every unexpired entry (nil for none).
+_ALIVE = (
+    SERVER_NOW_MS
+    + """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
+if #ids == 0 then return {} end
+return redis.call('HMGET', KEYS[2], unpack(ids))
+"""
+)
+
+# KEYS: workers zset, info hash. Forgets expired entries; returns how many.
+_PRUNE = (
+    SERVER_NOW_MS
+    + """
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+if #gone == 0 then return 0 end
+redis.call('ZREM', KEYS[1], unpack(gone))
+redis.call('HDEL', KEYS[2], unpack(gone))
+return #gone
+"""
+)
 
 
 class WorkerInfo(BaseModel):
@@ -25,25 +66,57 @@ class WorkerInfo(BaseModel):
     execution_provider: str
     threads: int
     model_load_seconds: float
+    # The pid of the node's main process that forked this one (0 from older releases).
+    node_pid: int = 0
 
 
 @store_errors
 def beat(client: redis.Redis, info: WorkerInfo, *, ttl_seconds: float) -> None:
     """Announce (or refresh) a live worker process."""
-    client.set(worker_key(info.worker_id), info.model_dump_json(), px=int(ttl_seconds * 1000))
+    keys = [WORKERS_KEY, WORKER_INFO_KEY]
+    args: list[str | int] = [int(ttl_seconds * 1000), info.worker_id, info.model_dump_json()]
+    client.register_script(_BEAT)(keys=keys, args=args)
 
 
 @store_errors
 def leave(client: redis.Redis, worker_id: str) -> None:
-    """Withdraw a worker process at shutdown, without waiting for its key to expire."""
-    client.delete(worker_key(worker_id))
+    """Withdraw a worker process at shutdown, without waiting for its entry to expire."""
+    with client.pipeline(transaction=True) as pipe:
+        pipe.zrem(WORKERS_KEY, worker_id)
+        pipe.hdel(WORKER_INFO_KEY, worker_id)
+        pipe.execute()
 
 
 @store_errors
 def alive(client: redis.Redis) -> list[WorkerInfo]:
-    """Every worker process whose heartbeat has not expired."""
-    keys = sorted(client.scan_iter(match=WORKER_KEY_PATTERN, count=500))
-    if not keys:
-        return []
-    values = client.mget(keys)
-    return [WorkerInfo.model_validate_json(v) for v in values if v is not None]
+    """Every worker process whose heartbeat has not expired; malformed entries (another
+    release's, or garbage) are skipped with a warning rather than failing the caller."""
+    raw: list[bytes | None] = client.register_script(_ALIVE)(keys=[WORKERS_KEY, WORKER_INFO_KEY])
+    live = []
+    for value in raw:
+        if value is None:
+            continue
+        try:
+            live.append(WorkerInfo.model_validate_json(value))
+        except ValidationError as exc:
+            log.warning("skipped a malformed worker heartbeat: %s", exc.errors()[0]["msg"])
+    return live
+
+
+@store_errors
+def prune(client: redis.Redis) -> int:
+    """Forget the entries of processes whose heartbeat expired (the sweeper's chore)."""
+    return int(client.register_script(_PRUNE)(keys=[WORKERS_KEY, WORKER_INFO_KEY]))
+
+
+def forget_dead_children(client: redis.Redis, *, hostname: str, node_pid: int) -> list[str]:
+    """Withdraw the entries of this node's own processes that have died (a SIGKILL, the OOM
+    killer), without waiting for them to expire: their jobs are then recovered at once."""
+    gone = [
+        info.worker_id
+        for info in alive(client)
+        if info.hostname == hostname and info.node_pid == node_pid and not process_alive(info.pid)
+    ]
+    for worker_id in gone:
+        leave(client, worker_id)
+    return gone

@@ -38,7 +38,14 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str) -> None:
 class RedisServer:
     """A private redis-server on a free port; can be stopped and started again on that port."""
 
-    def __init__(self, workdir: Path, *, appendonly: bool = False, password: str = "") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        appendonly: bool = False,
+        password: str = "",
+        extra: tuple[str, ...] = (),
+    ) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed: apt-get install redis-server")
         self.port = free_port()
@@ -47,6 +54,7 @@ class RedisServer:
         self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
         self.workdir = workdir
         self.appendonly = appendonly
+        self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -64,6 +72,7 @@ class RedisServer:
                 "yes" if self.appendonly else "no",
                 "--dir",
                 str(self.workdir),
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
         )

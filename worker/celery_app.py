@@ -22,7 +22,7 @@ from shared.errors import ModelError
 from shared.jobs import JobStore
 from shared.kombu_messages import ClassifyQueue
 from shared.queue import make_celery
-from shared.redis_client import connect
+from shared.redis_client import check_eviction_policy, connect
 from shared.settings import get_settings
 from worker import lifecycle, memory, metrics, recovery
 
@@ -35,21 +35,22 @@ def _start_node(sender: Any = None, **_: Any) -> None:
     settings = get_settings()
     # Checked in the parent before any child forks: a broken model stops the node with one clear
     # message instead of children crashing in a loop or failing every job.
+    client = connect(settings.redis_url)
     try:
         lifecycle.check_model(settings)
-    except ModelError as exc:
-        print(f"imgclf worker refuses to start: {exc.message}", file=sys.stderr, flush=True)
+        check_eviction_policy(client, refuse=settings.redis_eviction_check == "refuse")
+    except (ModelError, RuntimeError) as exc:
+        print(f"imgclf worker refuses to start: {exc}", file=sys.stderr, flush=True)
         sys.exit(3)
     # The checked model is gone again: hand its heap back before the children fork from this
     # process (figures: docs/PERFORMANCE.md, "Memory").
     memory.release_free_memory()
-    client = connect(settings.redis_url)
     recovery.start_sweeper(
         JobStore(client, ttl_seconds=settings.job_ttl_seconds),
         client,
         ClassifyQueue(settings.queue_name, app),
-        interval=settings.recovery_interval_seconds,
         node=socket.gethostname(),
+        settings=settings,
     )
     metrics.serve(port=settings.worker_metrics_port)
     lifecycle.expect_node_consuming()

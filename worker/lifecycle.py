@@ -141,6 +141,7 @@ def _runner(
         worker_id=worker_id,
         fast_progressive_jpeg=settings.progressive_jpeg_fast_path,
         soft_limit_errors=(SoftTimeLimitExceeded,),
+        store_retry_seconds=settings.store_retry_seconds,
     )
 
 
@@ -155,6 +156,7 @@ def _presence(worker_id: str, classifier: Classifier) -> workers.WorkerInfo:
         execution_provider=classifier.provider,
         threads=classifier.threads,
         model_load_seconds=classifier.load_seconds,
+        node_pid=os.getppid(),
     )
 
 

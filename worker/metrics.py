@@ -99,6 +99,19 @@ PROCESSES = Gauge(
 )
 
 
+LOOP_LAST_SUCCESS = Gauge(
+    "imgclf_loop_last_success_timestamp_seconds",
+    "When a background loop last completed a pass (Unix time)",
+    ["loop"],
+    multiprocess_mode="livemax",
+    registry=WORKER_REGISTRY,
+)
+
+
+def loop_succeeded(loop: str) -> None:
+    LOOP_LAST_SUCCESS.labels(loop=loop).set_to_current_time()
+
+
 def observe_model_loaded(load_seconds: float) -> None:
     MODEL_LOAD_SECONDS.set(load_seconds)
     MODEL_LOADED.set(1)

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from shared.errors import ImgclfError, JobTimeoutError
+from shared.backoff import Backoff
+from shared.errors import ImgclfError, JobTimeoutError, StoreUnavailableError
 from shared.jobs import Claim, JobStore
 from shared.schemas import JobResult, JobStatus, ModelRef, Timings
 from worker.model import Classifier
 from worker.pipeline import Classification, classify
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,37 +41,53 @@ class JobRunner:
     fast_progressive_jpeg: bool = True
     # Raised into a task that runs past its soft time limit (Celery's SoftTimeLimitExceeded).
     soft_limit_errors: tuple[type[BaseException], ...] = ()
+    # How long a claim or an outcome is retried while Redis does not take it (STORE_RETRY_SECONDS).
+    store_retry_seconds: float = 20.0
 
     def process(self, job_id: str) -> Processed | None:
         """Run a job once; None when there was nothing to do (canceled, finished, expired).
 
         Safe to run twice: the claim refuses terminal jobs and the first recorded outcome wins.
         """
-        claim = self.store.claim(job_id, worker_id=self.worker_id)
+        claim = self._retrying("claim", lambda: self.store.claim(job_id, worker_id=self.worker_id))
         if claim is None:
-            log.info("job %s skipped: canceled, already finished or expired", job_id)
+            log.info("job %s skipped: canceled, finished, expired or running elsewhere", job_id)
             return None
         try:
             outcome = self._classify(claim)
         except self.soft_limit_errors as exc:
-            self.store.fail(
-                job_id, JobTimeoutError("Processing took longer than the task time limit")
-            )
             log.warning("job %s hit the soft time limit: %r", job_id, exc)
-            return Processed(JobStatus.FAILED)
+            timeout = JobTimeoutError("Processing took longer than the task time limit")
+            return self._failed(job_id, timeout)
         except ImgclfError as exc:
-            self.store.fail(job_id, exc)
-            return Processed(JobStatus.FAILED)
+            return self._failed(job_id, exc)
         except Exception:
             log.exception("job %s failed unexpectedly", job_id)
-            self.store.fail(
-                job_id, ImgclfError("Internal error while classifying; see the worker log")
-            )
-            return Processed(JobStatus.FAILED)
+            internal = ImgclfError("Internal error while classifying; see the worker log")
+            return self._failed(job_id, internal)
         queue_wait = max(0.0, claim.started_at - claim.created_at)
         result = _result(outcome, queue_wait, self.classifier)
-        self.store.succeed(job_id, result)
+        self._retrying("result", lambda: self.store.succeed(job_id, result))
         return Processed(JobStatus.SUCCEEDED, result, outcome, queue_wait)
+
+    def _failed(self, job_id: str, error: ImgclfError) -> Processed:
+        self._retrying("failure", lambda: self.store.fail(job_id, error))
+        return Processed(JobStatus.FAILED)
+
+    def _retrying(self, what: str, call: Callable[[], T]) -> T:
+        """`call`, retried with backoff while the store is unavailable, for at most
+        `store_retry_seconds`; then `StoreUnavailableError` (the job is left to the sweep)."""
+        backoff = Backoff()
+        deadline = time.monotonic() + self.store_retry_seconds
+        while True:
+            try:
+                return call()
+            except StoreUnavailableError as exc:
+                delay = backoff.next_delay()
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("job store unavailable for a %s (%s); retrying", what, exc.message)
+                time.sleep(delay)
 
     def _classify(self, claim: Claim) -> Classification:
         if not claim.image:

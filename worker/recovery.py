@@ -1,4 +1,5 @@
-"""Put back the jobs of worker processes that died, so no accepted job waits for an hour.
+"""Put back the jobs of worker processes that died, and queued jobs whose message was lost, so no
+accepted job waits for an hour or for ever.
 
 Celery requeues the task of a prefork child that dies (`reject_on_worker_lost`), but when a whole
 node dies its unacknowledged messages only return after the broker visibility timeout. Each node's
@@ -11,32 +12,60 @@ time, never a result.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 
 import redis
 
 from shared import workers
+from shared.backoff import Backoff
 from shared.errors import ServiceUnavailableError
 from shared.jobs import JobStore
 from shared.jobs.keys import SWEEPER_LOCK_KEY
 from shared.kombu_messages import ClassifyQueue
+from shared.settings import Settings
+from worker import metrics
 
 log = logging.getLogger(__name__)
 
 
-def sweep(store: JobStore, client: redis.Redis, queue: ClassifyQueue) -> list[str]:
-    """Requeue, with a new message on `queue`, every running job whose worker process is gone;
+# A queued job's message must have been missing this long before it is published again: a
+# consumer pops a message and records it as unacked a moment later.
+LOST_MESSAGE_GRACE_SECONDS = 10.0
+LOST_PER_SWEEP = 100
+
+
+def sweep(
+    store: JobStore,
+    client: redis.Redis,
+    queue: ClassifyQueue,
+    *,
+    max_running_seconds: float = 0,
+    lost_grace_seconds: float = LOST_MESSAGE_GRACE_SECONDS,
+) -> list[str]:
+    """Put back on `queue` every running job whose worker process is gone or that has run longer
+    than `max_running_seconds` (0: no limit), and every queued job whose message was lost;
     returns their ids."""
-    alive = {info.worker_id for info in workers.alive(client)}
-    requeued = []
+    requeued: list[str] = []
+    overdue: list[str] = []
     for job_id, worker_id in store.running_jobs().items():
-        if worker_id in alive:
-            continue
-        if store.requeue_orphan(job_id, worker_id=worker_id, queue=queue):
-            requeued.append(job_id)
-    if requeued:
-        log.warning("requeued %d job(s) of dead worker processes: %s", len(requeued), requeued)
-    return requeued
+        outcome = store.requeue_orphan(
+            job_id, worker_id=worker_id, queue=queue, max_running_ms=int(max_running_seconds * 1000)
+        )
+        (requeued if outcome == 1 else overdue if outcome == 2 else []).append(job_id)
+    grace_ms = int(lost_grace_seconds * 1000)
+    lost = store.lost_messages(queue, grace_ms=grace_ms, limit=LOST_PER_SWEEP)
+    republished = [job_id for job_id in lost if store.republish(job_id, queue=queue)]
+    workers.prune(client)
+    for jobs, why in (
+        (requeued, "of dead worker processes"),
+        (overdue, "running past the hard time limit"),
+        (republished, "whose queue message was lost"),
+    ):
+        if jobs:
+            log.warning("requeued %d job(s) %s: %s", len(jobs), why, jobs)
+    return requeued + overdue + republished
 
 
 def start_sweeper(
@@ -44,22 +73,43 @@ def start_sweeper(
     client: redis.Redis,
     queue: ClassifyQueue,
     *,
-    interval: float,
     node: str,
+    settings: Settings,
 ) -> threading.Event:
-    """Sweep every `interval` seconds in a daemon thread; set the returned event to stop it.
+    """Sweep every RECOVERY_INTERVAL_SECONDS in a daemon thread; set the returned event to stop
+    it.
 
-    A short Redis lock lets one node sweep per interval however many nodes run.
+    A short Redis lock lets one node sweep per interval however many nodes run. After Redis was
+    unreachable the sweep waits one heartbeat lifetime: every live process's heartbeat expired
+    meanwhile, and must be renewed before its jobs can be told from a dead one's. The loop
+    survives any error, with backoff, and reports each pass in
+    `imgclf_loop_last_success_timestamp_seconds{loop="recovery"}`.
     """
     stop = threading.Event()
+    interval = settings.recovery_interval_seconds
+    grace = 3 * settings.worker_heartbeat_seconds
+    max_running = settings.task_time_limit_seconds + grace
 
     def loop() -> None:
-        while not stop.wait(interval):
+        backoff = Backoff(first=interval, most=max(interval, 60.0))
+        healthy_since: float | None = time.monotonic()
+        delay = interval
+        while not stop.wait(delay):
             try:
-                if client.set(SWEEPER_LOCK_KEY, node, nx=True, px=int(interval * 1000)):
-                    sweep(store, client, queue)
+                workers.forget_dead_children(client, hostname=node, node_pid=os.getpid())
+                locked = client.set(SWEEPER_LOCK_KEY, node, nx=True, px=int(interval * 1000))
+                healthy_since = healthy_since or time.monotonic()
+                if locked and time.monotonic() - healthy_since >= grace:
+                    sweep(store, client, queue, max_running_seconds=max_running)
+                metrics.loop_succeeded("recovery")
+                delay = interval
+                backoff.reset()
             except (ServiceUnavailableError, redis.RedisError) as exc:
                 log.warning("recovery sweep skipped: %s", exc)
+                healthy_since, delay = None, backoff.next_delay()
+            except Exception:
+                log.exception("recovery sweep failed; retrying")
+                delay = backoff.next_delay()
 
     threading.Thread(target=loop, name="imgclf-recovery", daemon=True).start()
     return stop

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
+from shared.errors import StoreUnavailableError
 from shared.queue import CLASSIFY_TASK
 from worker import lifecycle, metrics
 from worker.celery_app import app
+
+log = logging.getLogger(__name__)
 
 
 @app.task(name=CLASSIFY_TASK)  # type: ignore[untyped-decorator]
@@ -12,6 +17,11 @@ def classify(job_id: str) -> str | None:
     """Classify the image of job `job_id`; the message carries the id, never the image."""
     process = lifecycle.current()
     with process.trimmer.job():
-        processed = process.runner.process(job_id)
+        try:
+            processed = process.runner.process(job_id)
+        except StoreUnavailableError as exc:
+            # Retried already; the node's sweep puts the job back once Redis answers again.
+            log.warning("job %s left to the recovery sweep: %s", job_id, exc.message)
+            return None
     metrics.observe_task(processed)
     return processed.status.value if processed else None

@@ -8,8 +8,14 @@ KEY_PREFIX = "imgclf"
 EVENTS_CHANNEL = f"{KEY_PREFIX}:events"
 STATS_KEY = f"{KEY_PREFIX}:stats:finished"
 RUNNING_KEY = f"{KEY_PREFIX}:running"
+# Queued job ids scored by when they were queued (Redis's clock, ms), and the latest such time of
+# a job claimed so far: together they find queued jobs whose message was lost.
+QUEUED_KEY = f"{KEY_PREFIX}:queued"
+CLAIM_WATERMARK_KEY = f"{KEY_PREFIX}:claimed-watermark"
 SWEEPER_LOCK_KEY = f"{KEY_PREFIX}:sweeper-lock"
-WORKER_KEY_PATTERN = f"{KEY_PREFIX}:worker:*"
+# Live worker processes: a sorted set of ids scored by expiry (Redis's clock, ms), and their info.
+WORKERS_KEY = f"{KEY_PREFIX}:workers"
+WORKER_INFO_KEY = f"{KEY_PREFIX}:workers:info"
 
 
 def job_key(job_id: str) -> str:
@@ -18,10 +24,6 @@ def job_key(job_id: str) -> str:
 
 def image_key(job_id: str) -> str:
     return f"{KEY_PREFIX}:image:{job_id}"
-
-
-def worker_key(worker_id: str) -> str:
-    return f"{KEY_PREFIX}:worker:{worker_id}"
 
 
 def new_job_id() -> str:

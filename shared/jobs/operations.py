@@ -23,7 +23,7 @@ from shared.errors import (
     WorkerLostError,
 )
 from shared.jobs import keys, record, scripts
-from shared.kombu_messages import ClassifyQueue
+from shared.kombu_messages import UNACKED_KEY, ClassifyQueue
 from shared.schemas import ErrorBody, Job, JobResult, JobStatus, NewJob
 
 T = TypeVar("T")
@@ -94,10 +94,10 @@ def enqueue(
     fields = [record.queued_fields(job, created_at=now) for job, _ in uploads]
     # Every job has the same fields, so the script reads them in strides of one width.
     width = 2 * len(fields[0]) if fields else 0
-    script_keys, args = [queue.name], [str(max_queued), str(ttl), str(width)]
+    script_keys, args = [queue.name, keys.QUEUED_KEY], [str(max_queued), str(ttl), str(width)]
     for job_id, job_fields in zip(ids, fields, strict=True):
         script_keys += [keys.job_key(job_id), keys.image_key(job_id)]
-        args += [queue.message(job_id), *itertools.chain(*job_fields.items())]
+        args += [queue.message(job_id), job_id, *itertools.chain(*job_fields.items())]
     images = [
         ("SET", keys.image_key(job_id), image, "EX", ttl)
         for job_id, (_, image) in zip(ids, uploads, strict=True)
@@ -115,11 +115,18 @@ def enqueue(
 def claim(job_id: str, *, worker_id: str, max_attempts: int) -> Operation[Claim | None]:
     """Mark the job running in `worker_id`; None when there is nothing to run.
 
-    Nothing to run: canceled, finished or expired, or started `max_attempts` times already by
-    processes that died (a poison image must not kill workers forever: it fails instead).
+    Nothing to run: canceled, finished or expired; running in another live process; or started
+    `max_attempts` times already by processes that died (a poison image must not kill workers
+    forever: it fails instead).
     """
     now = time.time()
-    script_keys = [keys.job_key(job_id), keys.RUNNING_KEY]
+    script_keys = [
+        keys.job_key(job_id),
+        keys.RUNNING_KEY,
+        keys.WORKERS_KEY,
+        keys.QUEUED_KEY,
+        keys.CLAIM_WATERMARK_KEY,
+    ]
     reply, image = yield from send(
         scripts.CLAIM.call(script_keys, [repr(now), job_id, worker_id, max_attempts]),
         ("GET", keys.image_key(job_id)),
@@ -151,6 +158,7 @@ def _end(job_id: str, status: JobStatus, field: str, payload: str) -> Operation[
         keys.image_key(job_id),
         keys.STATS_KEY,
         keys.RUNNING_KEY,
+        keys.QUEUED_KEY,
     ]
     args = [status.value, field, payload, repr(time.time()), keys.EVENTS_CHANNEL, job_id]
     (done,) = yield from send(scripts.FINISH.call(script_keys, args))
@@ -159,7 +167,7 @@ def _end(job_id: str, status: JobStatus, field: str, payload: str) -> Operation[
 
 def cancel(job_id: str) -> Operation[Job]:
     """Cancel a queued job; `JobNotCancelableError` once it runs or has finished."""
-    script_keys = [keys.job_key(job_id), keys.image_key(job_id), keys.STATS_KEY]
+    script_keys = [keys.job_key(job_id), keys.image_key(job_id), keys.STATS_KEY, keys.QUEUED_KEY]
     args = [repr(time.time()), keys.EVENTS_CHANNEL, job_id]
     (outcome,) = yield from send(scripts.CANCEL.call(script_keys, args))
     if outcome == b"missing":
@@ -198,11 +206,35 @@ def running_jobs() -> Operation[dict[str, str]]:
     return {job_id: (owner or b"").decode() for job_id, owner in zip(ids, owners, strict=True)}
 
 
-def requeue_orphan(job_id: str, *, worker_id: str, queue: ClassifyQueue) -> Operation[bool]:
-    """Put a job back to 'queued', with a new message on `queue`, if `worker_id` still holds it;
-    False when another process has it now or it has finished."""
-    script_keys = [keys.job_key(job_id), keys.RUNNING_KEY, queue.name]
-    (moved,) = yield from send(
-        scripts.REQUEUE.call(script_keys, [worker_id, job_id, queue.message(job_id)])
+def requeue_orphan(
+    job_id: str, *, worker_id: str, queue: ClassifyQueue, max_running_ms: int = 0
+) -> Operation[int]:
+    """Put a job back to 'queued', with a new message on `queue`, if `worker_id` still holds it
+    and its heartbeat has expired (1), or it has run longer than `max_running_ms` (2, when not
+    0); 0 when another process has it now, it is alive and in time, or it has finished."""
+    script_keys = [
+        keys.job_key(job_id),
+        keys.RUNNING_KEY,
+        queue.name,
+        keys.WORKERS_KEY,
+        keys.QUEUED_KEY,
+    ]
+    args = [worker_id, job_id, queue.message(job_id), max_running_ms]
+    (outcome,) = yield from send(scripts.REQUEUE.call(script_keys, args))
+    return int(outcome)
+
+
+def lost_messages(queue: ClassifyQueue, *, grace_ms: int, limit: int) -> Operation[list[str]]:
+    """Queued jobs whose queue message is gone (see `scripts.RECONCILE`), at most `limit`."""
+    script_keys = [keys.QUEUED_KEY, keys.CLAIM_WATERMARK_KEY, queue.name, UNACKED_KEY]
+    (ids,) = yield from send(scripts.RECONCILE.call(script_keys, [grace_ms, limit]))
+    return [job_id.decode() for job_id in ids]
+
+
+def republish(job_id: str, *, queue: ClassifyQueue) -> Operation[bool]:
+    """A new queue message for a queued job that has none; False when it no longer needs one."""
+    script_keys = [keys.job_key(job_id), keys.QUEUED_KEY, queue.name, UNACKED_KEY]
+    (published,) = yield from send(
+        scripts.REPUBLISH.call(script_keys, [job_id, queue.message(job_id)])
     )
-    return bool(moved)
+    return bool(published)

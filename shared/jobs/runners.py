@@ -108,8 +108,20 @@ class JobStore:
     def running_jobs(self) -> dict[str, str]:
         return self._run(ops.running_jobs())
 
-    def requeue_orphan(self, job_id: str, *, worker_id: str, queue: ClassifyQueue) -> bool:
-        return self._run(ops.requeue_orphan(job_id, worker_id=worker_id, queue=queue))
+    def requeue_orphan(
+        self, job_id: str, *, worker_id: str, queue: ClassifyQueue, max_running_ms: int = 0
+    ) -> int:
+        return self._run(
+            ops.requeue_orphan(
+                job_id, worker_id=worker_id, queue=queue, max_running_ms=max_running_ms
+            )
+        )
+
+    def lost_messages(self, queue: ClassifyQueue, *, grace_ms: int, limit: int) -> list[str]:
+        return self._run(ops.lost_messages(queue, grace_ms=grace_ms, limit=limit))
+
+    def republish(self, job_id: str, *, queue: ClassifyQueue) -> bool:
+        return self._run(ops.republish(job_id, queue=queue))
 
 
 class AsyncJobStore:

@@ -72,6 +72,13 @@ def test_redis_persists_with_append_only_file(compose: dict) -> None:
     assert command[command.index("--appendonly") + 1] == "yes"
 
 
+def test_redis_fsyncs_each_write_and_never_evicts(compose: dict) -> None:
+    command = compose["services"]["redis"]["command"]
+    assert command[command.index("--appendfsync") + 1] == "always"
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert command[command.index("--maxmemory") + 1]
+
+
 @pytest.mark.parametrize("dockerfile", ["Dockerfile.api", "Dockerfile.worker"])
 def test_dockerfiles_are_multistage_locked_and_non_root(dockerfile: str) -> None:
     text = (ROOT / dockerfile).read_text()

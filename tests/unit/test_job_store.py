@@ -7,6 +7,7 @@ import fakeredis
 import pytest
 from redis.client import PubSub
 
+from shared import workers
 from shared.errors import ImgclfError, JobNotCancelableError, JobNotFoundError, QueueFullError
 from shared.jobs import EVENTS_CHANNEL, JobStore, NewJob, announced_job, image_key, job_key
 from shared.queue import CLASSIFY_TASK
@@ -231,3 +232,34 @@ def test_jobs_queue_and_claim_after_redis_lost_its_scripts(
     assert claim is not None
     assert claim.image == b"b"
     assert store.get(first.job_id).status is JobStatus.QUEUED
+
+
+def _beat(client: fakeredis.FakeRedis, worker_id: str) -> None:
+    info = workers.WorkerInfo(
+        worker_id=worker_id, hostname="h", pid=1, model_name="m", model_sha256="s",
+        runtime="r", execution_provider="CPU", threads=1, model_load_seconds=0.1,
+    )  # fmt: skip
+    workers.beat(client, info, ttl_seconds=10)
+
+
+def test_a_second_delivery_never_takes_a_job_from_a_live_process(
+    store: JobStore, client: fakeredis.FakeRedis
+) -> None:
+    """Clock skew, a sweep after an outage or a retried enqueue can deliver a running job again:
+    it must not run twice at once, nor count as a death."""
+    job = queue_job(store, NEW, b"abc")
+    _beat(client, "node-a:1")
+    assert store.claim(job.job_id, worker_id="node-a:1") is not None
+    assert store.claim(job.job_id, worker_id="node-b:2") is None
+    assert client.hget(job_key(job.job_id), "worker") == b"node-a:1"
+    assert client.hget(job_key(job.job_id), "attempts") == b"1"
+    workers.leave(client, "node-a:1")  # its process died
+    assert store.claim(job.job_id, worker_id="node-b:2") is not None
+    assert client.hget(job_key(job.job_id), "attempts") == b"2"
+
+
+def test_a_garbage_heartbeat_is_skipped_not_fatal(client: fakeredis.FakeRedis) -> None:
+    _beat(client, "good:1")
+    client.zadd("imgclf:workers", {"junk:2": 10**15})
+    client.hset("imgclf:workers:info", "junk:2", b"{not json")
+    assert [info.worker_id for info in workers.alive(client)] == ["good:1"]

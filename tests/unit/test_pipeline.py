@@ -6,8 +6,9 @@ import fakeredis
 import numpy as np
 import pytest
 
-from shared.jobs import JobStore, NewJob
-from shared.schemas import JobStatus
+from shared.errors import StoreUnavailableError
+from shared.jobs import Claim, JobStore, NewJob
+from shared.schemas import JobResult, JobStatus
 from tests.images import encode, gradient
 from tests.jobs import queue_job
 from tests.processes import ROOT, SHARED_IMAGES
@@ -122,3 +123,44 @@ def test_canceled_job_is_skipped(classifier: Classifier) -> None:
     store.cancel(job_id)
     assert JobRunner(store, classifier, max_pixels=LIMIT).process(job_id) is None
     assert store.get(job_id).status is JobStatus.CANCELED
+
+
+class FlakyStore(JobStore):
+    """A store whose claims and results fail `failures` times each, as a struggling Redis does."""
+
+    def __init__(self, store: JobStore, failures: int) -> None:
+        self.__dict__.update(store.__dict__)
+        self.claims_left = self.finishes_left = failures
+
+    def claim(self, job_id: str, *, worker_id: str = "") -> Claim | None:
+        if self.claims_left:
+            self.claims_left -= 1
+            raise StoreUnavailableError("Redis timed out")
+        return super().claim(job_id, worker_id=worker_id)
+
+    def succeed(self, job_id: str, result: JobResult) -> bool:
+        if self.finishes_left:
+            self.finishes_left -= 1
+            raise StoreUnavailableError("OOM command not allowed")
+        return super().succeed(job_id, result)
+
+
+def test_store_errors_during_claim_and_result_are_retried(classifier: Classifier) -> None:
+    store, job_id = _store_with_job((SHARED_IMAGES / "labrador.jpg").read_bytes())
+    flaky = FlakyStore(store, failures=2)
+    processed = JobRunner(flaky, classifier, max_pixels=LIMIT, store_retry_seconds=30).process(
+        job_id
+    )
+    assert processed is not None
+    assert processed.status is JobStatus.SUCCEEDED
+    assert (flaky.claims_left, flaky.finishes_left) == (0, 0)
+    assert store.get(job_id).status is JobStatus.SUCCEEDED
+
+
+def test_a_store_that_stays_down_leaves_the_job_to_the_sweep(classifier: Classifier) -> None:
+    store, job_id = _store_with_job((SHARED_IMAGES / "labrador.jpg").read_bytes())
+    runner = JobRunner(FlakyStore(store, failures=100), classifier, max_pixels=LIMIT,
+                       store_retry_seconds=0.5)  # fmt: skip
+    with pytest.raises(StoreUnavailableError):
+        runner.process(job_id)
+    assert store.get(job_id).status is JobStatus.QUEUED

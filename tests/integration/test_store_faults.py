@@ -1,0 +1,228 @@
+"""A struggling Redis — full, stalled, losing a delivery, killed — never loses or strands an
+accepted job, and the API answers 503 with Retry-After, never 500."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, suppress
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.integration.jobs_helpers import count_by_status, wait_all_terminal
+from tests.integration.test_faults import FAST, Rig
+from tests.processes import (
+    RedisServer,
+    api_command,
+    api_server,
+    free_port,
+    service_env,
+    worker_command,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    redis = RedisServer(
+        tmp_path / "redis",
+        extra=("--maxmemory-policy", "noeviction", "--enable-debug-command", "yes"),
+    )
+    redis.start()
+    env = service_env(redis.url, **FAST, STORE_RETRY_SECONDS="8")
+    with ExitStack() as stack:
+        api = stack.enter_context(api_server(env, tmp_path / "api.log"))
+        yield Rig(redis, api, env, tmp_path, stack)
+    redis.stop()
+
+
+def _submit_during(api: str, data: bytes, *, seconds: float) -> tuple[list[str], dict[int, int]]:
+    """Submit from 4 clients for `seconds`; the ids accepted, and the count of each status."""
+    accepted: list[str] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client() -> None:
+        with httpx.Client(base_url=api, timeout=30) as http:
+            while time.monotonic() < deadline:
+                response = http.post("/api/v1/jobs", files={"file": ("d.jpg", data)})
+                with lock:
+                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                    if response.status_code == 202:
+                        accepted.append(response.json()["job_id"])
+                    elif response.status_code == 503:
+                        assert response.headers["retry-after"]
+                        assert response.json()["code"] == "store_unavailable"
+                time.sleep(0.02)
+
+    with ThreadPoolExecutor(4) as pool:
+        for future in [pool.submit(client) for _ in range(4)]:
+            future.result()
+    return accepted, statuses
+
+
+def test_redis_reaching_maxmemory_mid_run_refuses_with_503_and_loses_no_job(
+    rig: Rig, labrador_bytes: bytes
+) -> None:
+    rig.start_worker("a")
+    client = rig.redis.client()
+    before, _ = _submit_during(rig.api, labrador_bytes, seconds=1)
+    used = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory", str(used))  # full: every write that needs memory is refused
+    during, statuses = _submit_during(rig.api, labrador_bytes, seconds=3)
+    client.config_set("maxmemory", "0")
+    after, _ = _submit_during(rig.api, labrador_bytes, seconds=1)
+    assert statuses.get(503, 0) > 0, statuses
+    assert set(statuses) <= {202, 503}, statuses
+    jobs = wait_all_terminal(rig.api, before + during + after, timeout=120)
+    assert count_by_status(jobs) == {"succeeded": len(jobs)}
+
+
+def test_a_stalled_redis_longer_than_the_client_timeout_loses_no_job(
+    rig: Rig, labrador_bytes: bytes
+) -> None:
+    """`DEBUG SLEEP` past the 5 s socket timeout while workers claim and finish jobs."""
+    rig.start_worker("a")
+    accepted, _ = _submit_during(rig.api, labrador_bytes, seconds=1)
+    with ThreadPoolExecutor(1) as pool:
+        patient = redis.Redis.from_url(rig.redis.url, socket_timeout=30)
+        stall = pool.submit(patient.execute_command, "DEBUG", "SLEEP", 7)
+        time.sleep(0.2)
+        during, statuses = _submit_during(rig.api, labrador_bytes, seconds=2)
+        assert stall.result() == b"OK"
+    assert set(statuses) <= {202, 503}, statuses
+    jobs = wait_all_terminal(rig.api, accepted + during, timeout=120)
+    assert count_by_status(jobs) == {"succeeded": len(jobs)}
+
+
+class CuttingProxy:
+    """A TCP proxy in front of Redis that, once, swallows a BRPOP reply carrying a message of the
+    queue and resets the connection: the message is popped in Redis and never delivered."""
+
+    def __init__(self, target_port: int, queue: bytes) -> None:
+        self.target_port = target_port
+        self.marker = b"\r\n$%d\r\n%s\r\n" % (len(queue), queue)
+        self.port = free_port()
+        self.cut = threading.Event()
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with suppress(OSError):
+            while True:
+                client, _ = self._server.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+                threading.Thread(target=self._pipe, args=(client, upstream, False)).start()
+                threading.Thread(target=self._pipe, args=(upstream, client, True)).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, replies: bool) -> None:
+        with suppress(OSError):
+            while chunk := source.recv(65536):
+                if replies and not self.cut.is_set() and chunk.startswith(b"*2" + self.marker):
+                    self.cut.set()
+                    break
+                sink.sendall(chunk)
+        for sock in (source, sink):
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def test_a_message_lost_between_pop_and_unacked_is_published_again(
+    rig: Rig, labrador_bytes: bytes
+) -> None:
+    proxy = CuttingProxy(rig.redis.port, b"imgclf")
+    try:
+        # Only the worker talks to Redis through the proxy.
+        rig.env = {**rig.env, "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
+        rig.start_worker("a")
+        accepted, _ = _submit_during(rig.api, labrador_bytes, seconds=1)
+        jobs = wait_all_terminal(rig.api, accepted, timeout=120)
+    finally:
+        proxy.close()
+    assert proxy.cut.is_set()
+    assert count_by_status(jobs) == {"succeeded": len(jobs)}
+
+
+def test_ready_and_the_sweep_do_not_walk_the_keyspace(rig: Rig) -> None:
+    """A million unrelated keys (a day of jobs): presence is one sorted set, not a SCAN."""
+    rig.start_worker("a")
+    client = rig.redis.client()
+    client.execute_command("DEBUG", "POPULATE", 1_000_000, "junk")
+    client.config_resetstat()
+    for _ in range(5):
+        assert httpx.get(f"{rig.api}/ready").json()["workers_online"] == 2
+        assert httpx.get(f"{rig.api}/api/v1/queue").status_code == 200
+    time.sleep(2)  # two sweeps
+    stats = client.info("commandstats")
+    assert "cmdstat_scan" not in stats
+    assert "cmdstat_keys" not in stats
+
+
+def test_a_garbage_heartbeat_leaves_ready_and_the_sweep_working(
+    rig: Rig, labrador_bytes: bytes
+) -> None:
+    rig.start_worker("a")
+    client = rig.redis.client()
+    client.zadd("imgclf:workers", {"intruder:1": 10**15})
+    client.hset("imgclf:workers:info", "intruder:1", b'{"worker_id": 1}')
+    ready = httpx.get(f"{rig.api}/ready")
+    assert (ready.status_code, ready.json()["workers_online"]) == (200, 2)
+    accepted, statuses = _submit_during(rig.api, labrador_bytes, seconds=1)
+    assert set(statuses) == {202}
+    jobs = wait_all_terminal(rig.api, accepted, timeout=60)
+    assert count_by_status(jobs) == {"succeeded": len(jobs)}
+
+
+def test_with_appendfsync_always_a_202_survives_redis_being_killed(
+    tmp_path: Path, labrador_bytes: bytes
+) -> None:
+    """SIGKILL of redis-server 100 ms after a 202; restarted from its append-only file."""
+    redis = RedisServer(tmp_path / "redis", appendonly=True, extra=("--appendfsync", "always"))
+    redis.start()
+    env = service_env(redis.url, **FAST)
+    try:
+        with api_server(env, tmp_path / "api.log") as api:
+            response = httpx.post(f"{api}/api/v1/jobs", files={"file": ("d.jpg", labrador_bytes)})
+            assert response.status_code == 202
+            time.sleep(0.1)
+            assert redis.proc is not None
+            redis.proc.kill()
+            redis.proc.wait()
+            redis.start()
+            rig = Rig(redis, api, env, tmp_path, ExitStack())
+            with rig.stack:
+                rig.start_worker("a")
+                job = wait_all_terminal(api, [response.json()["job_id"]], timeout=60)
+            assert count_by_status(job) == {"succeeded": 1}
+    finally:
+        redis.stop()
+
+
+def test_api_and_worker_refuse_a_redis_that_would_evict_jobs(tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path / "redis", extra=("--maxmemory-policy", "allkeys-lru"))
+    redis.start()
+    env = service_env(redis.url)
+    try:
+        for command in (api_command(free_port()), worker_command()):
+            done = subprocess.run(command, env=env, capture_output=True, timeout=60, check=False)
+            assert done.returncode != 0
+            assert b"maxmemory-policy allkeys-lru" in done.stdout + done.stderr
+        warn = {**env, "REDIS_EVICTION_CHECK": "warn"}
+        with api_server(warn, tmp_path / "api.log") as api:
+            assert httpx.get(f"{api}/health").status_code == 200
+        assert "accepted jobs could vanish" in (tmp_path / "api.log").read_text()
+    finally:
+        redis.stop()
