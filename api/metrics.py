@@ -127,6 +127,7 @@ class QueueCollector(Collector):
         try:
             length = self._store.queue_length(self._queue)
             running = self._store.running_count()
+            queued_bytes = self._store.queued_bytes()
             finished = self._store.finished_counts()
         except StoreUnavailableError:
             log.warning("metrics: Redis unavailable; queue figures left out of this scrape")
@@ -136,6 +137,11 @@ class QueueCollector(Collector):
         )
         yield GaugeMetricFamily(
             "imgclf_jobs_running", "Jobs claimed by a worker and not yet finished", value=running
+        )
+        yield GaugeMetricFamily(
+            "imgclf_queued_image_bytes",
+            "Bytes of the images of queued jobs (limit MAX_QUEUED_BYTES)",
+            value=queued_bytes,
         )
         counter = CounterMetricFamily(
             "imgclf_jobs_finished",

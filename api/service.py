@@ -28,7 +28,7 @@ from shared.errors import (
     JobTimeoutError,
     error_from_code,
 )
-from shared.jobs import AsyncJobStore, JobStore, new_job_id
+from shared.jobs import AsyncJobStore, JobStore, QueueLimits, new_job_id
 from shared.kombu_messages import ClassifyQueue
 from shared.queue import make_celery
 from shared.redis_client import check_eviction_policy, connect, connect_async
@@ -46,11 +46,12 @@ class JobService:
     def __init__(self, settings: Settings) -> None:
         """Connections open lazily, so the API starts even while Redis is down."""
         self.settings = settings
-        self.redis = connect(settings.redis_url)  # blocking: scrapes and worker presence
-        async_redis = connect_async(settings.redis_url)
+        self.redis = connect(settings)  # blocking: scrapes and worker presence
+        async_redis = connect_async(settings)
         self.store = AsyncJobStore(async_redis, ttl_seconds=settings.job_ttl_seconds)
         self.blocking_store = JobStore(self.redis, ttl_seconds=settings.job_ttl_seconds)
         self.queue = ClassifyQueue(settings.queue_name, make_celery(settings))
+        self.queue_limits = QueueLimits(settings.max_queue_length, settings.max_queued_bytes)
         self.events = JobEvents(async_redis)
         self.upload_limits = UploadLimits(
             max_file_bytes=settings.max_upload_bytes,
@@ -127,7 +128,7 @@ class JobService:
         return await self.store.enqueue(
             list(zip(jobs, contents, strict=True)),
             queue=self.queue,
-            max_queued=self.settings.max_queue_length,
+            limits=self.queue_limits,
             job_ids=job_ids,
         )
 

@@ -4,8 +4,11 @@ written by `shared.kombu_messages`."""
 
 from __future__ import annotations
 
+import ssl
+
 from celery import Celery
 
+from shared.redis_client import tls_options
 from shared.settings import Settings
 
 CLASSIFY_TASK = "imgclf.classify"
@@ -34,6 +37,7 @@ def make_celery(settings: Settings) -> Celery:
             "socket_connect_timeout": 2,
             "socket_timeout": 5,
         },
+        broker_use_ssl=_broker_tls(settings),
         broker_connection_retry_on_startup=True,
         # Redis answering "full" (OOM), "read-only" or "busy" to the consumer is a passing state,
         # not a reason to stop the node: reconnect and carry on as after a lost connection.
@@ -45,3 +49,17 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
     )
     return app
+
+
+def _broker_tls(settings: Settings) -> dict[str, object] | None:
+    """kombu's TLS options for a `rediss://` broker: the same verification as every other Redis
+    client of imgclf (`shared.redis_client.tls_options`), where kombu would not verify at all."""
+    options = tls_options(settings)
+    if not options:
+        return None
+    tls: dict[str, object] = {
+        "ssl_cert_reqs": ssl.CERT_NONE if settings.redis_tls_insecure else ssl.CERT_REQUIRED
+    }
+    if "ssl_ca_certs" in options:
+        tls["ssl_ca_certs"] = options["ssl_ca_certs"]
+    return tls

@@ -6,7 +6,8 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterator
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio
@@ -14,6 +15,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from shared.errors import StoreUnavailableError
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -25,29 +27,54 @@ SOCKET_TIMEOUT_SECONDS = 5.0
 HEALTH_CHECK_SECONDS = 15
 
 
-def connect(url: str) -> redis.Redis:
-    """A pooled, blocking client that fails fast when Redis is down, and reconnects after."""
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        socket_timeout=SOCKET_TIMEOUT_SECONDS,
-        health_check_interval=HEALTH_CHECK_SECONDS,
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """redis-py's TLS arguments for a `rediss://` REDIS_URL (none for `redis://`): the server's
+    certificate is verified against REDIS_TLS_CA_FILE (else the system's CAs), unless
+    REDIS_TLS_INSECURE opts out, which is logged."""
+    if urlsplit(settings.redis_url).scheme != "rediss":
+        return {}
+    if settings.redis_tls_insecure:
+        _warn_insecure_once()
+        return {"ssl_cert_reqs": "none", "ssl_check_hostname": False}
+    options: dict[str, Any] = {"ssl_cert_reqs": "required", "ssl_check_hostname": True}
+    if settings.redis_tls_ca_file is not None:
+        options["ssl_ca_certs"] = str(settings.redis_tls_ca_file)
+    return options
+
+
+@functools.cache
+def _warn_insecure_once() -> None:
+    log.warning(
+        "REDIS_TLS_INSECURE is on: Redis's certificate is not verified, so whoever answers at "
+        "REDIS_URL receives its password and every job"
     )
 
 
-def connect_async(url: str) -> redis.asyncio.Redis:
+def connect(settings: Settings) -> redis.Redis:
+    """A pooled, blocking client that fails fast when Redis is down, and reconnects after."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        health_check_interval=HEALTH_CHECK_SECONDS,
+        **tls_options(settings),
+    )
+
+
+def connect_async(settings: Settings) -> redis.asyncio.Redis:
     """The asyncio twin of `connect`, for code that lives on an event loop.
 
     A pooled connection that Redis closed (a restart) fails on first use, where the blocking pool
     replaces it when checked out; one retry on a fresh connection gives the same behaviour.
     """
     return redis.asyncio.Redis.from_url(
-        url,
+        settings.redis_url,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=SOCKET_TIMEOUT_SECONDS,
         health_check_interval=HEALTH_CHECK_SECONDS,
         # Not on timeouts: a transaction whose answer timed out may have run.
         retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        **tls_options(settings),
     )
 
 

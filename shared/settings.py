@@ -19,13 +19,17 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # With `rediss://`: the CA bundle that signed Redis's certificate (default: the system's),
+    # or, explicitly and logged, no verification at all.
+    redis_tls_ca_file: Path | None = None
+    redis_tls_insecure: bool = False
     # A Redis that evicts keys when full can drop accepted jobs: refuse to start on it, or warn.
     redis_eviction_check: Literal["refuse", "warn"] = "refuse"
     # The Redis that `imgclf-stack` starts itself: fsync before answering (a 202 survives a
     # crash of Redis or its host) or once a second (faster; a crash loses up to a second), and a
     # memory ceiling past which it refuses new jobs (503) instead of evicting.
     redis_appendfsync: Literal["always", "everysec"] = "always"
-    redis_maxmemory: str = "1gb"
+    redis_maxmemory: str = "2gb"
     queue_name: str = "imgclf"
 
     model_path: Path = PROJECT_ROOT / "models" / "squeezenet1.1-7.onnx"
@@ -37,6 +41,8 @@ class Settings(BaseSettings):
     upload_memory_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     max_image_pixels: int = Field(default=50_000_000, ge=1)
     max_queue_length: int = Field(default=10_000, ge=1)
+    # Bytes of queued images Redis may hold; at least one full batch.
+    max_queued_bytes: int = Field(default=2**30, ge=1)
     job_ttl_seconds: int = Field(default=24 * 3600, ge=1)
     default_top_k: int = Field(default=5, ge=1, le=1000)
     max_wait_seconds: float = Field(default=30.0, gt=0, le=300)
@@ -80,6 +86,15 @@ class Settings(BaseSettings):
     prometheus_multiproc_dir: Path | None = None
 
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _a_full_batch_fits_the_queue(self) -> Settings:
+        if self.max_queued_bytes < self.max_batch_files * self.max_upload_bytes:
+            raise ValueError(
+                "MAX_QUEUED_BYTES must hold at least one full batch "
+                "(MAX_BATCH_FILES x MAX_UPLOAD_BYTES)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _time_limits_fit_visibility_timeout(self) -> Settings:

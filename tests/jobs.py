@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.jobs import JobStore, NewJob
+from shared.jobs import JobStore, NewJob, QueueLimits
 from shared.kombu_messages import ClassifyQueue
 from shared.queue import make_celery
 from shared.schemas import Job
@@ -13,5 +13,5 @@ NEW = NewJob(filename="a.jpg", content_type="image/jpeg", size_bytes=1, width=1,
 
 
 def queue_job(store: JobStore, job: NewJob = NEW, image: bytes = b"x") -> Job:
-    (queued,) = store.enqueue([(job, image)], queue=QUEUE, max_queued=10_000)
+    (queued,) = store.enqueue([(job, image)], queue=QUEUE, limits=QueueLimits(10_000))
     return queued

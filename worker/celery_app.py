@@ -35,7 +35,7 @@ def _start_node(sender: Any = None, **_: Any) -> None:
     settings = get_settings()
     # Checked in the parent before any child forks: a broken model stops the node with one clear
     # message instead of children crashing in a loop or failing every job.
-    client = connect(settings.redis_url)
+    client = connect(settings)
     try:
         lifecycle.check_model(settings)
         check_eviction_policy(client, refuse=settings.redis_eviction_check == "refuse")

@@ -97,7 +97,7 @@ def _start(settings: Settings) -> WorkerProcess:
     classifier = load_classifier(
         settings.model_path, settings.labels_path, threads=settings.ort_threads()
     )
-    client = connect(settings.redis_url)
+    client = connect(settings)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     process = WorkerProcess(
         settings=settings,

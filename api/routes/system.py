@@ -8,10 +8,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServiceDep
+from api.security import CallerHasKey
 from shared.errors import StoreUnavailableError
 
 router = APIRouter(tags=["system"])
-# /health stays open even with API keys on: orchestrators probe it without credentials.
+# /health and /ready stay open with API keys on: orchestrators probe them without credentials.
 open_router = APIRouter(tags=["system"])
 
 
@@ -21,20 +22,24 @@ async def health() -> dict[str, str]:
     return {"status": "OK"}
 
 
-@router.get("/ready", responses={503: {"description": "Redis or workers missing"}})
-async def ready(service: ServiceDep) -> JSONResponse:
-    """Readiness: 200 only when Redis answers and a worker with the model loaded is alive."""
+@open_router.get("/ready", responses={503: {"description": "Redis or workers missing"}})
+async def ready(service: ServiceDep, has_key: CallerHasKey) -> JSONResponse:
+    """Readiness: 200 only when Redis answers and a worker with the model loaded is alive.
+
+    With API keys on, a caller without one (a probe) learns only whether the API is ready.
+    """
     try:
         live = await service.live_workers()
     except StoreUnavailableError:
-        return _not_ready("Redis is unreachable", redis_ok=False, workers_online=0)
-    if not live:
-        return _not_ready(
-            "no worker with the model loaded is alive", redis_ok=True, workers_online=0
+        answer = _not_ready("Redis is unreachable", redis_ok=False, workers_online=0)
+    else:
+        answer = (
+            _not_ready("no worker with the model loaded is alive", redis_ok=True, workers_online=0)
+            if not live
+            else ({"status": "ready", "redis": "ok", "workers_online": len(live)}, 200)
         )
-    return JSONResponse(
-        {"status": "ready", "redis": "ok", "workers_online": len(live)}, status_code=200
-    )
+    body, status = answer
+    return JSONResponse(body if has_key else {"status": body["status"]}, status_code=status)
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -45,14 +50,14 @@ async def metrics(service: ServiceDep) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def _not_ready(message: str, *, redis_ok: bool, workers_online: int) -> JSONResponse:
-    return JSONResponse(
-        {
-            "status": "not ready",
-            "code": "not_ready",
-            "message": f"Not ready: {message}",
-            "redis": "ok" if redis_ok else "unreachable",
-            "workers_online": workers_online,
-        },
-        status_code=503,
-    )
+def _not_ready(
+    message: str, *, redis_ok: bool, workers_online: int
+) -> tuple[dict[str, object], int]:
+    body: dict[str, object] = {
+        "status": "not ready",
+        "code": "not_ready",
+        "message": f"Not ready: {message}",
+        "redis": "ok" if redis_ok else "unreachable",
+        "workers_online": workers_online,
+    }
+    return body, 503

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from scripts.processes import free_port, running, wait_for_http
-from shared.jobs import EVENTS_CHANNEL, JobStore, NewJob, announced_job
+from shared.jobs import EVENTS_CHANNEL, JobStore, NewJob, QueueLimits, announced_job
 from shared.kombu_messages import ClassifyQueue
 from shared.queue import make_celery
 from shared.redis_client import connect
@@ -106,7 +106,7 @@ def drain(redis_url: str, images: list[bytes]) -> float:
     API, no clients). Finishes are counted from the jobs' own announcements rather than by
     polling Redis, and a job that fails stops the run with its error."""
     settings = Settings(redis_url=redis_url)
-    client = connect(redis_url)
+    client = connect(settings)
     store = JobStore(client, ttl_seconds=600)
     queue = ClassifyQueue(settings.queue_name, make_celery(settings))
     new = NewJob(filename="bench.jpg", content_type="image/jpeg", size_bytes=0, width=0,
@@ -118,7 +118,7 @@ def drain(redis_url: str, images: list[bytes]) -> float:
         for start in range(0, len(images), settings.max_batch_files):
             batch = images[start : start + settings.max_batch_files]
             jobs = store.enqueue([(new, data) for data in batch], queue=queue,
-                                 max_queued=len(images))  # fmt: skip
+                                 limits=QueueLimits(len(images)))  # fmt: skip
             pending.update(job.job_id for job in jobs)
         quiet_since = time.monotonic()
         while pending:

@@ -12,6 +12,11 @@ RUNNING_KEY = f"{KEY_PREFIX}:running"
 # a job claimed so far: together they find queued jobs whose message was lost.
 QUEUED_KEY = f"{KEY_PREFIX}:queued"
 CLAIM_WATERMARK_KEY = f"{KEY_PREFIX}:claimed-watermark"
+# Bytes of queued images, in all and per job (MAX_QUEUED_BYTES).
+QUEUED_BYTES_KEY = f"{KEY_PREFIX}:queued-bytes"
+QUEUED_SIZES_KEY = f"{KEY_PREFIX}:queued-sizes"
+# The three keys the scripts keep together for every queued job, in this order.
+QUEUED_BOOKKEEPING = (QUEUED_KEY, QUEUED_BYTES_KEY, QUEUED_SIZES_KEY)
 SWEEPER_LOCK_KEY = f"{KEY_PREFIX}:sweeper-lock"
 # Live worker processes: a sorted set of ids scored by expiry (Redis's clock, ms), and their info.
 WORKERS_KEY = f"{KEY_PREFIX}:workers"

@@ -79,35 +79,50 @@ def get(job_id: str) -> Operation[Job]:
     return record.job_from_fields(job_id, record.decoded(raw))
 
 
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """How much may wait: jobs (MAX_QUEUE_LENGTH) and bytes of their images (MAX_QUEUED_BYTES)."""
+
+    jobs: int
+    image_bytes: int = 2**63 - 1
+
+
 def enqueue(
     uploads: Sequence[tuple[NewJob, bytes]],
     *,
     queue: ClassifyQueue,
-    max_queued: int,
+    limits: QueueLimits,
     ttl: int,
     job_ids: Sequence[str] | None = None,
 ) -> Operation[list[Job]]:
     """Store a queued job per (job, image) and push its queue message, all in one transaction:
-    every job is queued, or none is (`QueueFullError` past `max_queued` waiting)."""
+    every job is queued, or none is (`QueueFullError` past either limit)."""
     now = time.time()
     ids = list(job_ids) if job_ids is not None else [keys.new_job_id() for _ in uploads]
     fields = [record.queued_fields(job, created_at=now) for job, _ in uploads]
     # Every job has the same fields, so the script reads them in strides of one width.
     width = 2 * len(fields[0]) if fields else 0
-    script_keys, args = [queue.name, keys.QUEUED_KEY], [str(max_queued), str(ttl), str(width)]
-    for job_id, job_fields in zip(ids, fields, strict=True):
+    script_keys = [queue.name, *keys.QUEUED_BOOKKEEPING]
+    args = [str(limits.jobs), str(limits.image_bytes), str(ttl), str(width)]
+    for job_id, job_fields, (_, image) in zip(ids, fields, uploads, strict=True):
         script_keys += [keys.job_key(job_id), keys.image_key(job_id)]
-        args += [queue.message(job_id), job_id, *itertools.chain(*job_fields.items())]
+        args += [queue.message(job_id), job_id, str(len(image))]
+        args += itertools.chain(*job_fields.items())
     images = [
         ("SET", keys.image_key(job_id), image, "EX", ttl)
         for job_id, (_, image) in zip(ids, uploads, strict=True)
     ]
-    *_, (accepted, queued) = yield from send(
+    *_, (accepted, queued, *over) = yield from send(
         *images, scripts.ENQUEUE.call(script_keys, args), atomic=True
     )
+    if not accepted and over == [b"bytes"]:
+        raise QueueFullError(
+            f"The queue is full ({queued} bytes of images waiting, limit {limits.image_bytes}, "
+            "MAX_QUEUED_BYTES); retry later"
+        )
     if not accepted:
         raise QueueFullError(
-            f"The queue is full ({queued} jobs waiting, limit {max_queued}); retry later"
+            f"The queue is full ({queued} jobs waiting, limit {limits.jobs}); retry later"
         )
     return [record.job_from_fields(i, f) for i, f in zip(ids, fields, strict=True)]
 
@@ -124,8 +139,8 @@ def claim(job_id: str, *, worker_id: str, max_attempts: int) -> Operation[Claim 
         keys.job_key(job_id),
         keys.RUNNING_KEY,
         keys.WORKERS_KEY,
-        keys.QUEUED_KEY,
         keys.CLAIM_WATERMARK_KEY,
+        *keys.QUEUED_BOOKKEEPING,
     ]
     reply, image = yield from send(
         scripts.CLAIM.call(script_keys, [repr(now), job_id, worker_id, max_attempts]),
@@ -158,7 +173,7 @@ def _end(job_id: str, status: JobStatus, field: str, payload: str) -> Operation[
         keys.image_key(job_id),
         keys.STATS_KEY,
         keys.RUNNING_KEY,
-        keys.QUEUED_KEY,
+        *keys.QUEUED_BOOKKEEPING,
     ]
     args = [status.value, field, payload, repr(time.time()), keys.EVENTS_CHANNEL, job_id]
     (done,) = yield from send(scripts.FINISH.call(script_keys, args))
@@ -167,7 +182,12 @@ def _end(job_id: str, status: JobStatus, field: str, payload: str) -> Operation[
 
 def cancel(job_id: str) -> Operation[Job]:
     """Cancel a queued job; `JobNotCancelableError` once it runs or has finished."""
-    script_keys = [keys.job_key(job_id), keys.image_key(job_id), keys.STATS_KEY, keys.QUEUED_KEY]
+    script_keys = [
+        keys.job_key(job_id),
+        keys.image_key(job_id),
+        keys.STATS_KEY,
+        *keys.QUEUED_BOOKKEEPING,
+    ]
     args = [repr(time.time()), keys.EVENTS_CHANNEL, job_id]
     (outcome,) = yield from send(scripts.CANCEL.call(script_keys, args))
     if outcome == b"missing":
@@ -177,6 +197,12 @@ def cancel(job_id: str) -> Operation[Job]:
             f"Job {job_id} is {outcome.decode()}; only queued jobs can be canceled"
         )
     return (yield from get(job_id))
+
+
+def queued_bytes() -> Operation[int]:
+    """Bytes of the images of queued jobs (MAX_QUEUED_BYTES counts them)."""
+    (count,) = yield from send(("GET", keys.QUEUED_BYTES_KEY))
+    return int(count or 0)
 
 
 def queue_length(queue_name: str) -> Operation[int]:
@@ -217,7 +243,7 @@ def requeue_orphan(
         keys.RUNNING_KEY,
         queue.name,
         keys.WORKERS_KEY,
-        keys.QUEUED_KEY,
+        *keys.QUEUED_BOOKKEEPING,
     ]
     args = [worker_id, job_id, queue.message(job_id), max_running_ms]
     (outcome,) = yield from send(scripts.REQUEUE.call(script_keys, args))
@@ -233,7 +259,7 @@ def lost_messages(queue: ClassifyQueue, *, grace_ms: int, limit: int) -> Operati
 
 def republish(job_id: str, *, queue: ClassifyQueue) -> Operation[bool]:
     """A new queue message for a queued job that has none; False when it no longer needs one."""
-    script_keys = [keys.job_key(job_id), keys.QUEUED_KEY, queue.name, UNACKED_KEY]
+    script_keys = [keys.job_key(job_id), queue.name, UNACKED_KEY, *keys.QUEUED_BOOKKEEPING]
     (published,) = yield from send(
         scripts.REPUBLISH.call(script_keys, [job_id, queue.message(job_id)])
     )

@@ -11,7 +11,7 @@ import redis.asyncio
 
 from shared.errors import ImgclfError
 from shared.jobs import operations as ops
-from shared.jobs.operations import Claim, Operation, Step
+from shared.jobs.operations import Claim, Operation, QueueLimits, Step
 from shared.kombu_messages import ClassifyQueue
 from shared.redis_client import unavailable_as_store_error
 from shared.schemas import Job, JobResult, NewJob
@@ -77,9 +77,9 @@ class JobStore:
             return pipe.execute()
 
     def enqueue(
-        self, uploads: Sequence[tuple[NewJob, bytes]], *, queue: ClassifyQueue, max_queued: int
+        self, uploads: Sequence[tuple[NewJob, bytes]], *, queue: ClassifyQueue, limits: QueueLimits
     ) -> list[Job]:
-        return self._run(ops.enqueue(uploads, queue=queue, max_queued=max_queued, ttl=self._ttl))
+        return self._run(ops.enqueue(uploads, queue=queue, limits=limits, ttl=self._ttl))
 
     def get(self, job_id: str) -> Job:
         return self._run(ops.get(job_id))
@@ -101,6 +101,9 @@ class JobStore:
 
     def running_count(self) -> int:
         return self._run(ops.running_count())
+
+    def queued_bytes(self) -> int:
+        return self._run(ops.queued_bytes())
 
     def finished_counts(self) -> dict[str, int]:
         return self._run(ops.finished_counts())
@@ -155,12 +158,12 @@ class AsyncJobStore:
         uploads: Sequence[tuple[NewJob, bytes]],
         *,
         queue: ClassifyQueue,
-        max_queued: int,
+        limits: QueueLimits,
         job_ids: Sequence[str] | None = None,
     ) -> list[Job]:
         """`job_ids` (from `new_job_id`) when the caller needs the ids before the jobs exist."""
         return await self._run(
-            ops.enqueue(uploads, queue=queue, max_queued=max_queued, ttl=self._ttl, job_ids=job_ids)
+            ops.enqueue(uploads, queue=queue, limits=limits, ttl=self._ttl, job_ids=job_ids)
         )
 
     async def get(self, job_id: str) -> Job:
@@ -174,3 +177,6 @@ class AsyncJobStore:
 
     async def running_count(self) -> int:
         return await self._run(ops.running_count())
+
+    async def queued_bytes(self) -> int:
+        return await self._run(ops.queued_bytes())

@@ -30,35 +30,64 @@ class Script:
 # script against microseconds for a plain SET or GET, so the store sends them beside the scripts
 # in the same MULTI/EXEC transaction.
 
+# The queued bookkeeping, three keys that always travel together: the queued index (job id ->
+# when queued, Redis's clock), which lets the sweep find a queued job whose message was lost; the
+# bytes of queued images (MAX_QUEUED_BYTES); and each queued job's bytes, to take off again.
+_QUEUED = """
+local function to_queued(index, bytes, sizes, id, size, now)
+  redis.call('ZADD', index, now, id)
+  if redis.call('HSETNX', sizes, id, size) == 1 then redis.call('INCRBY', bytes, size) end
+end
+local function off_queued(index, bytes, sizes, id)
+  local queued_at = redis.call('ZSCORE', index, id)
+  redis.call('ZREM', index, id)
+  local size = redis.call('HGET', sizes, id)
+  if size then
+    redis.call('DECRBY', bytes, size)
+    redis.call('HDEL', sizes, id)
+  end
+  return queued_at
+end
+"""
+
 # Runs after the images were SET in the same transaction.
-# KEYS: queue list, queued index, then the job hash and image key of each job.
-# ARGV: queue limit, TTL, field/value count per job, then per job: message, job id, fields.
+# KEYS: queue list, the queued bookkeeping (3), then the job hash and image key of each job.
+# ARGV: queue limit, queued bytes limit, TTL, field/value count per job, then per job: message,
+# job id, image bytes, fields.
 # Jobs and their queue messages are written together, all or none: a job never exists without
-# the message that gets it run. The queued index (job id -> when queued, Redis's clock) lets the
-# sweep find a queued job whose message was lost. Returns {1, queued before} or, over the limit
-# (images removed again), {0, queued}.
+# the message that gets it run. Returns {1, queued before} or, over a limit (images removed
+# again), {0, jobs queued, 'jobs'} or {0, bytes queued, 'bytes'}.
 ENQUEUE = Script(
     SERVER_NOW_MS
+    + _QUEUED
     + """
 local queued = redis.call('LLEN', KEYS[1])
-local jobs = (#KEYS - 2) / 2
-if queued + jobs > tonumber(ARGV[1]) then
-  for i = 1, jobs do redis.call('DEL', KEYS[2 * i + 2]) end
-  return {0, queued}
+local jobs, width = (#KEYS - 4) / 2, tonumber(ARGV[4])
+local function refuse(...)
+  for i = 1, jobs do redis.call('DEL', KEYS[2 * i + 4]) end
+  return {0, ...}
 end
-local ttl, width, at = ARGV[2], tonumber(ARGV[3]), 4
+if queued + jobs > tonumber(ARGV[1]) then return refuse(queued, 'jobs') end
+local adding, at = 0, 5
 for i = 1, jobs do
-  redis.call('HSET', KEYS[2 * i + 1], unpack(ARGV, at + 2, at + 1 + width))
-  redis.call('EXPIRE', KEYS[2 * i + 1], ttl)
+  adding = adding + tonumber(ARGV[at + 2])
+  at = at + 3 + width
+end
+local bytes = tonumber(redis.call('GET', KEYS[3]) or '0')
+if bytes + adding > tonumber(ARGV[2]) then return refuse(bytes, 'bytes') end
+at = 5
+for i = 1, jobs do
+  redis.call('HSET', KEYS[2 * i + 3], unpack(ARGV, at + 3, at + 2 + width))
+  redis.call('EXPIRE', KEYS[2 * i + 3], ARGV[3])
   redis.call('LPUSH', KEYS[1], ARGV[at])
-  redis.call('ZADD', KEYS[2], now, ARGV[at + 1])
-  at = at + 2 + width
+  to_queued(KEYS[2], KEYS[3], KEYS[4], ARGV[at + 1], ARGV[at + 2], now)
+  at = at + 3 + width
 end
 return {1, queued}
 """
 )
 
-# KEYS: job hash, running set, workers zset, queued index, claim watermark.
+# KEYS: job hash, running set, workers zset, claim watermark, the queued bookkeeping (3).
 # ARGV: now, job id, worker id, max attempts.
 # A job redelivered while 'running' runs again only when its owner process is gone (its heartbeat
 # expired on Redis's clock) or is this very process; a terminal one never does. `attempts`
@@ -68,6 +97,7 @@ return {1, queued}
 # has had its message delivered (see RECONCILE).
 CLAIM = Script(
     SERVER_NOW_MS
+    + _QUEUED
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing'} end
@@ -86,12 +116,9 @@ redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'worker'
   'claimed_ms', now)
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('SADD', KEYS[2], ARGV[2])
-local queued_at = redis.call('ZSCORE', KEYS[4], ARGV[2])
-if queued_at then
-  redis.call('ZREM', KEYS[4], ARGV[2])
-  if tonumber(queued_at) > tonumber(redis.call('GET', KEYS[5]) or '0') then
-    redis.call('SET', KEYS[5], queued_at)
-  end
+local queued_at = off_queued(KEYS[5], KEYS[6], KEYS[7], ARGV[2])
+if queued_at and tonumber(queued_at) > tonumber(redis.call('GET', KEYS[4]) or '0') then
+  redis.call('SET', KEYS[4], queued_at)
 end
 local meta = redis.call('HMGET', KEYS[1], 'created_at', 'top_k')
 return {'run', meta[1], meta[2]}
@@ -116,11 +143,12 @@ local function announce(channel, job_key, job_id)
 end
 """
 
-# KEYS: job hash, image, finished-stats hash, running set, queued index.
+# KEYS: job hash, image, finished-stats hash, running set, the queued bookkeeping (3).
 # ARGV: status, field ('result' or 'error'), its JSON, now, events channel, job id.
 # Only the first terminal state is recorded; a late duplicate changes nothing.
 FINISH = Script(
     _ANNOUNCE
+    + _QUEUED
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' and status ~= 'queued' then return 0 end
@@ -128,15 +156,17 @@ redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3], 'finished_at', 
 redis.call('DEL', KEYS[2])
 redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 redis.call('SREM', KEYS[4], ARGV[6])
-redis.call('ZREM', KEYS[5], ARGV[6])
+off_queued(KEYS[5], KEYS[6], KEYS[7], ARGV[6])
 announce(ARGV[5], KEYS[1], ARGV[6])
 return 1
 """
 )
 
-# KEYS: job hash, image, finished-stats hash, queued index. ARGV: now, events channel, job id.
+# KEYS: job hash, image, finished-stats hash, the queued bookkeeping (3).
+# ARGV: now, events channel, job id.
 CANCEL = Script(
     _ANNOUNCE
+    + _QUEUED
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
@@ -144,14 +174,14 @@ if status ~= 'queued' then return status end
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1])
 redis.call('DEL', KEYS[2])
 redis.call('HINCRBY', KEYS[3], 'canceled', 1)
-redis.call('ZREM', KEYS[4], ARGV[3])
+off_queued(KEYS[4], KEYS[5], KEYS[6], ARGV[3])
 announce(ARGV[2], KEYS[1], ARGV[3])
 return 'ok'
 """
 )
 
 
-# KEYS: job hash, running set, queue list, workers zset, queued index.
+# KEYS: job hash, running set, queue list, workers zset, the queued bookkeeping (3).
 # ARGV: worker id that must still hold it, job id, message, max running ms (0: no limit).
 # The sweep's move: a job whose worker process is gone (its heartbeat expired), or that has run
 # longer than any task may (the hard time limit would have ended it), goes back to 'queued' with a
@@ -159,6 +189,7 @@ return 'ok'
 # finished. Returns 1 (owner gone), 2 (ran too long) or 0.
 REQUEUE = Script(
     SERVER_NOW_MS
+    + _QUEUED
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' then
@@ -179,7 +210,7 @@ redis.call('HSET', KEYS[1], 'status', 'queued')
 redis.call('HDEL', KEYS[1], 'worker')
 redis.call('SREM', KEYS[2], ARGV[2])
 redis.call('LPUSH', KEYS[3], ARGV[3])
-redis.call('ZADD', KEYS[5], now, ARGV[2])
+to_queued(KEYS[5], KEYS[6], KEYS[7], ARGV[2], redis.call('HGET', KEYS[1], 'size_bytes') or 0, now)
 return outcome
 """
 )
@@ -206,20 +237,22 @@ return lost
 """
 )
 
-# KEYS: job hash, queued index, queue list, kombu's unacked hash. ARGV: job id, message.
+# KEYS: job hash, queue list, kombu's unacked hash, the queued bookkeeping (3).
+# ARGV: job id, message.
 # Publishes a lost job's message again if it is still queued and still has none; forgets the
-# index entry of a job that has gone (expired). Returns 1 when it published.
+# queued entry of a job that has gone (expired). Returns 1 when it published.
 REPUBLISH = Script(
     SERVER_NOW_MS
+    + _QUEUED
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'queued' then
-  redis.call('ZREM', KEYS[2], ARGV[1])
+  off_queued(KEYS[4], KEYS[5], KEYS[6], ARGV[1])
   return 0
 end
-if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 1 then return 0 end
-redis.call('LPUSH', KEYS[3], ARGV[2])
-redis.call('ZADD', KEYS[2], now, ARGV[1])
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[4], now, ARGV[1])
 return 1
 """
 )

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 
-from shared.jobs import JobStore, NewJob
+from shared.jobs import JobStore, NewJob, QueueLimits
 from shared.kombu_messages import ClassifyQueue
 from shared.queue import make_celery
 from shared.settings import Settings
@@ -26,7 +26,7 @@ def test_enqueued_message_matches_what_kombu_publishes(redis_server: RedisServer
     ours, kombus = ClassifyQueue("ours", app), ClassifyQueue("kombus", app)
     store = JobStore(client, ttl_seconds=60)
     new = NewJob(filename="a", content_type="image/jpeg", size_bytes=1, width=1, height=1, top_k=1)
-    (job,) = store.enqueue([(new, b"x")], queue=ours, max_queued=10)
+    (job,) = store.enqueue([(new, b"x")], queue=ours, limits=QueueLimits(10))
     app.send_task(
         "imgclf.classify", args=[job.job_id], task_id=job.job_id, queue=kombus.name,
         ignore_result=True,

@@ -32,12 +32,16 @@ def test_api_keys_guard_every_route_but_health(tmp_path: Path, labrador_bytes: b
                 ("GET", "/api/v1/model-info"),
                 ("GET", "/api/v1/queue"),
                 ("GET", "/metrics"),
-                ("GET", "/ready"),
                 ("POST", "/api/v1/predict"),
             ]:
                 response = httpx.request(method, f"{api}{path}")
                 assert response.status_code == 401, path
                 assert response.json()["code"] == "unauthorized"
+            # Probes need no key: they learn whether the API is ready, and nothing more.
+            probe = httpx.get(f"{api}/ready")
+            assert (probe.status_code, probe.json()) == (503, {"status": "not ready"})
+            keyed = httpx.get(f"{api}/ready", headers={"X-API-Key": "k-one"}).json()
+            assert keyed["message"] == "Not ready: no worker with the model loaded is alive"
             wrong = httpx.get(f"{api}/api/v1/queue", headers={"X-API-Key": "nope"})
             assert wrong.status_code == 401
             submitted = httpx.post(

@@ -11,7 +11,7 @@ import fakeredis
 import pytest
 
 from shared.errors import JobNotFoundError, QueueFullError
-from shared.jobs import AsyncJobStore, JobStore, NewJob, image_key
+from shared.jobs import AsyncJobStore, JobStore, NewJob, QueueLimits, image_key
 from shared.schemas import JobStatus
 from tests.jobs import QUEUE
 
@@ -50,7 +50,9 @@ def async_store(server: fakeredis.FakeServer) -> AsyncJobStore:
 def test_submitted_jobs_are_queued_with_their_images_and_claimable_by_a_worker(
     server: fakeredis.FakeServer, client: fakeredis.FakeRedis, store: JobStore
 ) -> None:
-    jobs = run(async_store(server).enqueue([(NEW, b"a"), (NEW, b"b")], queue=QUEUE, max_queued=10))
+    jobs = run(
+        async_store(server).enqueue([(NEW, b"a"), (NEW, b"b")], queue=QUEUE, limits=QueueLimits(10))
+    )
     messages = [json.loads(m) for m in reversed(client.lrange(QUEUE.name, 0, -1))]
     assert [m["headers"]["id"] for m in messages] == [job.job_id for job in jobs]
     assert client.get(image_key(jobs[1].job_id)) == b"b"
@@ -65,9 +67,13 @@ def test_submitted_jobs_are_queued_with_their_images_and_claimable_by_a_worker(
 def test_a_submission_over_the_queue_limit_stores_nothing(
     server: fakeredis.FakeServer, client: fakeredis.FakeRedis
 ) -> None:
-    run(async_store(server).enqueue([(NEW, b"a")], queue=QUEUE, max_queued=2))
+    run(async_store(server).enqueue([(NEW, b"a")], queue=QUEUE, limits=QueueLimits(2)))
     with pytest.raises(QueueFullError, match=r"1 jobs waiting, limit 2"):
-        run(async_store(server).enqueue([(NEW, b"b"), (NEW, b"c")], queue=QUEUE, max_queued=2))
+        run(
+            async_store(server).enqueue(
+                [(NEW, b"b"), (NEW, b"c")], queue=QUEUE, limits=QueueLimits(2)
+            )
+        )
     assert client.llen(QUEUE.name) == 1
     assert len(client.keys("imgclf:job:*")) == 1
     assert len(client.keys("imgclf:image:*")) == 1
@@ -76,9 +82,9 @@ def test_a_submission_over_the_queue_limit_stores_nothing(
 def test_submissions_work_after_redis_lost_its_scripts(
     server: fakeredis.FakeServer, client: fakeredis.FakeRedis
 ) -> None:
-    run(async_store(server).enqueue([(NEW, b"a")], queue=QUEUE, max_queued=10))
+    run(async_store(server).enqueue([(NEW, b"a")], queue=QUEUE, limits=QueueLimits(10)))
     client.script_flush()  # what a Redis restart does
-    (job,) = run(async_store(server).enqueue([(NEW, b"b")], queue=QUEUE, max_queued=10))
+    (job,) = run(async_store(server).enqueue([(NEW, b"b")], queue=QUEUE, limits=QueueLimits(10)))
     assert client.llen(QUEUE.name) == 2
     assert client.get(image_key(job.job_id)) == b"b"
 

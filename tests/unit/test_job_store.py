@@ -9,7 +9,15 @@ from redis.client import PubSub
 
 from shared import workers
 from shared.errors import ImgclfError, JobNotCancelableError, JobNotFoundError, QueueFullError
-from shared.jobs import EVENTS_CHANNEL, JobStore, NewJob, announced_job, image_key, job_key
+from shared.jobs import (
+    EVENTS_CHANNEL,
+    JobStore,
+    NewJob,
+    QueueLimits,
+    announced_job,
+    image_key,
+    job_key,
+)
 from shared.queue import CLASSIFY_TASK
 from shared.schemas import JobResult, JobStatus, ModelRef, Prediction, Timings
 from tests.jobs import QUEUE, queue_job
@@ -39,7 +47,7 @@ def store(client: fakeredis.FakeRedis) -> JobStore:
 def test_each_queued_job_gets_one_celery_message_naming_it(
     store: JobStore, client: fakeredis.FakeRedis
 ) -> None:
-    jobs = store.enqueue([(NEW, b"a"), (NEW, b"b")], queue=QUEUE, max_queued=10)
+    jobs = store.enqueue([(NEW, b"a"), (NEW, b"b")], queue=QUEUE, limits=QueueLimits(10))
     messages = [json.loads(m) for m in reversed(client.lrange(QUEUE.name, 0, -1))]
     assert [m["headers"]["id"] for m in messages] == [job.job_id for job in jobs]
     assert {m["headers"]["task"] for m in messages} == {CLASSIFY_TASK}
@@ -51,9 +59,9 @@ def test_each_queued_job_gets_one_celery_message_naming_it(
 def test_a_batch_over_the_queue_limit_is_refused_whole(
     store: JobStore, client: fakeredis.FakeRedis
 ) -> None:
-    store.enqueue([(NEW, b"a")], queue=QUEUE, max_queued=3)
+    store.enqueue([(NEW, b"a")], queue=QUEUE, limits=QueueLimits(3))
     with pytest.raises(QueueFullError, match=r"1 jobs waiting, limit 3"):
-        store.enqueue([(NEW, b"b"), (NEW, b"c"), (NEW, b"d")], queue=QUEUE, max_queued=3)
+        store.enqueue([(NEW, b"b"), (NEW, b"c"), (NEW, b"d")], queue=QUEUE, limits=QueueLimits(3))
     assert client.llen(QUEUE.name) == 1
     assert len(client.keys("imgclf:job:*")) == 1
 
@@ -263,3 +271,25 @@ def test_a_garbage_heartbeat_is_skipped_not_fatal(client: fakeredis.FakeRedis) -
     client.zadd("imgclf:workers", {"junk:2": 10**15})
     client.hset("imgclf:workers:info", "junk:2", b"{not json")
     assert [info.worker_id for info in workers.alive(client)] == ["good:1"]
+
+
+def test_queued_image_bytes_are_capped_and_given_back_when_jobs_leave_the_queue(
+    store: JobStore, client: fakeredis.FakeRedis
+) -> None:
+    limits = QueueLimits(jobs=100, image_bytes=7)  # NEW describes a 3-byte upload
+    first, second = store.enqueue([(NEW, b"aaa"), (NEW, b"bbb")], queue=QUEUE, limits=limits)
+    assert store.queued_bytes() == 6
+    with pytest.raises(
+        QueueFullError, match="6 bytes of images waiting, limit 7, MAX_QUEUED_BYTES"
+    ):
+        store.enqueue([(NEW, b"ccc")], queue=QUEUE, limits=limits)
+    assert client.llen(QUEUE.name) == 2  # refused whole, nothing stored
+    store.claim(first.job_id, worker_id="w")
+    store.cancel(second.job_id)
+    assert store.queued_bytes() == 0
+    (third,) = store.enqueue([(NEW, b"ccc")], queue=QUEUE, limits=limits)
+    assert store.queued_bytes() == 3
+    store.claim(third.job_id, worker_id="w")  # no heartbeat: its process counts as gone
+    assert store.queued_bytes() == 0
+    assert store.requeue_orphan(third.job_id, worker_id="w", queue=QUEUE) == 1
+    assert store.queued_bytes() == 3
