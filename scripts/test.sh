@@ -19,6 +19,8 @@ command -v uv >/dev/null || python3 -m pip install -q uv
 command -v redis-server >/dev/null || apt_install redis-server
 command -v prometheus >/dev/null || apt_install prometheus   # the Prometheus integration test
 command -v chromium >/dev/null || apt_install chromium       # the browser (e2e) tests
+command -v openssl >/dev/null || apt_install openssl         # the Redis TLS test's throwaway CA
+command -v faketime >/dev/null || apt_install faketime       # a worker node with a skewed clock
 
 uv sync --frozen --quiet
 

@@ -24,6 +24,7 @@ from shared.errors import ServiceUnavailableError
 from shared.jobs import JobStore
 from shared.redis_client import connect
 from shared.settings import Settings, get_settings
+from shared.store_health import StoreHealth
 from worker import metrics
 from worker.memory import IdleTrimmer
 from worker.model import Classifier, load_classifier
@@ -99,11 +100,12 @@ def _start(settings: Settings) -> WorkerProcess:
     )
     client = connect(settings)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    health = StoreHealth(settle_seconds=3 * settings.worker_heartbeat_seconds)
     process = WorkerProcess(
         settings=settings,
         classifier=classifier,
         client=client,
-        runner=_runner(settings, client, classifier, worker_id),
+        runner=_runner(settings, client, classifier, worker_id, health),
         worker_id=worker_id,
         trimmer=IdleTrimmer(above_mb=settings.worker_trim_above_mb),
         stop=threading.Event(),
@@ -111,7 +113,7 @@ def _start(settings: Settings) -> WorkerProcess:
     metrics.observe_model_loaded(classifier.load_seconds)
     threading.Thread(
         target=_heartbeat,
-        args=(client, _presence(worker_id, classifier), settings, process.stop),
+        args=(client, _presence(worker_id, classifier), settings, health, process.stop),
         daemon=True,
         name="imgclf-heartbeat",
     ).start()
@@ -130,7 +132,11 @@ def _start(settings: Settings) -> WorkerProcess:
 
 
 def _runner(
-    settings: Settings, client: redis.Redis, classifier: Classifier, worker_id: str
+    settings: Settings,
+    client: redis.Redis,
+    classifier: Classifier,
+    worker_id: str,
+    health: StoreHealth,
 ) -> JobRunner:
     return JobRunner(
         store=JobStore(
@@ -142,6 +148,7 @@ def _runner(
         fast_progressive_jpeg=settings.progressive_jpeg_fast_path,
         soft_limit_errors=(SoftTimeLimitExceeded,),
         store_retry_seconds=settings.store_retry_seconds,
+        health=health,
     )
 
 
@@ -161,7 +168,11 @@ def _presence(worker_id: str, classifier: Classifier) -> workers.WorkerInfo:
 
 
 def _heartbeat(
-    client: redis.Redis, info: workers.WorkerInfo, settings: Settings, stop: threading.Event
+    client: redis.Redis,
+    info: workers.WorkerInfo,
+    settings: Settings,
+    health: StoreHealth,
+    stop: threading.Event,
 ) -> None:
     interval = settings.worker_heartbeat_seconds
     consuming = _node_consuming
@@ -172,6 +183,7 @@ def _heartbeat(
         try:
             workers.beat(client, info, ttl_seconds=interval * 3)
         except ServiceUnavailableError:
+            health.failed()
             log.warning("heartbeat for %s failed: Redis unavailable", info.worker_id)
         if stop.wait(interval):
             return

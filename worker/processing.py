@@ -12,6 +12,7 @@ from shared.backoff import Backoff
 from shared.errors import ImgclfError, JobTimeoutError, StoreUnavailableError
 from shared.jobs import Claim, JobStore
 from shared.schemas import JobResult, JobStatus, ModelRef, Timings
+from shared.store_health import StoreHealth
 from worker.model import Classifier
 from worker.pipeline import Classification, classify
 
@@ -43,13 +44,15 @@ class JobRunner:
     soft_limit_errors: tuple[type[BaseException], ...] = ()
     # How long a claim or an outcome is retried while Redis does not take it (STORE_RETRY_SECONDS).
     store_retry_seconds: float = 20.0
+    # This process's view of Redis lately: no takeovers right after it failed.
+    health: StoreHealth | None = None
 
     def process(self, job_id: str) -> Processed | None:
         """Run a job once; None when there was nothing to do (canceled, finished, expired).
 
         Safe to run twice: the claim refuses terminal jobs and the first recorded outcome wins.
         """
-        claim = self._retrying("claim", lambda: self.store.claim(job_id, worker_id=self.worker_id))
+        claim = self._retrying("claim", lambda: self._claim(job_id))
         if claim is None:
             log.info("job %s skipped: canceled, finished, expired or running elsewhere", job_id)
             return None
@@ -70,6 +73,10 @@ class JobRunner:
         self._retrying("result", lambda: self.store.succeed(job_id, result))
         return Processed(JobStatus.SUCCEEDED, result, outcome, queue_wait)
 
+    def _claim(self, job_id: str) -> Claim | None:
+        takeover = self.health is None or self.health.settled()
+        return self.store.claim(job_id, worker_id=self.worker_id, takeover=takeover)
+
     def _failed(self, job_id: str, error: ImgclfError) -> Processed:
         self._retrying("failure", lambda: self.store.fail(job_id, error))
         return Processed(JobStatus.FAILED)
@@ -83,6 +90,8 @@ class JobRunner:
             try:
                 return call()
             except StoreUnavailableError as exc:
+                if self.health is not None:
+                    self.health.failed()
                 delay = backoff.next_delay()
                 if time.monotonic() + delay > deadline:
                     raise

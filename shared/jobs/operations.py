@@ -127,12 +127,14 @@ def enqueue(
     return [record.job_from_fields(i, f) for i, f in zip(ids, fields, strict=True)]
 
 
-def claim(job_id: str, *, worker_id: str, max_attempts: int) -> Operation[Claim | None]:
+def claim(
+    job_id: str, *, worker_id: str, max_attempts: int, takeover: bool = True
+) -> Operation[Claim | None]:
     """Mark the job running in `worker_id`; None when there is nothing to run.
 
     Nothing to run: canceled, finished or expired; running in another live process; or started
     `max_attempts` times already by processes that died (a poison image must not kill workers
-    forever: it fails instead).
+    forever: it fails instead). Without `takeover`, a job another process holds is never run.
     """
     now = time.time()
     script_keys = [
@@ -143,7 +145,9 @@ def claim(job_id: str, *, worker_id: str, max_attempts: int) -> Operation[Claim 
         *keys.QUEUED_BOOKKEEPING,
     ]
     reply, image = yield from send(
-        scripts.CLAIM.call(script_keys, [repr(now), job_id, worker_id, max_attempts]),
+        scripts.CLAIM.call(
+            script_keys, [repr(now), job_id, worker_id, max_attempts, int(takeover)]
+        ),
         ("GET", keys.image_key(job_id)),
         atomic=True,
     )

@@ -84,8 +84,12 @@ class JobStore:
     def get(self, job_id: str) -> Job:
         return self._run(ops.get(job_id))
 
-    def claim(self, job_id: str, *, worker_id: str = "") -> Claim | None:
-        return self._run(ops.claim(job_id, worker_id=worker_id, max_attempts=self._max_attempts))
+    def claim(self, job_id: str, *, worker_id: str = "", takeover: bool = True) -> Claim | None:
+        return self._run(
+            ops.claim(
+                job_id, worker_id=worker_id, max_attempts=self._max_attempts, takeover=takeover
+            )
+        )
 
     def succeed(self, job_id: str, result: JobResult) -> bool:
         return self._run(ops.succeed(job_id, result))

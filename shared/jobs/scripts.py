@@ -88,7 +88,8 @@ return {1, queued}
 )
 
 # KEYS: job hash, running set, workers zset, claim watermark, the queued bookkeeping (3).
-# ARGV: now, job id, worker id, max attempts.
+# ARGV: now, job id, worker id, max attempts, takeover ('1', or '0' from a process that has just
+# seen Redis fail: every heartbeat expired during the outage, dead ones cannot be told yet).
 # A job redelivered while 'running' runs again only when its owner process is gone (its heartbeat
 # expired on Redis's clock) or is this very process; a terminal one never does. `attempts`
 # counts starts, so past the first only takeovers from dead processes. The store reads the image
@@ -105,6 +106,7 @@ if status ~= 'queued' and status ~= 'running' then return {status} end
 if status == 'running' then
   local owner = redis.call('HGET', KEYS[1], 'worker')
   if owner and owner ~= ARGV[3] then
+    if ARGV[5] ~= '1' then return {'busy'} end
     local expiry = redis.call('ZSCORE', KEYS[3], owner)
     if expiry and tonumber(expiry) > now then return {'busy'} end
   end

@@ -3,6 +3,7 @@ accepted job, and the API answers 503 with Retry-After, never 500."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import threading
@@ -16,14 +17,20 @@ import httpx
 import pytest
 import redis
 
+from shared.kombu_messages import ClassifyQueue
+from shared.queue import make_celery
+from shared.settings import Settings
 from tests.integration.jobs_helpers import count_by_status, wait_all_terminal
 from tests.integration.test_faults import FAST, Rig
 from tests.processes import (
+    SHARED_IMAGES,
     RedisServer,
     api_command,
     api_server,
     free_port,
+    metric_samples,
     service_env,
+    wait_until,
     worker_command,
 )
 
@@ -83,8 +90,13 @@ def test_redis_reaching_maxmemory_mid_run_refuses_with_503_and_loses_no_job(
     after, _ = _submit_during(rig.api, labrador_bytes, seconds=1)
     assert statuses.get(503, 0) > 0, statuses
     assert set(statuses) <= {202, 503}, statuses
+    lifted = time.monotonic()
     jobs = wait_all_terminal(rig.api, before + during + after, timeout=120)
     assert count_by_status(jobs) == {"succeeded": len(jobs)}
+    print(
+        f"\nmaxmemory: {len(jobs)} accepted, {len(jobs)} succeeded; while full {statuses}; "
+        f"all done {time.monotonic() - lifted:.1f} s after the limit was lifted"
+    )
 
 
 def test_a_stalled_redis_longer_than_the_client_timeout_loses_no_job(
@@ -100,8 +112,13 @@ def test_a_stalled_redis_longer_than_the_client_timeout_loses_no_job(
         during, statuses = _submit_during(rig.api, labrador_bytes, seconds=2)
         assert stall.result() == b"OK"
     assert set(statuses) <= {202, 503}, statuses
+    ended = time.monotonic()
     jobs = wait_all_terminal(rig.api, accepted + during, timeout=120)
     assert count_by_status(jobs) == {"succeeded": len(jobs)}
+    print(
+        f"\nDEBUG SLEEP 7: {len(jobs)} accepted, {len(jobs)} succeeded; during it {statuses}; "
+        f"all done {time.monotonic() - ended:.1f} s after it"
+    )
 
 
 class CuttingProxy:
@@ -149,11 +166,16 @@ def test_a_message_lost_between_pop_and_unacked_is_published_again(
         rig.env = {**rig.env, "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
         rig.start_worker("a")
         accepted, _ = _submit_during(rig.api, labrador_bytes, seconds=1)
+        started = time.monotonic()
         jobs = wait_all_terminal(rig.api, accepted, timeout=120)
     finally:
         proxy.close()
     assert proxy.cut.is_set()
     assert count_by_status(jobs) == {"succeeded": len(jobs)}
+    print(
+        f"\nlost delivery: {len(jobs)} accepted, {len(jobs)} succeeded, the last "
+        f"{time.monotonic() - started:.1f} s after submitting ended"
+    )
 
 
 def test_ready_and_the_sweep_do_not_walk_the_keyspace(rig: Rig) -> None:
@@ -226,3 +248,65 @@ def test_api_and_worker_refuse_a_redis_that_would_evict_jobs(tmp_path: Path) -> 
         assert "accepted jobs could vanish" in (tmp_path / "api.log").read_text()
     finally:
         redis.stop()
+
+
+FAKETIME = next(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"), Path("libfaketimeMT.so.1"))
+
+
+def test_skewed_clocks_and_an_outage_with_jobs_running_run_each_job_once(
+    rig: Rig,
+) -> None:
+    """Node b's clock is 60 s ahead (libfaketime), and Redis stops answering for 20 s while both
+    nodes run jobs: no job is taken from a live process, none counts a death, none runs twice."""
+    if not FAKETIME.exists():
+        pytest.fail("libfaketime is not installed: apt-get install faketime")
+    fox = (SHARED_IMAGES / "red-fox-4928x3280.jpg").read_bytes()  # ~0.4 s each: jobs in flight
+    rig.start_worker("a", concurrency=1)
+    ahead = {"LD_PRELOAD": str(FAKETIME), "FAKETIME": "+60", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    rig.env = {**rig.env, **ahead}
+    rig.start_worker("b", concurrency=1)
+    job_ids, _ = _submit_during(rig.api, fox, seconds=2)
+    client = rig.redis.client()
+    wait_until(lambda: client.scard("imgclf:running") == 2, timeout=30,
+               what="a job running on each node")  # fmt: skip
+    running = [member.decode() for member in client.smembers("imgclf:running")]
+    assert rig.redis.proc is not None
+    rig.redis.proc.send_signal(signal.SIGSTOP)
+    time.sleep(20)
+    rig.redis.proc.send_signal(signal.SIGCONT)
+    # A second delivery of the jobs that were running, first in line after the outage, as a
+    # node whose clock is ahead restores "expired" unacknowledged messages.
+    queue = ClassifyQueue("imgclf", make_celery(Settings()))
+    client.rpush("imgclf", *(queue.message(job_id) for job_id in running))
+    resumed = time.monotonic()
+    jobs = wait_all_terminal(rig.api, job_ids, timeout=240)
+    assert count_by_status(jobs) == {"succeeded": len(jobs)}
+    print(
+        f"\nskew + outage: {len(jobs)} accepted, {len(jobs)} succeeded, all done "
+        f"{time.monotonic() - resumed:.1f} s after Redis resumed"
+    )
+    # Every start of a job is a claim, and every claim counts: one attempt each means that no job
+    # was started twice (so none ran twice at once) and that none was counted as a death.
+    attempts = {job_id: int(client.hget(f"imgclf:job:{job_id}", "attempts")) for job_id in job_ids}
+    assert set(attempts.values()) == {1}, attempts
+
+
+def test_an_api_whose_redis_user_may_not_subscribe_still_answers_long_polls(
+    rig: Rig, tmp_path: Path, labrador_bytes: bytes
+) -> None:
+    """The event listener meets NOPERM: it keeps retrying (and its liveness gauge says it is
+    stuck), while long-polls fall back to re-reading the job."""
+    rig.start_worker("a")
+    client = rig.redis.client()
+    client.acl_setuser("api", enabled=True, passwords=["+secret"], keys=["*"], channels=[],
+                       commands=["+@all"], reset_channels=True)  # fmt: skip
+    restricted = {**rig.env, "REDIS_URL": f"redis://api:secret@127.0.0.1:{rig.redis.port}/0"}
+    with api_server(restricted, tmp_path / "restricted-api.log") as api:
+        response = httpx.post(f"{api}/api/v1/jobs", params={"wait": 20},
+                              files={"file": ("d.jpg", labrador_bytes)}, timeout=30)  # fmt: skip
+        assert response.status_code == 200
+        assert response.json()["status"] == "succeeded"
+        gauges = [s for s in metric_samples(api)
+                  if s.name == "imgclf_loop_last_success_timestamp_seconds"]  # fmt: skip
+        assert not gauges  # never a successful pass: an alert on its absence fires
+    assert "NoPermissionError" in (tmp_path / "restricted-api.log").read_text()

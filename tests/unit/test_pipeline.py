@@ -9,6 +9,7 @@ import pytest
 from shared.errors import StoreUnavailableError
 from shared.jobs import Claim, JobStore, NewJob
 from shared.schemas import JobResult, JobStatus
+from shared.store_health import StoreHealth
 from tests.images import encode, gradient
 from tests.jobs import queue_job
 from tests.processes import ROOT, SHARED_IMAGES
@@ -132,11 +133,11 @@ class FlakyStore(JobStore):
         self.__dict__.update(store.__dict__)
         self.claims_left = self.finishes_left = failures
 
-    def claim(self, job_id: str, *, worker_id: str = "") -> Claim | None:
+    def claim(self, job_id: str, *, worker_id: str = "", takeover: bool = True) -> Claim | None:
         if self.claims_left:
             self.claims_left -= 1
             raise StoreUnavailableError("Redis timed out")
-        return super().claim(job_id, worker_id=worker_id)
+        return super().claim(job_id, worker_id=worker_id, takeover=takeover)
 
     def succeed(self, job_id: str, result: JobResult) -> bool:
         if self.finishes_left:
@@ -164,3 +165,21 @@ def test_a_store_that_stays_down_leaves_the_job_to_the_sweep(classifier: Classif
     with pytest.raises(StoreUnavailableError):
         runner.process(job_id)
     assert store.get(job_id).status is JobStatus.QUEUED
+
+
+def test_right_after_an_outage_a_job_held_by_another_process_is_not_taken(
+    classifier: Classifier,
+) -> None:
+    """Every heartbeat expired during the outage, so a dead owner and a live one look alike."""
+    store, job_id = _store_with_job((SHARED_IMAGES / "labrador.jpg").read_bytes())
+    assert store.claim(job_id, worker_id="other:1") is not None  # no heartbeat: looks dead
+    health = StoreHealth(settle_seconds=60)
+    health.failed()
+    runner = JobRunner(store, classifier, max_pixels=LIMIT, worker_id="me:2", health=health)
+    assert runner.process(job_id) is None
+    assert store.get(job_id).status is JobStatus.RUNNING
+    settled = JobRunner(store, classifier, max_pixels=LIMIT, worker_id="me:2",
+                        health=StoreHealth(settle_seconds=60))  # fmt: skip
+    processed = settled.process(job_id)
+    assert processed is not None
+    assert processed.status is JobStatus.SUCCEEDED
