@@ -12,7 +12,7 @@ from api.deps import State
 from api.errors import install_error_handlers
 from api.middleware import RequestMetrics
 from api.routes import jobs, predict, queue, system
-from api.security import api_key_guard
+from api.security import KEY_SCHEMES, ApiKeyMiddleware
 from api.service import JobService
 from shared.settings import Settings, get_settings
 
@@ -42,13 +42,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app, retry_after_seconds=settings.retry_after_seconds)
     # Without API_KEYS there is nothing to check or to document, and no dependency to solve.
     accepted = settings.accepted_api_keys()
-    keyed = [Depends(api_key_guard(accepted))] if accepted else []
+    keyed = [Depends(scheme) for scheme in KEY_SCHEMES] if accepted else []
     app.include_router(jobs.batch_router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(jobs.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(predict.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(queue.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(system.router, dependencies=keyed)
     app.include_router(system.open_router)
+    if accepted:
+        app.add_middleware(
+            ApiKeyMiddleware,
+            keys=accepted,
+            retry_after_seconds=settings.retry_after_seconds,
+            docs_open=settings.api_docs_open,
+        )
     app.add_middleware(RequestMetrics, predict_path=f"{API_PREFIX}/predict")
     return app
 

@@ -1,61 +1,79 @@
-"""Optional API keys: with API_KEYS set, every route but /health and /ready needs one of them."""
+"""Optional API keys: with API_KEYS set, every route but /health and /ready needs one of them.
+
+The key is checked by `ApiKeyMiddleware` from the request's headers, before a byte of its body is
+read: an anonymous client cannot make the API buffer or parse an upload. Keys are compared as
+bytes (a header carries bytes; a non-ASCII key is its UTF-8), in constant time.
+"""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from collections.abc import Iterable
 
-from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.errors import error_response
 from shared.errors import UnauthorizedError
 
-_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="One of API_KEYS")
-_bearer = HTTPBearer(auto_error=False, description="One of API_KEYS, as a bearer token")
+# Declared for the OpenAPI document (the "Authorize" button of /docs); the middleware enforces.
+KEY_SCHEMES = (
+    APIKeyHeader(name="X-API-Key", auto_error=False, description="One of API_KEYS"),
+    HTTPBearer(auto_error=False, description="One of API_KEYS, as a bearer token"),
+)
+OPEN_PATHS = frozenset({"/health", "/ready"})
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+_BEARER = b"bearer "
 
 
-def offers_a_valid_key(
-    accepted: frozenset[str],
-    header_key: str | None,
-    bearer: HTTPAuthorizationCredentials | None,
-) -> bool:
-    """Whether a request carries one of `accepted` (any request does when keys are off)."""
+def offered_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    """The key a request offers: `X-API-Key`, else an `Authorization: Bearer` token."""
+    bearer = None
+    for name, value in headers:
+        if name == b"x-api-key" and value:
+            return value
+        if name == b"authorization" and value[: len(_BEARER)].lower() == _BEARER:
+            bearer = value[len(_BEARER) :].strip()
+    return bearer or None
+
+
+def key_is_valid(offered: bytes | None, accepted: frozenset[bytes]) -> bool:
+    """Whether `offered` is one of `accepted` (any request is, with keys off). Every key is
+    compared, in constant time, so timing reveals nothing about any of them."""
     if not accepted:
         return True
-    offered = header_key or (bearer.credentials if bearer else None)
-    # Compare against every key in constant time, so timing reveals nothing about any.
-    return offered is not None and any(secrets.compare_digest(offered, key) for key in accepted)
+    if offered is None:
+        return False
+    return any([secrets.compare_digest(offered, key) for key in accepted])
 
 
-async def _caller_has_key(
-    request: Request,
-    header_key: Annotated[str | None, Depends(_header)],
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> bool:
-    accepted = request.state.service.settings.accepted_api_keys()
-    return offers_a_valid_key(accepted, header_key, bearer)
+class ApiKeyMiddleware:
+    """401 for a request without a valid key, before the app reads its body; `/health` and
+    `/ready` stay open (probes), and so do the docs when `docs_open`."""
 
-
-# For open routes that say more to a caller with a key (`/ready`).
-CallerHasKey = Annotated[bool, Depends(_caller_has_key)]
-
-
-def api_key_guard(accepted: frozenset[str]) -> Callable[..., Coroutine[Any, Any, None]]:
-    """A dependency that accepts a request carrying one of `accepted` (or any, when empty).
-
-    `async def` without awaiting: it only compares strings, so it runs on the event loop instead
-    of taking a threadpool hop per request.
-    """
-
-    async def require_api_key(
-        header_key: Annotated[str | None, Depends(_header)],
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    def __init__(
+        self, app: ASGIApp, *, keys: frozenset[str], retry_after_seconds: int, docs_open: bool
     ) -> None:
-        if not offers_a_valid_key(accepted, header_key, bearer):
-            raise UnauthorizedError(
-                "A valid API key is required: send it as `X-API-Key: <key>` or "
-                "`Authorization: Bearer <key>`"
-            )
+        self.app = app
+        self.accepted = frozenset(key.encode() for key in keys)
+        self.open_paths = OPEN_PATHS | (DOCS_PATHS if docs_open else frozenset())
+        self.retry_after_seconds = retry_after_seconds
 
-    return require_api_key
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        if key_is_valid(offered_key(scope["headers"]), self.accepted):
+            await self.app(scope, receive, send)
+            return
+        refusal = UnauthorizedError(
+            "A valid API key is required: send it as `X-API-Key: <key>` or "
+            "`Authorization: Bearer <key>`"
+        )
+        response = error_response(refusal, retry_after_seconds=self.retry_after_seconds)
+        await response(scope, receive, send)
+
+
+def caller_has_key(scope: Scope, accepted: frozenset[str]) -> bool:
+    """For open routes that tell more to a caller with a key (`/ready`)."""
+    return key_is_valid(offered_key(scope["headers"]), frozenset(k.encode() for k in accepted))

@@ -35,7 +35,11 @@ FILE_EXTENSIONS: tuple[str, ...] = (
     ".tif",
     ".tiff",
 )
-FORMAT_NAMES = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+FORMAT_NAMES = "JPEG (MPO included), PNG, WebP, GIF, BMP or TIFF"
+
+# Formats that are another one to us. MPO (multi-picture: what many phones and cameras write,
+# with a depth map or a preview as a second frame) is a JPEG whose first frame is the photo.
+_SAME_AS = {"MPO": "JPEG"}
 
 _JPEG_TAIL_BYTES = 1024
 
@@ -55,7 +59,7 @@ def inspect_image(data: bytes, *, max_pixels: int) -> ImageInfo:
     if not data:
         raise InvalidImageError("Invalid image file: the upload is empty")
     image = open_image(data, max_pixels=max_pixels)
-    fmt = image.format or ""
+    fmt = _SAME_AS.get(image.format or "", image.format or "")
     if fmt not in SUPPORTED_FORMATS:
         raise UnsupportedFormatError(
             f"Unsupported image format {fmt or 'unknown'}; supported: "

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     # Comma-separated keys the API accepts; empty: no authentication. Clients send API_KEY.
     api_keys: SecretStr = SecretStr("")
     api_key: SecretStr | None = None
+    # With API_KEYS on, /docs, /redoc and /openapi.json need a key too unless this opens them.
+    api_docs_open: bool = False
 
     ui_port: int = Field(default=8501, ge=1, le=65535)
     flower_port: int = Field(default=5555, ge=1, le=65535)

@@ -38,7 +38,7 @@ def decode_image(data: bytes, *, max_pixels: int, fast_progressive: bool = True)
     image = open_image(data, max_pixels=max_pixels)
     check_pixels(*image.size, max_pixels=max_pixels)
     try:
-        if image.format == "JPEG":
+        if image.format in ("JPEG", "MPO"):  # MPO: a camera's JPEG with more frames
             image = _scaled_jpeg(data, image, fast_progressive=fast_progressive)
         image.load()
         upright = ImageOps.exif_transpose(image)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServiceDep
-from api.security import CallerHasKey
+from api.security import caller_has_key
 from shared.errors import StoreUnavailableError
 
 router = APIRouter(tags=["system"])
@@ -23,7 +23,7 @@ async def health() -> dict[str, str]:
 
 
 @open_router.get("/ready", responses={503: {"description": "Redis or workers missing"}})
-async def ready(service: ServiceDep, has_key: CallerHasKey) -> JSONResponse:
+async def ready(request: Request, service: ServiceDep) -> JSONResponse:
     """Readiness: 200 only when Redis answers and a worker with the model loaded is alive.
 
     With API keys on, a caller without one (a probe) learns only whether the API is ready.
@@ -39,6 +39,7 @@ async def ready(service: ServiceDep, has_key: CallerHasKey) -> JSONResponse:
             else ({"status": "ready", "redis": "ok", "workers_online": len(live)}, 200)
         )
     body, status = answer
+    has_key = caller_has_key(request.scope, service.settings.accepted_api_keys())
     return JSONResponse(body if has_key else {"status": body["status"]}, status_code=status)
 
 

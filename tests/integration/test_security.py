@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pickle
+import socket
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -105,3 +107,36 @@ def test_worker_refuses_pickle_messages(
     assert client.hget(f"imgclf:job:{job['job_id']}", "status") == b"queued"
     log = (stack.logs / "worker.log").read_text()
     assert "untrusted content" in log or "ContentDisallowed" in log
+
+
+def test_keys_are_checked_before_the_body_and_compared_as_bytes(tmp_path: Path) -> None:
+    """An anonymous 600 MB batch is refused from its headers alone; a non-ASCII key is a 401
+    (it used to be a 500), and a non-ASCII key that is configured works."""
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    try:
+        env = service_env(redis.url, API_KEYS="plain, clé-secrète")
+        with api_server(env, tmp_path / "api.log") as api:
+            url = urlsplit(api)
+            with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+                sock.sendall(
+                    b"POST /api/v1/jobs/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 629145600\r\n"
+                    b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+                )
+                reply = sock.recv(65536)  # no byte of the body was sent
+            assert reply.startswith(b"HTTP/1.1 401"), reply[:100]
+            assert b'"unauthorized"' in reply
+            for key in ("é".encode(), "clé-secrète".encode("latin-1"), b"\xff\xfe"):
+                answer = httpx.get(f"{api}/api/v1/queue", headers={"X-API-Key": key})
+                assert answer.status_code == 401, key
+            good = httpx.get(f"{api}/api/v1/queue", headers={"X-API-Key": "clé-secrète".encode()})
+            assert good.status_code == 200
+            for docs in ("/docs", "/redoc", "/openapi.json"):
+                assert httpx.get(f"{api}{docs}").status_code == 401, docs
+            assert httpx.get(f"{api}/openapi.json", headers={"X-API-Key": "plain"}).is_success
+        assert "Traceback" not in (tmp_path / "api.log").read_text()
+        with api_server({**env, "API_DOCS_OPEN": "1"}, tmp_path / "open-api.log") as api:
+            assert httpx.get(f"{api}/openapi.json").status_code == 200
+            assert httpx.get(f"{api}/api/v1/queue").status_code == 401
+    finally:
+        redis.stop()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -145,3 +147,24 @@ def test_decode_rejects_corrupt_pixel_data() -> None:
     corrupt = data[:400] + b"\x00" * 200 + data[-2:]
     with pytest.raises(InvalidImageError):
         decode_image(corrupt, max_pixels=LIMIT)
+
+
+def test_a_multi_picture_jpeg_from_a_camera_is_accepted_as_its_first_frame() -> None:
+    """MPO: a phone's photo with a depth map or preview as a second frame (it was 415)."""
+    photo, depth = gradient(640, 480), Image.new("RGB", (160, 120), (9, 9, 9))
+    buffer = io.BytesIO()
+    photo.save(buffer, "MPO", save_all=True, append_images=[depth], quality=95)
+    data = buffer.getvalue()
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    info = inspect_image(data, max_pixels=10**8)
+    assert (info.format, info.content_type, info.width, info.height) == (
+        "JPEG",
+        "image/jpeg",
+        640,
+        480,
+    )
+    decoded = decode_image(data, max_pixels=10**8)
+    assert decoded.mode == "RGB"
+    assert decoded.size == (640, 480)
+    whole = np.asarray(Image.open(io.BytesIO(encode(photo, "JPEG", quality=95))).convert("RGB"))
+    assert np.abs(np.asarray(decoded).astype(int) - whole.astype(int)).mean() < 2
