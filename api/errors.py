@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 _STATUS: tuple[tuple[type[errors.ImgclfError], int], ...] = (
     (errors.UnsupportedFormatError, 415),
     (errors.UploadTooLargeError, 413),
+    (errors.UploadTimeoutError, 408),
     (errors.InvalidParameterError, 422),
     (errors.ImageTooLargeError, 413),
     (errors.InvalidRequestError, 400),

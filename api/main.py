@@ -17,6 +17,8 @@ from api.service import JobService
 from shared.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
+MAX_FORM_FIELDS = 16
+MAX_FORM_FIELD_BYTES = 16 * 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Asynchronous image classification with SqueezeNet 1.1",
         version="0.1.0",
         lifespan=lifespan,
+        # The upload routes take files only: a few stray text fields are tolerated, small.
+        form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FORM_FIELD_BYTES},
     )
     install_error_handlers(app, retry_after_seconds=settings.retry_after_seconds)
     # Without API_KEYS there is nothing to check or to document, and no dependency to solve.

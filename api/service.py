@@ -38,6 +38,10 @@ from shared.settings import Settings
 # Waiters re-read the job this often even without an event: a safety net, not the mechanism.
 RECHECK_SECONDS = 2.0
 PREDICT_TOP_K = 10
+# A single upload up to this size is checked on the event loop, where a thread hop would cost
+# more than the check; larger ones and batches are checked in the threadpool. The structure caps
+# (`shared.image_structure`) bound what any check costs.
+INLINE_CHECK_BYTES = 256 * 1024
 
 
 class JobService:
@@ -57,6 +61,7 @@ class JobService:
             max_file_bytes=settings.max_upload_bytes,
             max_files=settings.max_batch_files,
             budget=MemoryBudget(settings.upload_memory_bytes),
+            timeout_seconds=settings.upload_timeout_seconds,
         )
         self.registries = (
             metrics.metrics_registry(),
@@ -84,10 +89,10 @@ class JobService:
         """Check every file, then queue them all (or none), under `job_ids` if given; `route`
         labels the submission in the metrics.
 
-        A single upload's header check stays on the event loop (cheaper than a thread hop); a
-        batch's checks go to a worker thread together, so 64 large PNGs cannot stall other
-        requests. The files are closed once their bytes are in Redis (or refused): a request that
-        goes on to wait for its job holds no upload memory meanwhile.
+        A small single upload's header check stays on the event loop (cheaper than a thread
+        hop); larger uploads and a batch's checks go to a worker thread, so large PNGs cannot
+        stall other requests. The files are closed once their bytes are in Redis (or refused): a
+        request that goes on to wait for its job holds no upload memory meanwhile.
         """
         if not 1 <= len(files) <= self.settings.max_batch_files:
             raise InvalidRequestError(
@@ -124,7 +129,8 @@ class JobService:
                     )
             return checked
 
-        jobs = check_all() if len(files) == 1 else await run_in_threadpool(check_all)
+        inline = len(contents) == 1 and len(contents[0]) <= INLINE_CHECK_BYTES
+        jobs = check_all() if inline else await run_in_threadpool(check_all)
         return await self.store.enqueue(
             list(zip(jobs, contents, strict=True)),
             queue=self.queue,

@@ -10,6 +10,7 @@ budget, disk beyond it) instead of Starlette's 1 MB spooled files, whose threadp
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from api.upload_spool import BudgetedSpool, MemoryBudget
-from shared.errors import ImgclfError, InvalidRequestError, UploadTooLargeError
+from shared.errors import ImgclfError, InvalidRequestError, UploadTimeoutError, UploadTooLargeError
 
 # Multipart framing (boundaries, part headers) on top of the file bytes themselves.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
@@ -37,6 +38,7 @@ class UploadLimits:
     max_file_bytes: int
     max_files: int
     budget: MemoryBudget
+    timeout_seconds: float = 60.0
 
     def body_limit(self, files: int) -> int:
         return files * self.max_file_bytes + MULTIPART_OVERHEAD_BYTES
@@ -162,8 +164,23 @@ class UploadRequest(Request):
                 raise HTTPException(status_code=400, detail=exc.message) from exc
 
     async def _limited_stream(self, limit: int, route_files: int) -> AsyncGenerator[bytes, None]:
+        """The body, cut off past `limit` bytes or once it has taken UPLOAD_TIMEOUT_SECONDS: a
+        client that stops sending must not hold its share of the upload budget for good."""
         received = 0
-        async for chunk in self.stream():
+        deadline = asyncio.get_running_loop().time() + self.limits.timeout_seconds
+        chunks = aiter(self.stream())
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                self.refusal = UploadTimeoutError(
+                    f"Upload timed out: the body took longer than {self.limits.timeout_seconds:g}"
+                    " s to arrive (UPLOAD_TIMEOUT_SECONDS)"
+                )
+                raise self.refusal from None
             received += len(chunk)
             if received > limit:
                 self.refusal = self.limits.body_too_large(route_files)

@@ -6,6 +6,7 @@
     │   ├── InvalidImageError          not an image, empty, truncated, undecodable
     │   ├── UnsupportedFormatError     an image, but not a format we accept
     │   ├── UploadTooLargeError        more bytes than MAX_UPLOAD_BYTES
+    │   ├── UploadTimeoutError         a body slower than UPLOAD_TIMEOUT_SECONDS
     │   └── ImageTooLargeError         more pixels than MAX_IMAGE_PIXELS
     ├── UnauthorizedError              API keys are on and the request has no valid one
     ├── JobNotFoundError               unknown or expired job id
@@ -51,6 +52,10 @@ class UnsupportedFormatError(InvalidRequestError):
 
 class UploadTooLargeError(InvalidRequestError):
     code = "upload_too_large"
+
+
+class UploadTimeoutError(InvalidRequestError):
+    code = "upload_timeout"
 
 
 class ImageTooLargeError(InvalidRequestError):

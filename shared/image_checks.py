@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from shared.errors import ImageTooLargeError, InvalidImageError, UnsupportedFormatError
+from shared.image_structure import check_structure
 
 SUPPORTED_FORMATS: dict[str, str] = {
     "JPEG": "image/jpeg",
@@ -58,6 +59,7 @@ def inspect_image(data: bytes, *, max_pixels: int) -> ImageInfo:
     """Check an upload cheaply: a supported, complete image within the pixel limit."""
     if not data:
         raise InvalidImageError("Invalid image file: the upload is empty")
+    check_structure(data)
     image = open_image(data, max_pixels=max_pixels)
     fmt = _SAME_AS.get(image.format or "", image.format or "")
     if fmt not in SUPPORTED_FORMATS:

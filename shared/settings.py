@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     max_batch_files: int = Field(default=64, ge=1, le=1024)
     # Per API process: uploads beyond it wait on disk while their request is parsed.
     upload_memory_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    # A request body must have arrived within this, or it is cut off with 408.
+    upload_timeout_seconds: float = Field(default=60.0, gt=0)
     max_image_pixels: int = Field(default=50_000_000, ge=1)
     max_queue_length: int = Field(default=10_000, ge=1)
     # Bytes of queued images Redis may hold; at least one full batch.

@@ -47,3 +47,34 @@ def jpeg_with_orientation(image: Image.Image, orientation: int) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = orientation
     return encode(image, "JPEG", exif=exif.tobytes(), quality=95)
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+
+def structure_bombs() -> dict[str, tuple[bytes, str]]:
+    """Uploads whose container holds far more pieces than any image needs, each with what its
+    refusal names."""
+    jpeg = encode(gradient(8, 8), "JPEG")
+    png = encode(gradient(8, 8), "PNG")
+    idat = png.index(b"IDAT") - 4
+    progressive = encode(gradient(64, 64), "JPEG", progressive=True)
+    scans = progressive.index(b"\xff\xda")
+    tiff = bytearray(encode(gradient(8, 8), "TIFF"))
+    return {
+        "com-segments": (jpeg[:2] + b"\xff\xfe\x00\x02" * 2_600_000 + jpeg[2:], "JPEG segments"),
+        "png-chunks": (png[:idat] + _chunk(b"prIv", b"") * 600_000 + png[idat:], "PNG chunks"),
+        "jpeg-scans": (progressive[:scans] + progressive[scans:-2] * 20 + b"\xff\xd9", "scans"),
+        "tiff-strips": (_with_strip_count(tiff, 10_000_000), "TIFF strips"),
+    }
+
+
+def _with_strip_count(tiff: bytearray, count: int) -> bytes:
+    order = "little" if tiff[:2] == b"II" else "big"
+    ifd = int.from_bytes(tiff[4:8], order)
+    for index in range(int.from_bytes(tiff[ifd : ifd + 2], order)):
+        entry = ifd + 2 + 12 * index
+        if int.from_bytes(tiff[entry : entry + 2], order) == 273:
+            tiff[entry + 4 : entry + 8] = count.to_bytes(4, order)
+    return bytes(tiff)

@@ -9,6 +9,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,7 +19,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Stack
-from tests.images import encode, gradient, jpeg_with_orientation, png_header_only
+from tests.images import encode, gradient, jpeg_with_orientation, png_header_only, structure_bombs
 
 pytestmark = pytest.mark.integration
 
@@ -253,3 +254,20 @@ def test_system_is_healthy_after_the_corpus(api: httpx.Client, labrador_bytes: b
     job_id = api.post("/api/v1/jobs", files={"file": ("d.jpg", labrador_bytes)}).json()["job_id"]
     job = api.get(f"/api/v1/jobs/{job_id}", params={"wait": 30}).json()
     assert job["result"]["predictions"][0]["label"] == "Labrador retriever"
+
+
+@pytest.mark.parametrize("name", ["com-segments", "png-chunks", "jpeg-scans", "tiff-strips"])
+def test_structure_bombs_are_refused_while_health_keeps_answering(stack: Stack, name: str) -> None:
+    """Checked from the bytes before any parser walks them (they took 4-7 s on the event loop,
+    during which /health did not answer)."""
+    data, what = structure_bombs()[name]
+    with ThreadPoolExecutor(1) as pool:
+        upload = pool.submit(
+            httpx.post, f"{stack.api_url}/api/v1/jobs", files={"file": ("x", data)}, timeout=60
+        )
+        health = [httpx.get(f"{stack.api_url}/health", timeout=10) for _ in range(5)]
+        refused = upload.result()
+    assert [h.status_code for h in health] == [200] * 5
+    assert refused.status_code == 413
+    assert refused.json()["code"] == "image_too_large"
+    assert what in refused.json()["message"]

@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -158,3 +159,31 @@ def _peak_rss_while(pid: int, threads: list[threading.Thread]) -> float:
 
 def _rss_mb(pid: int) -> float:
     return rss_mb(pid)["rss_mb"]
+
+
+def test_bodies_that_stop_arriving_are_cut_with_408_and_give_their_memory_back(
+    tmp_path: Path, labrador_bytes: bytes
+) -> None:
+    """Two uploads stall after 3 MiB each: they used to hold the budget for good, so that every
+    later upload waited on the disk path."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    port = free_port()
+    env = service_env(server.url, UPLOAD_MEMORY_BYTES=str(8 * 2**20), UPLOAD_TIMEOUT_SECONDS="2")
+    try:
+        with running(api_command(port), env=env, log=tmp_path / "api.log"):
+            base = f"http://127.0.0.1:{port}"
+            wait_for_http(f"{base}/health", timeout=30)
+            request = multipart_post("/api/v1/jobs", _noise_jpeg(2400, 1800, 3))
+            stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+            for sock in stalled:
+                sock.sendall(request[: 3 * 2**20])
+            replies = [sock.recv(256).split(b"\r\n")[0] for sock in stalled]
+            assert replies == [b"HTTP/1.1 408 Request Timeout"] * 2
+            for sock in stalled:
+                sock.close()
+            assert _metric(base, "imgclf_api_upload_memory_bytes") == 0
+            accepted = httpx.post(f"{base}/api/v1/jobs", files={"file": ("d.jpg", labrador_bytes)})
+            assert accepted.status_code == 202
+    finally:
+        server.stop()

@@ -9,7 +9,8 @@ from PIL import Image
 from shared.errors import ImageTooLargeError, InvalidImageError, UnsupportedFormatError
 from shared.image_checks import inspect_image
 from shared.model_files import MEAN, STD
-from tests.images import encode, gradient, jpeg_with_orientation, png_header_only
+from tests.images import encode, gradient, jpeg_with_orientation, png_header_only, structure_bombs
+from tests.processes import SHARED_IMAGES
 from worker.images import decode_image, preprocess, to_rgb
 
 pytestmark = pytest.mark.unit
@@ -168,3 +169,18 @@ def test_a_multi_picture_jpeg_from_a_camera_is_accepted_as_its_first_frame() -> 
     assert decoded.size == (640, 480)
     whole = np.asarray(Image.open(io.BytesIO(encode(photo, "JPEG", quality=95))).convert("RGB"))
     assert np.abs(np.asarray(decoded).astype(int) - whole.astype(int)).mean() < 2
+
+
+@pytest.mark.parametrize("name", ["com-segments", "png-chunks", "jpeg-scans", "tiff-strips"])
+def test_structure_bombs_are_refused_before_a_parser_walks_them(name: str) -> None:
+    """Pillow's parsers cost per piece, not per pixel: these took seconds to open."""
+    data, what = structure_bombs()[name]
+    with pytest.raises(ImageTooLargeError, match=what):
+        inspect_image(data, max_pixels=LIMIT)
+
+
+def test_real_photos_stay_far_below_the_structure_caps() -> None:
+    for path in sorted(SHARED_IMAGES.glob("*.jpg")):
+        assert inspect_image(path.read_bytes(), max_pixels=LIMIT).format == "JPEG"
+    big_png = encode(gradient(2000, 1500), "PNG")
+    assert inspect_image(big_png, max_pixels=LIMIT).format == "PNG"
