@@ -99,6 +99,12 @@ PROCESSES = Gauge(
 )
 
 
+RECOVERED_JOBS = Counter(
+    "imgclf_recovered_jobs_total",
+    "Jobs the recovery sweep put back on the queue, by why: dead_worker, overdue, lost_message",
+    ["reason"],
+    registry=WORKER_REGISTRY,
+)
 LOOP_LAST_SUCCESS = Gauge(
     "imgclf_loop_last_success_timestamp_seconds",
     "When a background loop last completed a pass (Unix time)",

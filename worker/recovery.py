@@ -58,12 +58,13 @@ def sweep(
     lost = store.lost_messages(queue, grace_ms=grace_ms, limit=LOST_PER_SWEEP)
     republished = [job_id for job_id in lost if store.republish(job_id, queue=queue)]
     workers.prune(client)
-    for jobs, why in (
-        (requeued, "of dead worker processes"),
-        (overdue, "running past the hard time limit"),
-        (republished, "whose queue message was lost"),
+    for jobs, reason, why in (
+        (requeued, "dead_worker", "of dead worker processes"),
+        (overdue, "overdue", "running past the hard time limit"),
+        (republished, "lost_message", "whose queue message was lost"),
     ):
         if jobs:
+            metrics.RECOVERED_JOBS.labels(reason=reason).inc(len(jobs))
             log.warning("requeued %d job(s) %s: %s", len(jobs), why, jobs)
     return requeued + overdue + republished
 

@@ -52,6 +52,7 @@ def _prometheus_config(path: Path, *, api: int, worker: int, flower: int) -> Non
     config = yaml.safe_load((ROOT / "prometheus.yml").read_text())
     config["global"]["scrape_interval"] = "1s"
     ports = {"imgclf-api": api, "imgclf-worker": worker, "flower": flower}
+    config["rule_files"] = [str(ROOT / rules) for rules in config["rule_files"]]
     config["scrape_configs"] = [job for job in config["scrape_configs"] if job["job_name"] in ports]
     for job in config["scrape_configs"]:
         job.pop("dns_sd_configs", None)
@@ -247,3 +248,25 @@ def test_flower_exports_only_flower_metrics(monitored: Monitored) -> None:
     assert not [name for name in names if name.startswith("imgclf_")]
     jobs = {r["metric"]["job"] for r in monitored.query("imgclf_worker_tasks_total")}
     assert jobs <= {"imgclf-worker"}
+
+
+def test_the_alert_rules_load_and_a_healthy_stack_raises_none(monitored: Monitored) -> None:
+    """The rules prometheus.yml names are loaded by the real server and evaluated against the
+    stack's real series: none of them fires (or is pending) while the stack is healthy."""
+    _eventually(lambda: httpx.get(f"{monitored.prometheus}/api/v1/rules").json()["data"]["groups"])
+    groups = httpx.get(f"{monitored.prometheus}/api/v1/rules").json()["data"]["groups"]
+    rules = {rule["name"]: rule for group in groups for rule in group["rules"]}
+    assert "ImgclfNoWorkerOnline" in rules
+    assert "ImgclfRedisUnreachable" in rules
+    _eventually(lambda: all(rule.get("lastEvaluation", "0001").startswith("20")
+                            for rule in _rules(monitored)))  # fmt: skip
+    assert {rule["name"]: rule["health"] for rule in _rules(monitored)} == dict.fromkeys(
+        rules, "ok"
+    )
+    alerts = httpx.get(f"{monitored.prometheus}/api/v1/alerts").json()["data"]["alerts"]
+    assert [alert["labels"]["alertname"] for alert in alerts] == []
+
+
+def _rules(monitored: Monitored) -> list[dict]:
+    groups = httpx.get(f"{monitored.prometheus}/api/v1/rules").json()["data"]["groups"]
+    return [rule for group in groups for rule in group["rules"]]
