@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
     ort_threads_per_process: int = Field(default=0, ge=0)
     worker_trim_above_mb: int = Field(default=130, ge=0)
+    # An image whose decoding would take more memory than this fails as image_too_large instead
+    # of getting its worker process killed (and retried); 0: no limit.
+    worker_max_image_mb: float = Field(default=1024, ge=0)
     # Large progressive JPEGs decode from only the scans a 1/8-scale decode reads (same pixels).
     progressive_jpeg_fast_path: bool = True
 

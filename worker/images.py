@@ -14,7 +14,7 @@ import math
 import numpy as np
 from PIL import Image, ImageOps
 
-from shared.errors import InvalidImageError
+from shared.errors import ImageTooLargeError, InvalidImageError
 from shared.image_checks import check_pixels, open_image
 from shared.model_files import CROP_SIZE, MEAN, RESIZE_SHORTER_SIDE, STD
 from worker import metrics
@@ -32,19 +32,47 @@ log = logging.getLogger(__name__)
 _fallbacks_logged: set[str] = set()
 
 
-def decode_image(data: bytes, *, max_pixels: int, fast_progressive: bool = True) -> Image.Image:
+def decode_image(
+    data: bytes, *, max_pixels: int, fast_progressive: bool = True, max_memory_mb: float = 0
+) -> Image.Image:
     """Decode the first frame to an upright 8-bit RGB image, shrunk early where JPEG allows;
-    `fast_progressive` (PROGRESSIVE_JPEG_FAST_PATH) cuts large progressive JPEGs first."""
+    `fast_progressive` (PROGRESSIVE_JPEG_FAST_PATH) cuts large progressive JPEGs first, and an
+    image whose decoding would need more than `max_memory_mb` (0: no limit) is refused first."""
     image = open_image(data, max_pixels=max_pixels)
     check_pixels(*image.size, max_pixels=max_pixels)
     try:
         if image.format in ("JPEG", "MPO"):  # MPO: a camera's JPEG with more frames
             image = _scaled_jpeg(data, image, fast_progressive=fast_progressive)
+        _check_memory(image, max_memory_mb)
         image.load()
         upright = ImageOps.exif_transpose(image)
         return to_rgb(upright if upright is not None else image)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImageError(f"Invalid image file: {exc}") from exc
+
+
+# Bytes per pixel of a decoded image by mode (others: 4), and how many such images the
+# conversion to RGB holds at its peak (the RGBA composite: the image, a white background and the
+# composite), plus the RGB result itself.
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16B": 2,
+                    "I;16L": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}  # fmt: skip
+_CONVERSION_COPIES = 3
+
+
+def decode_memory_mb(image: Image.Image) -> float:
+    """About how much memory decoding `image` (at its drafted size) and converting it to RGB
+    takes at the peak."""
+    width, height = image.size
+    per_pixel = _BYTES_PER_PIXEL.get(image.mode, 4) * _CONVERSION_COPIES + 3
+    return width * height * per_pixel / 2**20
+
+
+def _check_memory(image: Image.Image, max_memory_mb: float) -> None:
+    if max_memory_mb and (needed := decode_memory_mb(image)) > max_memory_mb:
+        raise ImageTooLargeError(
+            f"Image too large to decode: {image.size[0]}x{image.size[1]} {image.mode} needs about "
+            f"{needed:.0f} MB, over the limit of {max_memory_mb:g} MB (WORKER_MAX_IMAGE_MB)"
+        )
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -53,7 +81,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if mode == "RGB":
         return image
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
+        rgba = image if mode == "RGBA" else image.convert("RGBA")  # no copy of an RGBA image
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     if mode.startswith("I") or mode == "F":
@@ -128,7 +156,12 @@ def _to_uint8(array: np.ndarray, *, sixteen_bit: bool) -> np.ndarray:
         finite = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         scaled = finite * 255.0 if finite.size and float(finite.max()) <= 1.0 else finite
         return np.clip(scaled, 0, 255).astype(np.uint8)
-    wide = array.astype(np.int64)
-    if sixteen_bit or (wide.size and int(wide.max()) > 255):
-        return (np.clip(wide, 0, 65535) // 257).astype(np.uint8)
-    return np.clip(wide, 0, 255).astype(np.uint8)
+    # Integer pixels stay in their own width (an int64 copy of a 50 MP image is 400 MB).
+    if array.dtype == np.uint16:
+        return (array // 257).astype(np.uint8)
+    if sixteen_bit or (array.size and int(array.max()) > 255):
+        wide: np.ndarray = np.clip(array, 0, 65535)
+        wide //= 257
+        return wide.astype(np.uint8)
+    clipped: np.ndarray = np.clip(array, 0, 255)
+    return clipped.astype(np.uint8)

@@ -28,6 +28,7 @@ from shared.store_health import StoreHealth
 from worker import metrics
 from worker.memory import IdleTrimmer
 from worker.model import Classifier, load_classifier
+from worker.pipeline import Decoding
 from worker.processing import JobRunner
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,10 @@ def _runner(
         classifier=classifier,
         max_pixels=settings.max_image_pixels,
         worker_id=worker_id,
-        fast_progressive_jpeg=settings.progressive_jpeg_fast_path,
+        decoding=Decoding(
+            fast_progressive=settings.progressive_jpeg_fast_path,
+            max_memory_mb=settings.worker_max_image_mb,
+        ),
         soft_limit_errors=(SoftTimeLimitExceeded,),
         store_retry_seconds=settings.store_retry_seconds,
         health=health,

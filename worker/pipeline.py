@@ -20,17 +20,33 @@ class Classification:
     inference_seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class Decoding:
+    """How images are decoded: PROGRESSIVE_JPEG_FAST_PATH, WORKER_MAX_IMAGE_MB (0: no limit)."""
+
+    fast_progressive: bool = True
+    max_memory_mb: float = 0
+
+
+DEFAULT_DECODING = Decoding()
+
+
 def classify(
     data: bytes,
     *,
     classifier: Classifier,
     top_k: int,
     max_pixels: int,
-    fast_progressive: bool = True,
+    decoding: Decoding = DEFAULT_DECODING,
 ) -> Classification:
     """Classify encoded image bytes; raises the `shared.errors` types on bad input."""
     t0 = time.perf_counter()
-    image = decode_image(data, max_pixels=max_pixels, fast_progressive=fast_progressive)
+    image = decode_image(
+        data,
+        max_pixels=max_pixels,
+        fast_progressive=decoding.fast_progressive,
+        max_memory_mb=decoding.max_memory_mb,
+    )
     t1 = time.perf_counter()
     batch = preprocess(image)
     t2 = time.perf_counter()

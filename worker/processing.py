@@ -14,7 +14,7 @@ from shared.jobs import Claim, JobStore
 from shared.schemas import JobResult, JobStatus, ModelRef, Timings
 from shared.store_health import StoreHealth
 from worker.model import Classifier
-from worker.pipeline import Classification, classify
+from worker.pipeline import DEFAULT_DECODING, Classification, Decoding, classify
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class JobRunner:
     classifier: Classifier
     max_pixels: int
     worker_id: str = ""
-    fast_progressive_jpeg: bool = True
+    decoding: Decoding = DEFAULT_DECODING
     # Raised into a task that runs past its soft time limit (Celery's SoftTimeLimitExceeded).
     soft_limit_errors: tuple[type[BaseException], ...] = ()
     # How long a claim or an outcome is retried while Redis does not take it (STORE_RETRY_SECONDS).
@@ -106,7 +106,7 @@ class JobRunner:
             classifier=self.classifier,
             top_k=claim.top_k,
             max_pixels=self.max_pixels,
-            fast_progressive=self.fast_progressive_jpeg,
+            decoding=self.decoding,
         )
 
 

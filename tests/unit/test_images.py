@@ -184,3 +184,13 @@ def test_real_photos_stay_far_below_the_structure_caps() -> None:
         assert inspect_image(path.read_bytes(), max_pixels=LIMIT).format == "JPEG"
     big_png = encode(gradient(2000, 1500), "PNG")
     assert inspect_image(big_png, max_pixels=LIMIT).format == "PNG"
+
+
+def test_an_image_over_the_worker_memory_ceiling_fails_as_too_large_before_decoding() -> None:
+    """A 100 KB constant 16-bit PNG of 7071 x 7071 peaked at 1.4 GB in a worker, which the OOM
+    killer ended (and the job was retried on the next process): now it is refused up front."""
+    data = encode(Image.fromarray(np.full((2000, 2000), 40000, np.uint16)), "PNG")
+    with pytest.raises(ImageTooLargeError, match=r"needs about 34 MB.*WORKER_MAX_IMAGE_MB"):
+        decode_image(data, max_pixels=LIMIT, max_memory_mb=20)
+    decoded = decode_image(data, max_pixels=LIMIT, max_memory_mb=100)
+    assert np.asarray(decoded).max() == np.asarray(decoded).min() == 40000 // 257
