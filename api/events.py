@@ -27,6 +27,7 @@ from shared.schemas import Job
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY_SECONDS = 1.0
+STOP_SECONDS = 5.0
 
 
 @dataclass(slots=True)
@@ -49,11 +50,20 @@ class JobEvents:
         self._task = asyncio.create_task(self._listen(), name="imgclf-job-events")
 
     async def stop(self) -> None:
-        if self._task is not None:
+        """Stop listening and close the connections, within STOP_SECONDS whatever state they
+        are in: a process must be able to shut down while Redis hangs. The cancel is repeated:
+        on Python 3.11 a cancel that meets a timeout inside redis-py can be swallowed."""
+        deadline = asyncio.get_running_loop().time() + STOP_SECONDS
+        while self._task is not None and not self._task.done():
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._client.aclose()
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                log.warning("job events: listener did not stop within %s s", STOP_SECONDS)
+                break
+            await asyncio.wait({self._task}, timeout=min(0.5, remaining))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_SECONDS):
+                await self._client.aclose()
 
     @contextlib.asynccontextmanager
     async def watch(self, job_id: str) -> AsyncIterator[Finished]:

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from api.deps import State
 from api.errors import install_error_handlers
 from api.middleware import RequestMetrics
-from api.routes import jobs, predict, queue, system
+from api.routes import jobs, limits, predict, queue, system
 from api.security import KEY_SCHEMES, ApiKeyMiddleware
 from api.service import JobService
 from shared.settings import Settings, get_settings
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(predict.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(queue.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(limits.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(system.router, dependencies=keyed)
     app.include_router(system.open_router)
     if accepted:

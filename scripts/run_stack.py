@@ -142,7 +142,8 @@ def _commands(args: argparse.Namespace, settings: Settings) -> dict[str, list[st
     if not args.no_ui:
         commands["ui"] = [py, "-m", "streamlit", "run", "ui/app.py",
                           "--server.port", str(settings.ui_port), "--server.headless", "true",
-                          "--browser.gatherUsageStats", "false"]  # fmt: skip
+                          "--browser.gatherUsageStats", "false",
+                          "--client.toolbarMode", "minimal"]  # fmt: skip
     if not args.no_flower:
         commands["flower"] = [py, "-m", "celery", "-A", "worker.celery_app", "flower",
                               "--conf=worker/flower_config.py",

@@ -9,7 +9,6 @@ from ui.views import classify, model_info, monitoring
 
 # Errors the app does not handle show a short message, never a traceback.
 st.set_option("client.showErrorDetails", "none")
-st.set_option("client.toolbarMode", "viewer")
 st.set_page_config(page_title="imgclf", page_icon=":material/image_search:", layout="wide")
 
 page = st.navigation(

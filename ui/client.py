@@ -78,6 +78,10 @@ class ApiClient:
     def queue(self) -> dict[str, Any]:
         return self._request("GET", "/api/v1/queue")
 
+    def limits(self) -> dict[str, Any]:
+        """What the API accepts: upload size, formats and file name endings, batch size."""
+        return self._request("GET", "/api/v1/limits")
+
     def metrics_text(self) -> str:
         response = self._send("GET", "/metrics")
         return response.text

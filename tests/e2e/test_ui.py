@@ -87,6 +87,9 @@ def _screenshot(page: Page, name: str) -> None:
 def test_upload_shows_labrador_as_top_prediction_with_chart(page: Page, ui_url: str) -> None:
     page.goto(ui_url)
     expect(page.get_by_role("heading", name="Classify images")).to_be_visible(timeout=30_000)
+    # The uploader promises what the API accepts (MAX_UPLOAD_BYTES), not Streamlit's 200 MB.
+    expect(page.get_by_text("10MB per file", exact=False)).to_be_visible()
+    expect(page.get_by_role("button", name="Deploy")).to_have_count(0)
     page.set_input_files("input[type=file]", str(SHARED_IMAGES / "labrador.jpg"))
     page.get_by_role("button", name="Classify", exact=True).click()
     top = page.get_by_role("heading", name="Labrador retriever — 68.1 %")

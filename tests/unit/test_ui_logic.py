@@ -203,3 +203,13 @@ def test_monitoring_reports_prometheus_down() -> None:
         from_prometheus(
             Prometheus("http://prom.test", transport=httpx.MockTransport(handler)), "5m"
         )
+
+
+def test_client_reads_the_apis_upload_limits() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/v1/limits"
+        return httpx.Response(
+            200, json={"max_upload_bytes": 5 * 2**20, "file_extensions": [".png"]}
+        )
+
+    assert _client(handler).limits()["max_upload_bytes"] == 5 * 2**20

@@ -12,6 +12,7 @@ from ui.formatting import chart_rows, percent, progress, status_label, thumbnail
 from ui.session import Entry, api_client, history
 
 EXTENSIONS = [suffix.removeprefix(".") for suffix in FILE_EXTENSIONS]
+DEFAULT_MAX_UPLOAD_MB = 10  # MAX_UPLOAD_BYTES's default
 # The bar chart shows this many classes, so each job asks for them.
 TOP_K = 10
 # Long-poll per refresh: returns the moment the oldest pending job ends, at most this long.
@@ -24,9 +25,14 @@ def render() -> None:
         "SqueezeNet 1.1 on ImageNet's 1000 classes. Accepted: "
         + ", ".join(sorted(SUPPORTED_FORMATS))
     )
+    extensions, max_mb = _upload_limits()
     with st.form("upload", clear_on_submit=True):
         files = st.file_uploader(
-            "Images", type=EXTENSIONS, accept_multiple_files=True, label_visibility="collapsed"
+            "Images",
+            type=extensions,
+            accept_multiple_files=True,
+            label_visibility="collapsed",
+            max_upload_size=max_mb,
         )
         submitted = st.form_submit_button("Classify", type="primary")
     if submitted and files:
@@ -34,6 +40,17 @@ def render() -> None:
     elif submitted:
         st.warning("Choose one or more images first.")
     _jobs()
+
+
+def _upload_limits() -> tuple[list[str], int]:
+    """The file name endings and the size (whole MB, rounded down) the API accepts, so that the
+    uploader never offers what the API refuses; the defaults while the API is unreachable."""
+    try:
+        limits = api_client().limits()
+    except ApiError:
+        return EXTENSIONS, DEFAULT_MAX_UPLOAD_MB
+    extensions = [suffix.removeprefix(".") for suffix in limits["file_extensions"]]
+    return extensions, max(1, limits["max_upload_bytes"] // 2**20)
 
 
 def _submit(uploads: list[Upload]) -> None:
