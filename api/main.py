@@ -44,16 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FORM_FIELD_BYTES},
     )
     install_error_handlers(app, retry_after_seconds=settings.retry_after_seconds)
-    # Without API_KEYS there is nothing to check or to document, and no dependency to solve.
     accepted = settings.accepted_api_keys()
-    keyed = [Depends(scheme) for scheme in KEY_SCHEMES] if accepted else []
-    app.include_router(jobs.batch_router, prefix=API_PREFIX, dependencies=keyed)
-    app.include_router(jobs.router, prefix=API_PREFIX, dependencies=keyed)
-    app.include_router(predict.router, prefix=API_PREFIX, dependencies=keyed)
-    app.include_router(queue.router, prefix=API_PREFIX, dependencies=keyed)
-    app.include_router(limits.router, prefix=API_PREFIX, dependencies=keyed)
-    app.include_router(system.router, dependencies=keyed)
-    app.include_router(system.open_router)
+    _include_routers(app, keyed=bool(accepted))
     if accepted:
         app.add_middleware(
             ApiKeyMiddleware,
@@ -63,6 +55,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestMetrics, predict_path=f"{API_PREFIX}/predict")
     return app
+
+
+def _include_routers(app: FastAPI, *, keyed: bool) -> None:
+    # The key schemes only document the keys (ApiKeyMiddleware enforces them); without API_KEYS
+    # there is nothing to document, and no dependency to solve per request.
+    dependencies = [Depends(scheme) for scheme in KEY_SCHEMES] if keyed else []
+    for router in (jobs.batch_router, jobs.router, predict.router, queue.router, limits.router):
+        app.include_router(router, prefix=API_PREFIX, dependencies=dependencies)
+    app.include_router(system.router, dependencies=dependencies)
+    app.include_router(system.open_router)
 
 
 app = create_app()

@@ -91,18 +91,20 @@ def start_sweeper(
     grace = 3 * settings.worker_heartbeat_seconds
     max_running = settings.task_time_limit_seconds + grace
 
+    def one_pass(healthy_since: float) -> None:
+        workers.forget_dead_children(client, hostname=node, node_pid=os.getpid())
+        locked = client.set(SWEEPER_LOCK_KEY, node, nx=True, px=int(interval * 1000))
+        if locked and time.monotonic() - healthy_since >= grace:
+            sweep(store, client, queue, max_running_seconds=max_running)
+        metrics.loop_succeeded("recovery")
+
     def loop() -> None:
         backoff = Backoff(first=interval, most=max(interval, 60.0))
         healthy_since: float | None = time.monotonic()
         delay = interval
         while not stop.wait(delay):
             try:
-                workers.forget_dead_children(client, hostname=node, node_pid=os.getpid())
-                locked = client.set(SWEEPER_LOCK_KEY, node, nx=True, px=int(interval * 1000))
-                healthy_since = healthy_since or time.monotonic()
-                if locked and time.monotonic() - healthy_since >= grace:
-                    sweep(store, client, queue, max_running_seconds=max_running)
-                metrics.loop_succeeded("recovery")
+                one_pass(healthy_since := healthy_since or time.monotonic())
                 delay = interval
                 backoff.reset()
             except (ServiceUnavailableError, redis.RedisError) as exc:

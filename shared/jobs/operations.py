@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import redis
 
 from shared.errors import (
     ImgclfError,
@@ -23,25 +20,9 @@ from shared.errors import (
     WorkerLostError,
 )
 from shared.jobs import keys, record, scripts
+from shared.jobs.steps import Operation, send
 from shared.kombu_messages import UNACKED_KEY, ClassifyQueue
 from shared.schemas import ErrorBody, Job, JobResult, JobStatus, NewJob
-
-T = TypeVar("T")
-
-Command = tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """Redis commands sent in one round trip, as one MULTI/EXEC transaction when `atomic`."""
-
-    commands: tuple[Command, ...]
-    atomic: bool = False
-
-
-# An operation yields steps, is sent each step's replies (a list, one per command) and returns
-# its outcome. A runner throws a step's `redis.ResponseError` into it instead of a reply.
-Operation = Generator[Step, list[Any], T]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,18 +34,6 @@ class Claim:
     started_at: float
     top_k: int
     image: bytes
-
-
-def send(*commands: Command, atomic: bool = False) -> Operation[list[Any]]:
-    """One round trip; where Redis lost the scripts it calls (a restart), they are loaded and
-    the step is sent again. Scripts go by SHA without redis-py's per-call `SCRIPT EXISTS`."""
-    step = Step(commands, atomic=atomic)
-    try:
-        return (yield step)
-    except redis.exceptions.NoScriptError:
-        used = {command[1] for command in commands if command[0] == "EVALSHA"}
-        yield Step(tuple(("SCRIPT", "LOAD", scripts.BY_SHA[sha].body) for sha in sorted(used)))
-        return (yield step)
 
 
 def not_found(job_id: str) -> JobNotFoundError:

@@ -11,7 +11,8 @@ import redis.asyncio
 
 from shared.errors import ImgclfError
 from shared.jobs import operations as ops
-from shared.jobs.operations import Claim, Operation, QueueLimits, Step
+from shared.jobs.operations import Claim, QueueLimits
+from shared.jobs.steps import Operation, Step
 from shared.kombu_messages import ClassifyQueue
 from shared.redis_client import unavailable_as_store_error
 from shared.schemas import Job, JobResult, NewJob
