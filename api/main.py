@@ -12,7 +12,7 @@ from api.deps import State
 from api.errors import install_error_handlers
 from api.middleware import RequestMetrics
 from api.routes import jobs, limits, predict, queue, system
-from api.security import KEY_SCHEMES, ApiKeyMiddleware
+from api.security import KEY_SCHEMES, ApiKeyMiddleware, encoded_keys
 from api.service import JobService
 from shared.settings import Settings, get_settings
 
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if accepted:
         app.add_middleware(
             ApiKeyMiddleware,
-            keys=accepted,
+            keys=encoded_keys(accepted),
             retry_after_seconds=settings.retry_after_seconds,
             docs_open=settings.api_docs_open,
         )

@@ -47,15 +47,20 @@ def key_is_valid(offered: bytes | None, accepted: frozenset[bytes]) -> bool:
     return any([secrets.compare_digest(offered, key) for key in accepted])
 
 
+def encoded_keys(keys: frozenset[str]) -> frozenset[bytes]:
+    """API_KEYS as a request's headers carry them: UTF-8 bytes."""
+    return frozenset(key.encode() for key in keys)
+
+
 class ApiKeyMiddleware:
     """401 for a request without a valid key, before the app reads its body; `/health` and
     `/ready` stay open (probes), and so do the docs when `docs_open`."""
 
     def __init__(
-        self, app: ASGIApp, *, keys: frozenset[str], retry_after_seconds: int, docs_open: bool
+        self, app: ASGIApp, *, keys: frozenset[bytes], retry_after_seconds: int, docs_open: bool
     ) -> None:
         self.app = app
-        self.accepted = frozenset(key.encode() for key in keys)
+        self.accepted = keys
         self.open_paths = OPEN_PATHS | (DOCS_PATHS if docs_open else frozenset())
         self.retry_after_seconds = retry_after_seconds
 
@@ -74,6 +79,6 @@ class ApiKeyMiddleware:
         await response(scope, receive, send)
 
 
-def caller_has_key(scope: Scope, accepted: frozenset[str]) -> bool:
+def caller_has_key(scope: Scope, accepted: frozenset[bytes]) -> bool:
     """For open routes that tell more to a caller with a key (`/ready`)."""
-    return key_is_valid(offered_key(scope["headers"]), frozenset(k.encode() for k in accepted))
+    return key_is_valid(offered_key(scope["headers"]), accepted)

@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 
 from api import metrics
 from api.events import Finished, JobEvents
+from api.security import encoded_keys
 from api.upload_form import BudgetedUpload, UploadLimits
 from api.upload_spool import MemoryBudget, disk_turn
 from api.uploads import check_upload, upload_bytes
@@ -56,6 +57,7 @@ class JobService:
         self.blocking_store = JobStore(self.redis, ttl_seconds=settings.job_ttl_seconds)
         self.queue = ClassifyQueue(settings.queue_name, make_celery(settings))
         self.queue_limits = QueueLimits(settings.max_queue_length, settings.max_queued_bytes)
+        self.api_keys = encoded_keys(settings.accepted_api_keys())
         self.events = JobEvents(async_redis)
         self.upload_limits = UploadLimits(
             max_file_bytes=settings.max_upload_bytes,

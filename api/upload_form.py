@@ -43,12 +43,6 @@ class UploadLimits:
     def body_limit(self, files: int) -> int:
         return files * self.max_file_bytes + MULTIPART_OVERHEAD_BYTES
 
-    def file_too_large(self) -> UploadTooLargeError:
-        return UploadTooLargeError(
-            f"Upload too large: each file may have at most {self.max_file_bytes} bytes "
-            "(MAX_UPLOAD_BYTES)"
-        )
-
     def body_too_large(self, files: int) -> UploadTooLargeError:
         return UploadTooLargeError(
             f"Upload too large: the request body exceeds {self.body_limit(files)} bytes "
@@ -70,7 +64,10 @@ class BudgetedUpload(UploadFile):
     async def write(self, data: bytes) -> None:
         self.size = (self.size or 0) + len(data)
         if self.size > self.max_bytes:
-            raise UploadTooLargeError("file too large")  # the request states the limit
+            raise UploadTooLargeError(
+                f"Upload too large: each file may have at most {self.max_bytes} bytes "
+                "(MAX_UPLOAD_BYTES)"
+            )
         if self.spool.on_disk:
             await run_in_threadpool(self.spool.write, data)
         else:
@@ -154,10 +151,7 @@ class UploadRequest(Request):
             parser = BudgetedParser(self.headers, stream, limits=self.limits, **form_limits)
             try:
                 return await parser.parse()
-            except UploadTooLargeError:
-                self.refusal = self.refusal or self.limits.file_too_large()
-                raise self.refusal from None
-            except ImgclfError as exc:
+            except ImgclfError as exc:  # a file or the body too large, too slow, too many files
                 self.refusal = exc
                 raise
             except MultiPartException as exc:

@@ -39,7 +39,7 @@ async def ready(request: Request, service: ServiceDep) -> JSONResponse:
             else ({"status": "ready", "redis": "ok", "workers_online": len(live)}, 200)
         )
     body, status = answer
-    has_key = caller_has_key(request.scope, service.settings.accepted_api_keys())
+    has_key = caller_has_key(request.scope, service.api_keys)
     return JSONResponse(body if has_key else {"status": body["status"]}, status_code=status)
 
 
