@@ -94,7 +94,10 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
     async def domain_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, errors.ImgclfError)
         if status_for(exc) >= 500:
-            log.warning("%s: %s", exc.code, exc.message, exc_info=exc.__cause__ is not None)
+            # One line per refusal: a Redis outage answers every request with a 503, and a
+            # traceback each would bury the log; the cause says which Redis error it was.
+            cause = f" ({type(exc.__cause__).__name__}: {exc.__cause__})" if exc.__cause__ else ""
+            log.warning("%s: %s%s", exc.code, exc.message, cause)
         return error_response(exc, retry_after_seconds=retry_after_seconds)
 
     app.add_exception_handler(errors.ImgclfError, domain_error)

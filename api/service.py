@@ -29,7 +29,7 @@ from shared.errors import (
     JobTimeoutError,
     error_from_code,
 )
-from shared.jobs import AsyncJobStore, JobStore, QueueLimits, new_job_id
+from shared.jobs import AsyncJobStore, JobStore, QueueLimits, Replication, new_job_id
 from shared.kombu_messages import ClassifyQueue
 from shared.queue import make_celery
 from shared.redis_client import check_eviction_policy, connect, connect_async
@@ -53,7 +53,13 @@ class JobService:
         self.settings = settings
         self.redis = connect(settings)  # blocking: scrapes and worker presence
         async_redis = connect_async(settings)
-        self.store = AsyncJobStore(async_redis, ttl_seconds=settings.job_ttl_seconds)
+        self.store = AsyncJobStore(
+            async_redis,
+            ttl_seconds=settings.job_ttl_seconds,
+            replication=Replication(
+                settings.replicas_to_wait_for(), settings.redis_wait_timeout_ms
+            ),
+        )
         self.blocking_store = JobStore(self.redis, ttl_seconds=settings.job_ttl_seconds)
         self.queue = ClassifyQueue(settings.queue_name, make_celery(settings))
         self.queue_limits = QueueLimits(settings.max_queue_length, settings.max_queued_bytes)

@@ -79,6 +79,8 @@ def _ensure_model(source: Path | None) -> int:
 
 def _ensure_redis(settings: Settings, procs: dict[str, subprocess.Popen[bytes]]) -> str:
     url = settings.redis_url
+    if settings.sentinel_addresses():
+        return url  # a Sentinel-managed Redis is run by its operator, never started here
     if _redis_answers(url):
         return url
     parts = urlsplit(url)
@@ -120,6 +122,12 @@ def _ensure_redis(settings: Settings, procs: dict[str, subprocess.Popen[bytes]])
             raise RuntimeError(f"redis-server did not start on port {port}")
         time.sleep(0.1)
     return url
+
+
+def _redis_shown(settings: Settings, redis_url: str) -> str:
+    if settings.sentinel_addresses():
+        return f"master {settings.redis_sentinel_master!r} of sentinels {settings.redis_sentinels}"
+    return redis_url
 
 
 def _redis_answers(url: str) -> bool:
@@ -165,7 +173,7 @@ def _banner(args: argparse.Namespace, settings: Settings, redis_url: str) -> str
     lines = [
         "imgclf is starting:",
         f"  API     {settings.api_url}/docs",
-        f"  Redis   {redis_url}",
+        f"  Redis   {_redis_shown(settings, redis_url)}",
     ]
     if not args.no_ui:
         lines.append(f"  UI      http://127.0.0.1:{settings.ui_port}")

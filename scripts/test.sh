@@ -17,6 +17,7 @@ apt_install() {
 
 command -v uv >/dev/null || python3 -m pip install -q uv
 command -v redis-server >/dev/null || apt_install redis-server
+command -v redis-sentinel >/dev/null || apt_install redis-sentinel   # the failover test
 command -v prometheus >/dev/null || apt_install prometheus   # the Prometheus integration test
 command -v chromium >/dev/null || apt_install chromium       # the browser (e2e) tests
 command -v openssl >/dev/null || apt_install openssl         # the Redis TLS test's throwaway CA

@@ -5,6 +5,7 @@ written by `shared.kombu_messages`."""
 from __future__ import annotations
 
 import ssl
+from urllib.parse import urlsplit
 
 from celery import Celery
 
@@ -16,7 +17,7 @@ CLASSIFY_TASK = "imgclf.classify"
 
 def make_celery(settings: Settings) -> Celery:
     """A Celery app that is reliable by configuration, not by luck."""
-    app = Celery("imgclf", broker=settings.redis_url)
+    app = Celery("imgclf", broker=broker_url(settings))
     app.conf.update(
         # JSON only: a pickle payload from anyone who can reach Redis would be code execution.
         task_serializer="json",
@@ -36,6 +37,7 @@ def make_celery(settings: Settings) -> Celery:
             "visibility_timeout": settings.broker_visibility_timeout_seconds,
             "socket_connect_timeout": 2,
             "socket_timeout": 5,
+            **_sentinel_transport_options(settings),
         },
         broker_use_ssl=_broker_tls(settings),
         broker_connection_retry_on_startup=True,
@@ -49,6 +51,33 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
     )
     return app
+
+
+def broker_url(settings: Settings) -> str:
+    """REDIS_URL, or with REDIS_SENTINELS, kombu's `sentinel://` list of them carrying
+    REDIS_URL's credentials and database (kombu asks the sentinels for the master)."""
+    addresses = settings.sentinel_addresses()
+    if not addresses:
+        return settings.redis_url
+    url = urlsplit(settings.redis_url)
+    credentials = url.netloc.rpartition("@")[0]
+    userinfo = f"{credentials}@" if credentials else ""
+    return ";".join(
+        f"sentinel://{userinfo}{_netloc(host, port)}{url.path or '/0'}" for host, port in addresses
+    )
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _sentinel_transport_options(settings: Settings) -> dict[str, object]:
+    if not settings.sentinel_addresses():
+        return {}
+    sentinel: dict[str, object] = {"socket_connect_timeout": 2, "socket_timeout": 5}
+    if settings.redis_sentinel_password is not None:
+        sentinel["password"] = settings.redis_sentinel_password.get_secret_value()
+    return {"master_name": settings.redis_sentinel_master, "sentinel_kwargs": sentinel}
 
 
 def _broker_tls(settings: Settings) -> dict[str, object] | None:

@@ -7,10 +7,12 @@ import functools
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -50,15 +52,51 @@ def _warn_insecure_once() -> None:
     )
 
 
-def connect(settings: Settings) -> redis.Redis:
-    """A pooled, blocking client that fails fast when Redis is down, and reconnects after."""
-    return redis.Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        socket_timeout=SOCKET_TIMEOUT_SECONDS,
-        health_check_interval=HEALTH_CHECK_SECONDS,
+def _client_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": SOCKET_TIMEOUT_SECONDS,
+        "health_check_interval": HEALTH_CHECK_SECONDS,
         **tls_options(settings),
-    )
+    }
+
+
+def _sentinel_options(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """For a Sentinel-managed Redis: the sentinels' connection options, and the master's (its
+    credentials and database from REDIS_URL, whose host the sentinels replace)."""
+    url = urlsplit(settings.redis_url)
+    tls = tls_options(settings)
+    master = _client_options(settings)
+    master["db"] = int(url.path.strip("/") or 0)
+    if url.username:
+        master["username"] = unquote(url.username)
+    if url.password:
+        master["password"] = unquote(url.password)
+    sentinel: dict[str, Any] = {
+        "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": SOCKET_TIMEOUT_SECONDS,
+        **tls,
+    }
+    if tls:
+        master["ssl"] = sentinel["ssl"] = True
+    if settings.redis_sentinel_password is not None:
+        sentinel["password"] = settings.redis_sentinel_password.get_secret_value()
+    return sentinel, master
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """A pooled, blocking client that fails fast when Redis is down, and reconnects after; with
+    REDIS_SENTINELS, to whichever server the sentinels name master now."""
+    if settings.sentinel_addresses():
+        sentinel, master = _sentinel_options(settings)
+        sentinels = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            settings.sentinel_addresses(), sentinel_kwargs=sentinel
+        )
+        client: redis.Redis = sentinels.master_for(  # type: ignore[no-untyped-call]
+            settings.redis_sentinel_master, redis_class=redis.Redis, **master
+        )
+        return client
+    return redis.Redis.from_url(settings.redis_url, **_client_options(settings))
 
 
 def connect_async(settings: Settings) -> redis.asyncio.Redis:
@@ -67,14 +105,19 @@ def connect_async(settings: Settings) -> redis.asyncio.Redis:
     A pooled connection that Redis closed (a restart) fails on first use, where the blocking pool
     replaces it when checked out; one retry on a fresh connection gives the same behaviour.
     """
+    # Not on timeouts: a transaction whose answer timed out may have run.
+    retry = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
+    if settings.sentinel_addresses():
+        sentinel, master = _sentinel_options(settings)
+        managed = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            settings.sentinel_addresses(), sentinel_kwargs=sentinel
+        )
+        async_client: redis.asyncio.Redis = managed.master_for(
+            settings.redis_sentinel_master, redis_class=redis.asyncio.Redis, retry=retry, **master
+        )
+        return async_client
     return redis.asyncio.Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        socket_timeout=SOCKET_TIMEOUT_SECONDS,
-        health_check_interval=HEALTH_CHECK_SECONDS,
-        # Not on timeouts: a transaction whose answer timed out may have run.
-        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-        **tls_options(settings),
+        settings.redis_url, retry=retry, **_client_options(settings)
     )
 
 

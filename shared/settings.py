@@ -19,6 +19,16 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # A Sentinel-managed Redis: the sentinels (`host:port,...`) and the master's name there. The
+    # master's password and database still come from REDIS_URL (its host is then unused);
+    # REDIS_SENTINEL_PASSWORD is the sentinels' own, where they require one.
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = "imgclf"
+    redis_sentinel_password: SecretStr | None = None
+    # A 202 means this many replicas hold the job (Redis WAIT), or the submit is a 503 after
+    # REDIS_WAIT_TIMEOUT_MS; default: 1 with Sentinel (a failover keeps accepted jobs), else 0.
+    redis_wait_replicas: int | None = Field(default=None, ge=0)
+    redis_wait_timeout_ms: int = Field(default=1000, ge=1)
     # With `rediss://`: the CA bundle that signed Redis's certificate (default: the system's),
     # or, explicitly and logged, no verification at all.
     redis_tls_ca_file: Path | None = None
@@ -95,6 +105,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     @model_validator(mode="after")
+    def _sentinels_are_host_port(self) -> Settings:
+        try:
+            self.sentinel_addresses()
+        except ValueError:
+            raise ValueError(
+                f"REDIS_SENTINELS must be host:port[,host:port...]; got {self.redis_sentinels!r}"
+            ) from None
+        return self
+
+    @model_validator(mode="after")
     def _a_full_batch_fits_the_queue(self) -> Settings:
         if self.max_queued_bytes < self.max_batch_files * self.max_upload_bytes:
             raise ValueError(
@@ -120,6 +140,21 @@ class Settings(BaseSettings):
         return frozenset(
             k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()
         )
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """REDIS_SENTINELS as (host, port) pairs; empty without Sentinel."""
+        addresses = []
+        for item in self.redis_sentinels.split(","):
+            if item.strip():
+                host, _, port = item.strip().rpartition(":")
+                addresses.append((host.strip("[]"), int(port)))
+        return addresses
+
+    def replicas_to_wait_for(self) -> int:
+        """How many replicas must hold a job before its submit answers 202."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if self.redis_sentinels.strip() else 0
 
     def ort_threads(self) -> int:
         """onnxruntime intra-op threads per worker process, so processes don't oversubscribe."""

@@ -21,7 +21,7 @@ from PIL import Image
 
 from shared import workers
 from shared.errors import ServiceUnavailableError
-from shared.jobs import JobStore
+from shared.jobs import JobStore, Replication
 from shared.redis_client import connect
 from shared.settings import Settings, get_settings
 from shared.store_health import StoreHealth
@@ -141,7 +141,12 @@ def _runner(
 ) -> JobRunner:
     return JobRunner(
         store=JobStore(
-            client, ttl_seconds=settings.job_ttl_seconds, max_attempts=settings.max_attempts
+            client,
+            ttl_seconds=settings.job_ttl_seconds,
+            max_attempts=settings.max_attempts,
+            replication=Replication(
+                settings.replicas_to_wait_for(), settings.redis_wait_timeout_ms
+            ),
         ),
         classifier=classifier,
         max_pixels=settings.max_image_pixels,

@@ -17,7 +17,7 @@ from shared.jobs.keys import (
     job_key,
     new_job_id,
 )
-from shared.jobs.operations import Claim, QueueLimits
+from shared.jobs.operations import Claim, QueueLimits, Replication
 from shared.jobs.record import announced_job
 from shared.jobs.runners import AsyncJobStore, JobStore
 from shared.schemas import NewJob
@@ -30,6 +30,7 @@ __all__ = [
     "JobStore",
     "NewJob",
     "QueueLimits",
+    "Replication",
     "announced_job",
     "image_key",
     "job_key",

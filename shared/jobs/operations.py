@@ -17,6 +17,7 @@ from shared.errors import (
     JobNotCancelableError,
     JobNotFoundError,
     QueueFullError,
+    StoreUnavailableError,
     WorkerLostError,
 )
 from shared.jobs import keys, record, scripts
@@ -54,6 +55,14 @@ class QueueLimits:
 
     jobs: int
     image_bytes: int = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Replication:
+    """How many replicas must hold new jobs (Redis WAIT) before they count as accepted."""
+
+    replicas: int
+    timeout_ms: int
 
 
 def enqueue(
@@ -96,6 +105,36 @@ def enqueue(
     return [record.job_from_fields(i, f) for i, f in zip(ids, fields, strict=True)]
 
 
+def replicated_or_withdrawn(
+    job_ids: Sequence[str], queue: ClassifyQueue, replication: Replication
+) -> Operation[None]:
+    """After `enqueue`: wait until `replication.replicas` replicas hold the new jobs, or take
+    them back and fail with `StoreUnavailableError`, since a failover could otherwise lose jobs
+    that were answered 202."""
+    (copies,) = yield from send(("WAIT", replication.replicas, replication.timeout_ms))
+    if int(copies) >= replication.replicas:
+        return
+    yield from send(
+        *(
+            scripts.WITHDRAW.call(
+                [
+                    keys.job_key(job_id),
+                    keys.image_key(job_id),
+                    queue.name,
+                    *keys.QUEUED_BOOKKEEPING,
+                ],
+                [job_id, queue.message(job_id)],
+            )
+            for job_id in job_ids
+        )
+    )
+    raise StoreUnavailableError(
+        f"The job store (Redis) could not copy the job to {replication.replicas} replica(s) "
+        f"within {replication.timeout_ms} ms (REDIS_WAIT_REPLICAS); nothing was queued, retry "
+        "shortly"
+    )
+
+
 def claim(
     job_id: str, *, worker_id: str, max_attempts: int, takeover: bool = True
 ) -> Operation[Claim | None]:
@@ -130,17 +169,33 @@ def claim(
     return Claim(job_id, float(created_at), now, int(top_k), image or b"")
 
 
-def succeed(job_id: str, result: JobResult) -> Operation[bool]:
-    return _end(job_id, JobStatus.SUCCEEDED, "result", result.model_dump_json())
+def succeed(
+    job_id: str, result: JobResult, replication: Replication | None = None
+) -> Operation[bool]:
+    return _end(job_id, JobStatus.SUCCEEDED, "result", result.model_dump_json(), replication)
 
 
-def fail(job_id: str, error: ImgclfError) -> Operation[bool]:
+def fail(
+    job_id: str, error: ImgclfError, replication: Replication | None = None
+) -> Operation[bool]:
     body = ErrorBody(code=error.code, message=error.message)
-    return _end(job_id, JobStatus.FAILED, "error", body.model_dump_json())
+    return _end(job_id, JobStatus.FAILED, "error", body.model_dump_json(), replication)
 
 
-def _end(job_id: str, status: JobStatus, field: str, payload: str) -> Operation[bool]:
-    """Record a terminal state once; False if the job was already terminal or is gone."""
+def _end(
+    job_id: str,
+    status: JobStatus,
+    field: str,
+    payload: str,
+    replication: Replication | None,
+) -> Operation[bool]:
+    """Record a terminal state once; False if the job was already terminal or is gone.
+
+    With `replication`, it waits for the replicas too, but only so that a master that dies
+    before a replica has the outcome fails the call (a lost connection), and the caller writes
+    the outcome again to the new master; a replica merely slow to answer is not worth stalling
+    the worker for, so WAIT's count is not checked.
+    """
     script_keys = [
         keys.job_key(job_id),
         keys.image_key(job_id),
@@ -150,6 +205,8 @@ def _end(job_id: str, status: JobStatus, field: str, payload: str) -> Operation[
     ]
     args = [status.value, field, payload, repr(time.time()), keys.EVENTS_CHANNEL, job_id]
     (done,) = yield from send(scripts.FINISH.call(script_keys, args))
+    if replication is not None and replication.replicas > 0:
+        yield from send(("WAIT", replication.replicas, replication.timeout_ms))
     return bool(done)
 
 

@@ -11,7 +11,7 @@ import redis.asyncio
 
 from shared.errors import ImgclfError
 from shared.jobs import operations as ops
-from shared.jobs.operations import Claim, QueueLimits
+from shared.jobs.operations import Claim, QueueLimits, Replication
 from shared.jobs.steps import Operation, Step
 from shared.kombu_messages import ClassifyQueue
 from shared.redis_client import unavailable_as_store_error
@@ -53,11 +53,17 @@ class JobStore:
     """Create, read and move jobs through their states in Redis, blocking."""
 
     def __init__(
-        self, client: redis.Redis, *, ttl_seconds: int, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+        self,
+        client: redis.Redis,
+        *,
+        ttl_seconds: int,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        replication: Replication | None = None,
     ) -> None:
         self._redis = client
         self._ttl = ttl_seconds
         self._max_attempts = max_attempts
+        self._replication = replication
 
     def _run(self, operation: Operation[T]) -> T:
         exchange = _Exchange(operation)
@@ -93,10 +99,10 @@ class JobStore:
         )
 
     def succeed(self, job_id: str, result: JobResult) -> bool:
-        return self._run(ops.succeed(job_id, result))
+        return self._run(ops.succeed(job_id, result, self._replication))
 
     def fail(self, job_id: str, error: ImgclfError) -> bool:
-        return self._run(ops.fail(job_id, error))
+        return self._run(ops.fail(job_id, error, self._replication))
 
     def cancel(self, job_id: str) -> Job:
         return self._run(ops.cancel(job_id))
@@ -136,9 +142,16 @@ class AsyncJobStore:
     """The job store for code on an event loop: the API's requests create, read and cancel jobs
     without a thread hop."""
 
-    def __init__(self, client: redis.asyncio.Redis, *, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        ttl_seconds: int,
+        replication: Replication | None = None,
+    ) -> None:
         self._redis = client
         self._ttl = ttl_seconds
+        self._replication = replication
 
     async def _run(self, operation: Operation[T]) -> T:
         exchange = _Exchange(operation)
@@ -167,9 +180,13 @@ class AsyncJobStore:
         job_ids: Sequence[str] | None = None,
     ) -> list[Job]:
         """`job_ids` (from `new_job_id`) when the caller needs the ids before the jobs exist."""
-        return await self._run(
+        jobs = await self._run(
             ops.enqueue(uploads, queue=queue, limits=limits, ttl=self._ttl, job_ids=job_ids)
         )
+        if self._replication is not None and self._replication.replicas > 0:
+            ids = [job.job_id for job in jobs]
+            await self._run(ops.replicated_or_withdrawn(ids, queue, self._replication))
+        return jobs
 
     async def get(self, job_id: str) -> Job:
         return await self._run(ops.get(job_id))

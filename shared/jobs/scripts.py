@@ -259,7 +259,23 @@ return 1
 """
 )
 
+# KEYS: job hash, image, queue list, the queued bookkeeping (3). ARGV: job id, message.
+# Takes back a job whose submit was refused after ENQUEUE ran (no replica copied it in time): it
+# goes as if it never came, message included, unless a worker has claimed it already (a message
+# a worker has taken finds no job and is dropped). Returns 1 when it went.
+WITHDRAW = Script(
+    _QUEUED
+    + """
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('LREM', KEYS[3], 1, ARGV[2])
+off_queued(KEYS[4], KEYS[5], KEYS[6], ARGV[1])
+return 1
+"""
+)
+
 
 BY_SHA = {
-    script.sha: script for script in (ENQUEUE, CLAIM, FINISH, CANCEL, REQUEUE, RECONCILE, REPUBLISH)
+    script.sha: script
+    for script in (ENQUEUE, CLAIM, FINISH, CANCEL, REQUEUE, RECONCILE, REPUBLISH, WITHDRAW)
 }

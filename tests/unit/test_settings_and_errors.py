@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from api.errors import error_response, status_for
 from shared import errors
+from shared.queue import broker_url, make_celery
 from shared.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -40,6 +41,27 @@ def test_soft_limit_must_stay_below_hard_limit() -> None:
 def test_negative_limits_are_rejected() -> None:
     with pytest.raises(ValidationError):
         Settings(max_upload_bytes=0)
+
+
+def test_sentinels_lead_every_client_and_a_202_waits_for_a_replica() -> None:
+    """With REDIS_SENTINELS, Celery's broker is kombu's `sentinel://` list carrying REDIS_URL's
+    credentials and database, and submits wait for one replica unless told otherwise."""
+    settings = Settings(
+        redis_url="redis://:s%40cret@ignored:6379/3",
+        redis_sentinels="10.1.0.1:26379, [fd00::2]:26380",
+        redis_sentinel_master="prod",
+    )
+    assert settings.sentinel_addresses() == [("10.1.0.1", 26379), ("fd00::2", 26380)]
+    assert broker_url(settings) == (
+        "sentinel://:s%40cret@10.1.0.1:26379/3;sentinel://:s%40cret@[fd00::2]:26380/3"
+    )
+    assert make_celery(settings).conf.broker_transport_options["master_name"] == "prod"
+    assert settings.replicas_to_wait_for() == 1
+    assert Settings(redis_sentinels="h:1", redis_wait_replicas=0).replicas_to_wait_for() == 0
+    assert Settings().replicas_to_wait_for() == 0
+    assert broker_url(Settings()) == Settings().redis_url
+    with pytest.raises(ValidationError, match="REDIS_SENTINELS"):
+        Settings(redis_sentinels="host-without-port")
 
 
 def test_onnxruntime_threads_split_cores_between_processes(monkeypatch: pytest.MonkeyPatch) -> None:
