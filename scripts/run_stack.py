@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ import redis
 
 from scripts import download_model
 from shared.settings import PROJECT_ROOT, Settings, get_settings
+from shared.workers import STALLED_EXIT_CODE
 
 RUN_DIR = PROJECT_ROOT / ".run"
 REDIS_START_SECONDS = 10.0
@@ -37,10 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         redis_url = _ensure_redis(settings, procs)
         env = {**os.environ, "REDIS_URL": redis_url, "API_URL": settings.api_url}
-        for name, command in _commands(args, settings).items():
-            procs[name] = subprocess.Popen(command, cwd=PROJECT_ROOT, env=_env_for(name, env))
+        commands = _commands(args, settings)
+
+        def start(name: str) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(commands[name], cwd=PROJECT_ROOT, env=_env_for(name, env))
+
+        for name in commands:
+            procs[name] = start(name)
         print(_banner(args, settings, redis_url), flush=True)
-        return _supervise(procs)
+        return _supervise(procs, start)
     except KeyboardInterrupt:
         return 0
     except RuntimeError as exc:
@@ -183,12 +190,17 @@ def _banner(args: argparse.Namespace, settings: Settings, redis_url: str) -> str
     return "\n".join(lines)
 
 
-def _supervise(procs: dict[str, subprocess.Popen[bytes]]) -> int:
+def _supervise(
+    procs: dict[str, subprocess.Popen[bytes]], start: Callable[[str], subprocess.Popen[bytes]]
+) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     while True:
         for name, proc in procs.items():
             code = proc.poll()
-            if code is not None:
+            if code == STALLED_EXIT_CODE and name == "worker":
+                print("the worker node stalled and stopped; starting it again", file=sys.stderr)
+                procs[name] = start(name)
+            elif code is not None:
                 print(f"{name} exited with status {code}; stopping the stack", file=sys.stderr)
                 return code or 1
         time.sleep(0.5)

@@ -24,6 +24,10 @@ command -v openssl >/dev/null || apt_install openssl         # the Redis TLS tes
 command -v faketime >/dev/null || apt_install faketime       # a worker node with a skewed clock
 
 uv sync --frozen --quiet
+# KEDA's CRD schema, for the check of deploy/k8s/keda.yaml (the npm registry's maintained copy).
+if command -v npm >/dev/null; then
+    npm ci --prefix tests/k8s --silent --no-audit --no-fund
+fi
 
 if [ -d ../shared/models ]; then
     uv run --frozen python scripts/download_model.py --from ../shared/models

@@ -4,6 +4,8 @@ written by `shared.kombu_messages`."""
 
 from __future__ import annotations
 
+import os
+import socket
 import ssl
 from urllib.parse import urlsplit
 
@@ -37,6 +39,9 @@ def make_celery(settings: Settings) -> Celery:
             "visibility_timeout": settings.broker_visibility_timeout_seconds,
             "socket_connect_timeout": 2,
             "socket_timeout": 5,
+            # Names this process's broker connections in Redis's CLIENT LIST: operators see who
+            # is who, and a node's watchdog sees whether its own consumer is fetching.
+            "client_name": broker_client_name(),
             **_sentinel_transport_options(settings),
         },
         broker_use_ssl=_broker_tls(settings),
@@ -51,6 +56,11 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
     )
     return app
+
+
+def broker_client_name() -> str:
+    """The name this process's broker connections carry in Redis (CLIENT SETNAME)."""
+    return f"imgclf:{socket.gethostname()}:{os.getpid()}"
 
 
 def broker_url(settings: Settings) -> str:

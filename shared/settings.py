@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     store_retry_seconds: float = Field(default=20.0, ge=0)
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    # A node that takes no job for this long while jobs wait and it holds none has a stuck
+    # consumer: it stops, for its supervisor to start it again (0: never).
+    worker_stall_seconds: float = Field(default=60.0, ge=0)
     ort_threads_per_process: int = Field(default=0, ge=0)
     worker_trim_above_mb: int = Field(default=130, ge=0)
     # An image whose decoding would take more memory than this fails as image_too_large instead

@@ -21,6 +21,10 @@ from shared.redis_client import store_errors
 
 log = logging.getLogger(__name__)
 
+# The exit status of a worker node that stopped because its consumer was stuck
+# (`worker.watchdog`): EX_TEMPFAIL, a supervisor should start it again.
+STALLED_EXIT_CODE = 75
+
 # KEYS: workers zset, info hash. ARGV: ttl ms, worker id, info JSON.
 _BEAT = (
     SERVER_NOW_MS

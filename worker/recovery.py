@@ -24,8 +24,9 @@ from shared.errors import ServiceUnavailableError
 from shared.jobs import JobStore
 from shared.jobs.keys import SWEEPER_LOCK_KEY
 from shared.kombu_messages import ClassifyQueue
+from shared.queue import broker_client_name
 from shared.settings import Settings
-from worker import metrics
+from worker import metrics, watchdog
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +92,30 @@ def start_sweeper(
     grace = 3 * settings.worker_heartbeat_seconds
     max_running = settings.task_time_limit_seconds + grace
 
+    watch = watchdog.StallWatch(settings.worker_stall_seconds)
+    consumer = broker_client_name()
+
     def one_pass(healthy_since: float) -> None:
         workers.forget_dead_children(client, hostname=node, node_pid=os.getpid())
+        check_consumer()
         locked = client.set(SWEEPER_LOCK_KEY, node, nx=True, px=int(interval * 1000))
         if locked and time.monotonic() - healthy_since >= grace:
             sweep(store, client, queue, max_running_seconds=max_running)
         metrics.loop_succeeded("recovery")
+
+    def check_consumer() -> None:
+        if watch.stall_seconds <= 0:
+            return
+        progress = watchdog.PROGRESS
+        queued = store.queue_length(queue.name)
+        if watch.stalled(
+            now=time.monotonic(),
+            fetching=watchdog.consumer_fetching(client, consumer),
+            queued=queued,
+            held=progress.held(),
+            received=progress.received,
+        ):
+            watchdog.stop_stalled_node(queued, watch.stall_seconds)
 
     def loop() -> None:
         backoff = Backoff(first=interval, most=max(interval, 60.0))

@@ -8,11 +8,23 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 
-def submit_many(api: str, data: bytes, count: int, *, clients: int = 16) -> list[str]:
-    """Submit `count` copies of an image from `clients` threads; every one must be accepted."""
+def _transport(uds: str | None) -> httpx.HTTPTransport | None:
+    return httpx.HTTPTransport(uds=uds) if uds else None
+
+
+def submit_many(
+    api: str,
+    data: bytes,
+    count: int,
+    *,
+    clients: int = 16,
+    uds: str | None = None,
+) -> list[str]:
+    """Submit `count` copies of an image from `clients` threads; every one must be accepted.
+    `uds`: the Unix socket to reach `api` by, instead of TCP."""
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    with httpx.Client(base_url=api, timeout=30, limits=limits) as http:
+    with httpx.Client(base_url=api, timeout=30, limits=limits, transport=_transport(uds)) as http:
 
         def one(_: int) -> str:
             response = http.post("/api/v1/jobs", files={"file": ("img.jpg", data, "image/jpeg")})
@@ -23,17 +35,23 @@ def submit_many(api: str, data: bytes, count: int, *, clients: int = 16) -> list
             return list(pool.map(one, range(count)))
 
 
-def statuses(api: str, job_ids: list[str]) -> dict[str, dict]:
-    with httpx.Client(base_url=api, timeout=30) as http:
+def statuses(api: str, job_ids: list[str], *, uds: str | None = None) -> dict[str, dict]:
+    with httpx.Client(base_url=api, timeout=30, transport=_transport(uds)) as http:
         return {job_id: http.get(f"/api/v1/jobs/{job_id}").json() for job_id in job_ids}
 
 
-def wait_all_terminal(api: str, job_ids: list[str], *, timeout: float) -> dict[str, dict]:
+def wait_all_terminal(
+    api: str,
+    job_ids: list[str],
+    *,
+    timeout: float,
+    uds: str | None = None,
+) -> dict[str, dict]:
     """Poll until every job is terminal; fail with the stragglers' states after `timeout`."""
     deadline = time.monotonic() + timeout
     pending = list(job_ids)
     done: dict[str, dict] = {}
-    with httpx.Client(base_url=api, timeout=30) as http:
+    with httpx.Client(base_url=api, timeout=30, transport=_transport(uds)) as http:
         while pending and time.monotonic() < deadline:
             still = []
             for job_id in pending:
@@ -46,7 +64,7 @@ def wait_all_terminal(api: str, job_ids: list[str], *, timeout: float) -> dict[s
             if pending:
                 time.sleep(0.5)
     assert not pending, f"{len(pending)} job(s) not terminal after {timeout} s: " + str(
-        {s["status"] for s in statuses(api, pending).values()}
+        {s["status"] for s in statuses(api, pending, uds=uds).values()}
     )
     return done
 

@@ -143,3 +143,22 @@ def test_grafana_is_provisioned_with_the_dashboard_and_its_data_source(compose: 
     uids = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p["targets"]}
     assert uids == {source["uid"]}
     assert grafana["environment"]["GF_ANALYTICS_REPORTING_ENABLED"] == "false"
+
+
+def test_the_sentinel_profile_runs_replicas_and_sentinels_the_services_follow() -> None:
+    sentinels = "sentinel-1:26379,sentinel-2:26379,sentinel-3:26379"
+    env = {**SECRETS, "REDIS_SENTINELS": sentinels}
+    result = _compose("--profile", "sentinel", "config", "--format", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    extra = {"redis-replica-1", "redis-replica-2", "sentinel-1", "sentinel-2", "sentinel-3"}
+    assert set(services) == SERVICES | extra
+    for name in ("api", "worker", "flower"):
+        assert services[name]["environment"]["REDIS_SENTINELS"] == sentinels
+        master = services[name]["environment"]["REDIS_SENTINEL_MASTER"]
+    for name in ("sentinel-1", "sentinel-2", "sentinel-3"):
+        assert f"sentinel monitor {master} redis 6379 2" in " ".join(services[name]["command"])
+    for name in ("redis-replica-1", "redis-replica-2"):
+        command = services[name]["command"]
+        assert command[command.index("--replicaof") + 1 :][:2] == ["redis", "6379"]
+        assert command[command.index("--maxmemory-policy") + 1] == "noeviction"

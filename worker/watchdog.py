@@ -1,0 +1,124 @@
+"""A node that has stopped taking jobs, told from its own progress rather than its heartbeats.
+
+After a network cut, a node's Celery consumer can stay stuck (seen here after an ack that timed
+out) while its child processes go on heartbeating: `/ready` counts it, and it never fetches
+another message. The node's main process watches for that state: for WORKER_STALL_SECONDS it
+has held no job and received none, and its consumer has not been fetching either. A healthy idle
+consumer is always in a BRPOP, renewed every second, which Redis's CLIENT LIST shows under the
+connection's name (`shared.queue.broker_client_name`); where CLIENT LIST is not allowed (some
+managed Redis services), messages waiting in the queue all that time stand in for it. The node
+then shuts down so that its supervisor (Docker's restart policy, Kubernetes, `imgclf-stack`)
+starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from celery.signals import task_received, worker_shutdown
+from celery.worker import state
+
+from shared.workers import STALLED_EXIT_CODE
+
+log = logging.getLogger(__name__)
+
+# After asking the node to stop, how long its warm shutdown may take before the process exits
+# hard (a stuck consumer can block the shutdown itself).
+HARD_EXIT_AFTER_SECONDS = 30.0
+
+
+@dataclass
+class StallWatch:
+    """Pure bookkeeping: fed what the node sees each pass, says when it has stalled."""
+
+    stall_seconds: float
+    _waiting_since: float | None = None
+    _last_received: int = -1
+
+    def stalled(
+        self, *, now: float, fetching: bool | None, queued: int, held: int, received: int
+    ) -> bool:
+        """`fetching`: whether the consumer is in a fetch (None: cannot tell); `queued`:
+        messages in the queue; `held`: jobs this node has taken and not finished; `received`:
+        messages this node has received since it started."""
+        progressed = self._last_received not in (-1, received)
+        self._last_received = received
+        idle_for_no_reason = not fetching if fetching is not None else queued > 0
+        if self.stall_seconds <= 0 or not idle_for_no_reason or held > 0 or progressed:
+            self._waiting_since = None
+            return False
+        if self._waiting_since is None:
+            self._waiting_since = now
+        return now - self._waiting_since >= self.stall_seconds
+
+
+@dataclass
+class NodeProgress:
+    """What this node's consumer has done, as Celery's main process knows it."""
+
+    received: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_received(self, **_: Any) -> None:
+        with self._lock:
+            self.received += 1
+
+    @staticmethod
+    def held() -> int:
+        return len(state.reserved_requests)
+
+
+# A fetch is renewed every second (kombu's brpop_timeout); this much older, it has not been.
+FETCH_STALE_SECONDS = 10
+
+
+def consumer_fetching(client: redis.Redis, name: str) -> bool | None:
+    """Whether a connection named `name` is in a fresh BRPOP; None where CLIENT LIST is refused."""
+    try:
+        connections = client.client_list()
+    except redis.exceptions.NoPermissionError:
+        return None
+    except redis.ResponseError as exc:  # a renamed or disabled command
+        log.debug("CLIENT LIST refused: %s", exc)
+        return None
+    return any(
+        c.get("name") == name
+        and c.get("cmd") == "brpop"
+        and int(c.get("idle", 0)) < FETCH_STALE_SECONDS
+        for c in connections
+    )
+
+
+PROGRESS = NodeProgress()
+task_received.connect(PROGRESS.on_received, weak=False)
+_stalled = threading.Event()
+
+
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
+def _exit_as_stalled(**_: Any) -> None:
+    # Celery exits 0 after a warm shutdown; a stalled node's supervisor must see a failure.
+    if _stalled.is_set():
+        logging.shutdown()
+        os._exit(STALLED_EXIT_CODE)
+
+
+def stop_stalled_node(queued: int, seconds: float) -> None:
+    """Ask this node to shut down warmly (exit status STALLED_EXIT_CODE), and exit hard if that
+    does not finish."""
+    log.error(
+        "this node has held, received and fetched no job for %.0f s (%d waiting in the queue): "
+        "its consumer is stuck; stopping so that its supervisor starts a fresh node",
+        seconds,
+        queued,
+    )
+    _stalled.set()
+    timer = threading.Timer(HARD_EXIT_AFTER_SECONDS, os._exit, args=(STALLED_EXIT_CODE,))
+    timer.daemon = True
+    timer.start()
+    os.kill(os.getpid(), signal.SIGTERM)
