@@ -122,6 +122,11 @@ def worker_command(*, concurrency: int = 2, hostname: str = "w1") -> list[str]:
     ]
 
 
+def flower_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "worker.celery_app", "flower",
+            "--conf=worker/flower_config.py", f"--port={port}", "--address=127.0.0.1"]  # fmt: skip
+
+
 def api_command(port: int) -> list[str]:
     return [
         sys.executable,

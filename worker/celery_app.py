@@ -24,7 +24,7 @@ from shared.kombu_messages import ClassifyQueue
 from shared.queue import make_celery
 from shared.redis_client import check_eviction_policy, connect
 from shared.settings import get_settings
-from worker import lifecycle, memory, metrics, recovery
+from worker import lifecycle, memory, metrics, recovery, watchdog
 
 app = make_celery(get_settings())
 app.conf.imports = ("worker.tasks",)
@@ -59,7 +59,8 @@ def _start_node(sender: Any = None, **_: Any) -> None:
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]
-def _consuming(**_: Any) -> None:
+def _consuming(sender: Any = None, **_: Any) -> None:
+    watchdog.PROGRESS.consumer = sender
     lifecycle.node_consuming()
 
 

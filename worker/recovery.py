@@ -107,15 +107,16 @@ def start_sweeper(
         if watch.stall_seconds <= 0:
             return
         progress = watchdog.PROGRESS
-        queued = store.queue_length(queue.name)
-        if watch.stalled(
-            now=time.monotonic(),
+        lost_slots = progress.lost_slots()
+        look = watchdog.Look(
             fetching=watchdog.consumer_fetching(client, consumer),
-            queued=queued,
+            queued=store.queue_length(queue.name),
             held=progress.held(),
             received=progress.received,
-        ):
-            watchdog.stop_stalled_node(queued, watch.stall_seconds)
+            lost_slots=lost_slots,
+        )
+        if watch.stalled(time.monotonic(), look):
+            watchdog.stop_stalled_node(watch.stall_seconds, lost_slots=lost_slots)
 
     def loop() -> None:
         backoff = Backoff(first=interval, most=max(interval, 60.0))

@@ -1,14 +1,19 @@
 """A node that has stopped taking jobs, told from its own progress rather than its heartbeats.
 
-After a network cut, a node's Celery consumer can stay stuck (seen here after an ack that timed
-out) while its child processes go on heartbeating: `/ready` counts it, and it never fetches
-another message. The node's main process watches for that state: for WORKER_STALL_SECONDS it
-has held no job and received none, and its consumer has not been fetching either. A healthy idle
-consumer is always in a BRPOP, renewed every second, which Redis's CLIENT LIST shows under the
-connection's name (`shared.queue.broker_client_name`); where CLIENT LIST is not allowed (some
-managed Redis services), messages waiting in the queue all that time stand in for it. The node
-then shuts down so that its supervisor (Docker's restart policy, Kubernetes, `imgclf-stack`)
-starts a fresh one.
+After a network cut, a node's Celery consumer can stay stuck while its child processes go on
+heartbeating: `/ready` counts it, and it fetches no more messages. Seen here: an ack that timed
+out leaves its message counted as delivered in kombu's prefetch window, for good, so each such
+ack takes one of the node's slots, and once all are gone it never fetches again.
+
+The node's main process watches for two states, each held for WORKER_STALL_SECONDS:
+- slots lost: kombu's window counts more deliveries than the jobs Celery holds;
+- idle without reason: the node holds no job, has received none, and is not fetching. A healthy
+  idle consumer is always in a BRPOP, renewed every second, which Redis's CLIENT LIST shows under
+  the connection's name (`shared.queue.broker_client_name`); where CLIENT LIST is not allowed
+  (some managed Redis services), messages waiting in the queue stand in for it.
+The node then shuts down warmly (its running jobs finish, the lost messages go back to the
+queue) so that its supervisor (Docker's restart policy, Kubernetes, `imgclf-stack`) starts a
+fresh one.
 """
 
 from __future__ import annotations
@@ -33,6 +38,22 @@ log = logging.getLogger(__name__)
 HARD_EXIT_AFTER_SECONDS = 30.0
 
 
+@dataclass(frozen=True, slots=True)
+class Look:
+    """What the node sees on one pass.
+
+    `fetching`: whether its consumer is in a fetch (None: cannot tell); `queued`: messages in
+    the queue; `held`: jobs it has taken and not finished; `received`: messages it has received
+    since it started; `lost_slots`: prefetch slots taken by deliveries Celery no longer holds.
+    """
+
+    fetching: bool | None
+    queued: int
+    held: int
+    received: int
+    lost_slots: int = 0
+
+
 @dataclass
 class StallWatch:
     """Pure bookkeeping: fed what the node sees each pass, says when it has stalled."""
@@ -41,16 +62,13 @@ class StallWatch:
     _waiting_since: float | None = None
     _last_received: int = -1
 
-    def stalled(
-        self, *, now: float, fetching: bool | None, queued: int, held: int, received: int
-    ) -> bool:
-        """`fetching`: whether the consumer is in a fetch (None: cannot tell); `queued`:
-        messages in the queue; `held`: jobs this node has taken and not finished; `received`:
-        messages this node has received since it started."""
-        progressed = self._last_received not in (-1, received)
-        self._last_received = received
-        idle_for_no_reason = not fetching if fetching is not None else queued > 0
-        if self.stall_seconds <= 0 or not idle_for_no_reason or held > 0 or progressed:
+    def stalled(self, now: float, look: Look) -> bool:
+        """Whether the node has looked stuck on every pass for `stall_seconds`."""
+        progressed = self._last_received not in (-1, look.received)
+        self._last_received = look.received
+        not_fetching = not look.fetching if look.fetching is not None else look.queued > 0
+        idle_for_no_reason = not_fetching and look.held == 0 and not progressed
+        if self.stall_seconds <= 0 or not (idle_for_no_reason or look.lost_slots > 0):
             self._waiting_since = None
             return False
         if self._waiting_since is None:
@@ -63,6 +81,8 @@ class NodeProgress:
     """What this node's consumer has done, as Celery's main process knows it."""
 
     received: int = 0
+    # Celery's consumer (the `worker_ready` sender); its task consumer changes on reconnection.
+    consumer: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def on_received(self, **_: Any) -> None:
@@ -72,6 +92,16 @@ class NodeProgress:
     @staticmethod
     def held() -> int:
         return len(state.reserved_requests)
+
+    def lost_slots(self) -> int:
+        """Prefetch slots kombu counts as delivered beyond the jobs Celery holds."""
+        try:
+            qos = self.consumer.task_consumer.channel.qos
+            window = int(qos.prefetch_count or 0)
+            delivered = window - int(qos.can_consume_max_estimate())
+        except AttributeError:  # not consuming yet, or reconnecting
+            return 0
+        return max(0, delivered - self.held()) if window else 0
 
 
 # A fetch is renewed every second (kombu's brpop_timeout); this much older, it has not been.
@@ -108,14 +138,21 @@ def _exit_as_stalled(**_: Any) -> None:
         os._exit(STALLED_EXIT_CODE)
 
 
-def stop_stalled_node(queued: int, seconds: float) -> None:
-    """Ask this node to shut down warmly (exit status STALLED_EXIT_CODE), and exit hard if that
-    does not finish."""
+def stop_stalled_node(seconds: float, *, lost_slots: int) -> None:
+    """Ask this node, once, to shut down warmly (exit status STALLED_EXIT_CODE), and exit hard
+    if that does not finish."""
+    if _stalled.is_set():
+        return
+    why = (
+        f"{lost_slots} of its prefetch slots held by deliveries it no longer runs"
+        if lost_slots
+        else "it has held, received and fetched no job"
+    )
     log.error(
-        "this node has held, received and fetched no job for %.0f s (%d waiting in the queue): "
-        "its consumer is stuck; stopping so that its supervisor starts a fresh node",
+        "this node's consumer is stuck (for %.0f s, %s); stopping so that its supervisor "
+        "starts a fresh node",
         seconds,
-        queued,
+        why,
     )
     _stalled.set()
     timer = threading.Timer(HARD_EXIT_AFTER_SECONDS, os._exit, args=(STALLED_EXIT_CODE,))

@@ -18,6 +18,7 @@ from prometheus_client.samples import Sample
 from tests.processes import (
     ROOT,
     RedisServer,
+    flower_command,
     free_port,
     metric_samples,
     running,
@@ -80,17 +81,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
     flower_env = {**base, "DEV_MODE": "1"}
     _prometheus_config(tmp / "prometheus.yml", api=api_port, worker=worker_port, flower=flower_port)
     api_cmd = [sys.executable, "-m", "api", "--port", str(api_port), "--workers", "2"]
-    flower_cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker.celery_app",
-        "flower",
-        "--conf=worker/flower_config.py",
-        f"--port={flower_port}",
-        "--address=127.0.0.1",
-    ]
+    flower_cmd = flower_command(flower_port)
     prom_cmd = [
         "prometheus",
         f"--config.file={tmp / 'prometheus.yml'}",

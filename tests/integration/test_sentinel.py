@@ -12,11 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scripts.processes import free_port
 from tests.images import encode, gradient
 from tests.integration.jobs_helpers import wait_all_terminal
 from tests.processes import (
     RedisServer,
     api_server,
+    flower_command,
     running,
     service_env,
     wait_until,
@@ -59,18 +61,33 @@ def _long_poll(api: str, job_id: str, outcomes: dict[str, str]) -> None:
     outcomes[job_id] = "still waiting"
 
 
+def _flower_sees_the_queue(flower: str) -> bool:
+    """Flower's broker page lists the classify queue (it reads it from the master)."""
+    try:
+        page = httpx.get(f"{flower}/broker", timeout=5)
+    except httpx.TransportError:
+        return False
+    return page.status_code == 200 and ">imgclf<" in page.text
+
+
 def test_a_killed_master_loses_no_accepted_job(tmp_path: Path) -> None:
     cluster = SentinelCluster(tmp_path / "redis")
     cluster.start()
     image = encode(gradient(64, 48), "PNG")
     try:
         env = service_env("", **cluster.env(), **FAST_RECOVERY)
+        flower_port = free_port()
+        flower = f"http://127.0.0.1:{flower_port}"
         with (
             api_server(env, tmp_path / "api.log") as api,
             running(worker_command(), env=env, log=tmp_path / "worker.log"),
+            running(
+                flower_command(flower_port), env={**env, "DEV_MODE": "1"}, log=tmp_path / "f.log"
+            ),
             httpx.Client(base_url=api, timeout=30) as http,
         ):
             wait_until(lambda: http.get("/ready").status_code == 200, timeout=60, what="ready")
+            wait_until(lambda: _flower_sees_the_queue(flower), timeout=60, what="Flower")
             accepted = [_submit(http, image).json()["job_id"] for _ in range(120)]
             # Long-polls in flight across the failover, on jobs still queued behind the rest.
             outcomes: dict[str, str] = {}
@@ -110,6 +127,8 @@ def test_a_killed_master_loses_no_accepted_job(tmp_path: Path) -> None:
             for poller in pollers:
                 poller.join(timeout=130)
             assert outcomes == dict.fromkeys(polled, "succeeded")
+            # Flower follows the sentinels to the new master too.
+            wait_until(lambda: _flower_sees_the_queue(flower), timeout=30, what="Flower")
             # Two replicas: the one not promoted follows the new master.
             new_master = cluster.client(cluster.master_port())
             wait_until(

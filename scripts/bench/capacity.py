@@ -1,0 +1,211 @@
+"""What one job costs Redis, the API and the worker: the figures docs/SCALING.md derives the
+cluster's ceiling per Redis from.
+
+    uv run python -m scripts.bench.capacity [--jobs N] [--clients N] [--out capacity.json]
+
+Every Redis connection of the API and of the worker node goes through a counting proxy of its
+own, so round trips are counted per side (a round trip: what a client sends before the next
+answer). Phase 1 submits the jobs with no worker running (the API's cost); phase 2 starts the
+worker node and lets it drain them (the worker's cost); phase 3 reads every result once.
+Redis's CPU comes from INFO, the API's from /proc. A last phase compares submit latency with
+and without waiting for a replica (REDIS_WAIT_REPLICAS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from scripts.bench.counting_proxy import CountingProxy
+from scripts.bench.images import LABRADOR
+from scripts.bench.services import REDIS, WORKER
+from scripts.processes import free_port, running, wait_for_http
+from shared.settings import PROJECT_ROOT
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def redis_cpu(client: redis.Redis) -> float:
+    info: dict[str, Any] = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def commands(client: redis.Redis) -> int:
+    info: dict[str, Any] = client.info("stats")
+    return int(info["total_commands_processed"])
+
+
+class Meter:
+    """Differences of every counter between `start` and `stop`, per job."""
+
+    def __init__(self, sources: dict[str, Callable[[], float]]) -> None:
+        self.sources = sources
+        self.before: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.before = {name: read() for name, read in self.sources.items()}
+
+    def per_job(self, jobs: int) -> dict[str, float]:
+        return {
+            name: round((read() - self.before[name]) / jobs, 6)
+            for name, read in self.sources.items()
+        }
+
+
+@contextmanager
+def _redis(logs: Path, *extra: str) -> Iterator[tuple[int, redis.Redis]]:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as data, running(
+        [*REDIS, "--port", str(port), "--dir", data, *extra], env=dict(os.environ),
+        log=logs / f"redis-{port}.log",
+    ):  # fmt: skip
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield port, client
+
+
+def _env(redis_port: int, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "LOG_LEVEL": "WARNING",
+        "MAX_QUEUE_LENGTH": "100000",
+        "WORKER_METRICS_PORT": str(free_port()),
+        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="imgclf-capacity-"),
+        **extra,
+    }
+
+
+@contextmanager
+def _api(stack: ExitStack, redis_port: int, logs: Path, **extra: str) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    command = [sys.executable, "-m", "api", "--port", str(port)]
+    proc = stack.enter_context(
+        running(command, env=_env(redis_port, **extra), log=logs / f"api-{port}.log")
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/health")
+    yield url, proc.pid
+
+
+def _submit_all(url: str, image: bytes, jobs: int, clients: int) -> list[str]:
+    with httpx.Client(base_url=url, timeout=60) as http:
+
+        def one(_: int) -> str:
+            answer = http.post("/api/v1/jobs", files={"file": ("l.jpg", image, "image/jpeg")})
+            answer.raise_for_status()
+            return str(answer.json()["job_id"])
+
+        with ThreadPoolExecutor(clients) as pool:
+            return list(pool.map(one, range(jobs)))
+
+
+def measure(jobs: int, clients: int, logs: Path) -> dict[str, Any]:
+    image = LABRADOR.read_bytes()
+    with ExitStack() as stack:
+        redis_port, client = stack.enter_context(_redis(logs))
+        api_proxy = stack.enter_context(CountingProxy.serving(redis_port))
+        worker_proxy = stack.enter_context(CountingProxy.serving(redis_port))
+        url, api_pid = stack.enter_context(_api(stack, api_proxy.port, logs))
+        time.sleep(1)  # the event listener's subscription and first scrapes settle
+        meter = Meter({
+            "redis_round_trips": lambda: api_proxy.round_trips,
+            "redis_commands": lambda: commands(client),
+            "redis_cpu_ms": lambda: 1000 * redis_cpu(client),
+            "api_cpu_ms": lambda: 1000 * cpu_seconds(api_pid),
+        })  # fmt: skip
+        meter.start()
+        ids = _submit_all(url, image, jobs, clients)
+        submit = meter.per_job(jobs)
+
+        worker_meter = Meter({
+            "redis_round_trips": lambda: worker_proxy.round_trips,
+            "redis_commands": lambda: commands(client),
+            "redis_cpu_ms": lambda: 1000 * redis_cpu(client),
+        })  # fmt: skip
+        # From the node's start: its start-up costs Redis little beside thousands of jobs.
+        worker_meter.start()
+        started = time.monotonic()
+        with running(WORKER, env=_env(worker_proxy.port), log=logs / "worker.log"):
+            while int(client.hget("imgclf:stats:finished", "succeeded") or 0) < jobs:
+                time.sleep(0.05)
+            drain = worker_meter.per_job(jobs)
+        drain["seconds"] = round(time.monotonic() - started, 2)
+
+        meter.start()
+        with httpx.Client(base_url=url, timeout=60) as http:
+            for job_id in ids:
+                http.get(f"/api/v1/jobs/{job_id}").raise_for_status()
+        read = meter.per_job(jobs)
+    return {"jobs": jobs, "clients": clients, "submit": submit, "worker": drain, "read": read}
+
+
+def replica_wait(samples: int, logs: Path) -> dict[str, float]:
+    """p50 and p95 of one client's sequential submits, with and without WAIT for a replica."""
+    image = LABRADOR.read_bytes()
+    figures: dict[str, float] = {}
+    with ExitStack() as stack:
+        port, _ = stack.enter_context(_redis(logs))
+        stack.enter_context(_redis(logs, "--replicaof", "127.0.0.1", str(port)))
+        time.sleep(1)
+        for replicas in (0, 1):
+            url, _ = stack.enter_context(_api(stack, port, logs, REDIS_WAIT_REPLICAS=str(replicas)))
+            latencies = []
+            with httpx.Client(base_url=url, timeout=60) as http:
+                for _ in range(samples):
+                    began = time.perf_counter()
+                    http.post(
+                        "/api/v1/jobs", files={"file": ("l.jpg", image, "image/jpeg")}
+                    ).raise_for_status()
+                    latencies.append(1000 * (time.perf_counter() - began))
+            cuts = statistics.quantiles(latencies, n=20)
+            figures[f"wait_{replicas}_p50_ms"] = round(statistics.median(latencies), 2)
+            figures[f"wait_{replicas}_p95_ms"] = round(cuts[18], 2)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.bench.capacity",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "capacity-results.json")
+    args = parser.parse_args()
+    logs = Path(tempfile.mkdtemp(prefix="imgclf-capacity-logs-"))
+    results = measure(args.jobs, args.clients, logs)
+    results["replica_wait"] = replica_wait(300, logs)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
