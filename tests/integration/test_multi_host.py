@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -104,7 +105,10 @@ def _answers(http: httpx.Client, path: str) -> bool:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """The hosts, running; with a parameter, every Redis connection goes through a proxy on the
+    Redis host that delays each direction by that many milliseconds."""
+    delay_ms = getattr(request, "param", 0)
     with rig(["redis", "api", "w1", "w2"]) as hosts, contextlib.ExitStack() as stack:
         redis_host = hosts.hosts["redis"]
         socket_path = tmp_path / "redis.sock"
@@ -115,7 +119,14 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
                                     log=tmp_path / "redis.log"))  # fmt: skip
         client = redis.Redis(unix_socket_path=str(socket_path), password=PASSWORD)
         wait_until(lambda: socket_path.exists() and bool(client.ping()), timeout=10, what="redis")
-        url = f"redis://:{PASSWORD}@{redis_host.address}:6379/0"
+        port = 6379
+        if delay_ms:
+            port = 6380
+            proxy = [sys.executable, "-m", "tests.delay_proxy", f"{redis_host.address}:{port}",
+                     f"{redis_host.address}:6379", str(delay_ms)]  # fmt: skip
+            stack.enter_context(running(redis_host.command(proxy), env=dict(os.environ),
+                                        log=tmp_path / "proxy.log"))  # fmt: skip
+        url = f"redis://:{PASSWORD}@{redis_host.address}:{port}/0"
         made = Cluster(hosts, tmp_path / "api.sock", client, service_env(url, **FAST_HEARTBEATS),
                        tmp_path, {}, stack)  # fmt: skip
         made.start_api()
@@ -168,13 +179,23 @@ def test_a_worker_host_cut_off_mid_run_loses_and_strands_nothing(
         # While the queue is long: the node may be fetching, running, storing or acking a job.
         time.sleep(rng.uniform(0.1, 1.0))
         cut.cut()
+        cut_at = time.time()
         time.sleep(CUT_SECONDS)
         cut.rejoin()
-        _settle(cluster, ids, timeout=120)
-        taken_over += sum(
-            int(cluster.redis.hget(f"imgclf:job:{i}", "attempts") or 0) > 1 for i in ids
-        )
+        jobs = _settle(cluster, ids, timeout=120)
+        again = [i for i in ids if int(cluster.redis.hget(f"imgclf:job:{i}", "attempts") or 0) > 1]
+        taken_over += len(again)
+        settled = time.monotonic()
         _takes_jobs_again(cluster, "w1", labrador_bytes)
+        ended = {
+            i: datetime.fromisoformat(job["finished_at"]).timestamp() for i, job in jobs.items()
+        }
+        recovered = max((ended[i] - cut_at for i in again), default=0.0)
+        print(
+            f"cut: {len(again)} job(s) run again, done {recovered:.1f} s after the cut; all done "
+            f"{max(ended.values()) - cut_at:.1f} s after it; w1 took jobs again within "
+            f"{time.monotonic() - settled:.1f} s of that"
+        )
     # A cut with a job in flight on the node: the other node ran it again.
     assert taken_over >= 1
     with cluster.http() as http:
@@ -194,6 +215,23 @@ def test_the_api_host_restarted_mid_run_loses_nothing(
     cluster.start_api()
     ids += submit_many(API, labrador_bytes, 30, clients=4, uds=str(cluster.api_socket))
     _settle(cluster, ids, timeout=90)
+
+
+@pytest.mark.parametrize("cluster", [0, 5], indirect=True, ids=["no-delay", "5ms-each-way"])
+def test_latency_across_hosts(cluster: Cluster, labrador_bytes: bytes) -> None:
+    """Idle submit-to-result latency from the API host's socket, every Redis round trip
+    crossing the bridge (and the delaying proxy); printed for docs/SCALING.md."""
+    latencies = []
+    with cluster.http() as http:
+        for _ in range(30):
+            began = time.perf_counter()
+            answer = http.post(
+                "/api/v1/jobs", params={"wait": 10}, files={"file": ("l.jpg", labrador_bytes)}
+            )
+            latencies.append(1000 * (time.perf_counter() - began))
+            assert answer.json()["status"] == "succeeded", answer.text
+    latencies.sort()
+    print(f"submit->result across hosts: p50 {latencies[15]:.1f} ms, p90 {latencies[27]:.1f} ms")
 
 
 def _pids_on(socket_path: Path) -> Iterator[int]:
