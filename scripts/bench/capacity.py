@@ -48,6 +48,31 @@ def redis_cpu(client: redis.Redis) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+def command_calls(client: redis.Redis) -> dict[str, tuple[int, int]]:
+    stats: dict[str, Any] = client.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
+        for name, v in stats.items()
+    }
+
+
+def calls_per_job(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], jobs: int
+) -> dict[str, list[float]]:
+    """[calls, µs inside Redis] per job of each command a phase sent (scripts' own included;
+    an EVALSHA's µs include them), most costly first."""
+    zero = (0, 0)
+    diff = {
+        name: [
+            round((calls - before.get(name, zero)[0]) / jobs, 3),
+            round((usec - before.get(name, zero)[1]) / jobs, 2),
+        ]
+        for name, (calls, usec) in after.items()
+    }
+    ranked = sorted(diff.items(), key=lambda item: -item[1][1])
+    return {name: figures for name, figures in ranked if figures[0] >= 0.01}
+
+
 def commands(client: redis.Redis) -> int:
     info: dict[str, Any] = client.info("stats")
     return int(info["total_commands_processed"])
@@ -126,8 +151,7 @@ def _submit_all(url: str, image: bytes, jobs: int, clients: int) -> list[str]:
             return list(pool.map(one, range(jobs)))
 
 
-def measure(jobs: int, clients: int, logs: Path) -> dict[str, Any]:
-    image = LABRADOR.read_bytes()
+def measure(jobs: int, clients: int, image: bytes, logs: Path) -> dict[str, Any]:
     with ExitStack() as stack:
         redis_port, client = stack.enter_context(_redis(logs))
         api_proxy = stack.enter_context(CountingProxy.serving(redis_port))
@@ -141,8 +165,10 @@ def measure(jobs: int, clients: int, logs: Path) -> dict[str, Any]:
             "api_cpu_ms": lambda: 1000 * cpu_seconds(api_pid),
         })  # fmt: skip
         meter.start()
+        calls = command_calls(client)
         ids = _submit_all(url, image, jobs, clients)
-        submit = meter.per_job(jobs)
+        submit: dict[str, Any] = meter.per_job(jobs)
+        submit["commands"] = calls_per_job(calls, command_calls(client), jobs)
 
         worker_meter = Meter({
             "redis_round_trips": lambda: worker_proxy.round_trips,
@@ -151,11 +177,13 @@ def measure(jobs: int, clients: int, logs: Path) -> dict[str, Any]:
         })  # fmt: skip
         # From the node's start: its start-up costs Redis little beside thousands of jobs.
         worker_meter.start()
+        calls = command_calls(client)
         started = time.monotonic()
         with running(WORKER, env=_env(worker_proxy.port), log=logs / "worker.log"):
             while int(client.hget("imgclf:stats:finished", "succeeded") or 0) < jobs:
                 time.sleep(0.05)
-            drain = worker_meter.per_job(jobs)
+            drain: dict[str, Any] = worker_meter.per_job(jobs)
+            drain["commands"] = calls_per_job(calls, command_calls(client), jobs)
         drain["seconds"] = round(time.monotonic() - started, 2)
 
         meter.start()
@@ -163,7 +191,14 @@ def measure(jobs: int, clients: int, logs: Path) -> dict[str, Any]:
             for job_id in ids:
                 http.get(f"/api/v1/jobs/{job_id}").raise_for_status()
         read = meter.per_job(jobs)
-    return {"jobs": jobs, "clients": clients, "submit": submit, "worker": drain, "read": read}
+    return {
+        "jobs": jobs,
+        "clients": clients,
+        "image_bytes": len(image),
+        "submit": submit,
+        "worker": drain,
+        "read": read,
+    }
 
 
 def replica_wait(samples: int, logs: Path) -> dict[str, float]:
@@ -198,10 +233,11 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--image", type=Path, default=LABRADOR, help="the image every job sends")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "capacity-results.json")
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="imgclf-capacity-logs-"))
-    results = measure(args.jobs, args.clients, logs)
+    results = measure(args.jobs, args.clients, args.image.read_bytes(), logs)
     results["replica_wait"] = replica_wait(300, logs)
     args.out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
