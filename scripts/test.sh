@@ -22,6 +22,7 @@ command -v prometheus >/dev/null || apt_install prometheus   # the Prometheus in
 command -v chromium >/dev/null || apt_install chromium       # the browser (e2e) tests
 command -v openssl >/dev/null || apt_install openssl         # the Redis TLS test's throwaway CA
 command -v faketime >/dev/null || apt_install faketime       # a worker node with a skewed clock
+command -v ip >/dev/null || apt_install iproute2               # the multi-host tests' network namespaces
 
 uv sync --frozen --quiet
 # KEDA's CRD schema, for the check of deploy/k8s/keda.yaml (the npm registry's maintained copy).
