@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
 from typing import Annotated, TypedDict, cast
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 
-from api.service import JobService
+from api.security import offered_key
+from api.service import IdempotentRequest, JobService, SubmitOptions
 
 
 class State(TypedDict):
@@ -48,16 +49,43 @@ TopK = Annotated[
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class SubmitOptions:
-    """A single submission's query parameters."""
+async def _idempotency_key(
+    request: Request,
+    service: ServiceDep,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="Any unique string per request (a UUID): a retry with the same key and "
+            "the same images and options gets the original job(s) back instead of new ones; "
+            "the same key with another request is 422, and one still being accepted is 409. "
+            "Kept per API key, as long as the jobs",
+        ),
+    ] = None,
+) -> IdempotentRequest | None:
+    if key is None:
+        return None
+    # Keys are kept per caller: another API key's identical key is another request.
+    caller = offered_key(request.scope["headers"]) if service.api_keys else None
+    return IdempotentRequest(key, caller=hashlib.sha256(caller or b"").hexdigest())
 
-    top_k: int | None
-    wait: float
+
+IdempotencyDep = Annotated[IdempotentRequest | None, Depends(_idempotency_key)]
 
 
-async def _submit_options(wait: WaitDep, top_k: TopK = None) -> SubmitOptions:
-    return SubmitOptions(top_k=top_k, wait=wait)
+async def _submit_options(
+    wait: WaitDep, idempotency: IdempotencyDep, top_k: TopK = None
+) -> SubmitOptions:
+    return SubmitOptions(top_k=top_k, wait=wait, idempotency=idempotency)
 
 
 SubmitOptionsDep = Annotated[SubmitOptions, Depends(_submit_options)]
+
+
+async def _batch_options(idempotency: IdempotencyDep, top_k: TopK = None) -> SubmitOptions:
+    return SubmitOptions(top_k=top_k, idempotency=idempotency)
+
+
+BatchOptionsDep = Annotated[SubmitOptions, Depends(_batch_options)]

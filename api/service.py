@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -23,13 +25,23 @@ from api.upload_spool import MemoryBudget, disk_turn
 from api.uploads import check_upload, upload_bytes
 from shared import workers
 from shared.errors import (
+    ImageTooLargeError,
     InvalidParameterError,
     InvalidRequestError,
     JobNotCancelableError,
     JobTimeoutError,
     error_from_code,
 )
-from shared.jobs import AsyncJobStore, JobStore, QueueLimits, Replication, new_job_id
+from shared.jobs import (
+    AsyncJobStore,
+    Idempotency,
+    JobStore,
+    QueueLimits,
+    Replication,
+    Submission,
+    idempotency_key,
+    new_job_id,
+)
 from shared.kombu_messages import ClassifyQueue
 from shared.queue import make_celery
 from shared.redis_client import check_eviction_policy, connect, connect_async
@@ -43,6 +55,23 @@ PREDICT_TOP_K = 10
 # more than the check; larger ones and batches are checked in the threadpool. The structure caps
 # (`shared.image_structure`) bound what any check costs.
 INLINE_CHECK_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    """A submit's Idempotency-Key, and whose it is (a digest of the caller's API key)."""
+
+    key: str
+    caller: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOptions:
+    """A submission's options: its query parameters and Idempotency-Key."""
+
+    top_k: int | None = None
+    wait: float = 0
+    idempotency: IdempotentRequest | None = None
 
 
 class JobService:
@@ -90,12 +119,13 @@ class JobService:
         self,
         files: Sequence[UploadFile],
         *,
-        top_k: int | None,
+        options: SubmitOptions,
         route: str,
         job_ids: list[str] | None = None,
     ) -> list[Job]:
         """Check every file, then queue them all (or none), under `job_ids` if given; `route`
-        labels the submission in the metrics.
+        labels the submission in the metrics. With an Idempotency-Key seen before with the same
+        request, the jobs it made then (other ids than `job_ids`).
 
         A small single upload's header check stays on the event loop (cheaper than a thread
         hop); larger uploads and a batch's checks go to a worker thread, so large PNGs cannot
@@ -110,7 +140,7 @@ class JobService:
         try:
             async with disk_turn(spools):
                 jobs = await self._check_and_enqueue(
-                    files, top_k=top_k or self.settings.default_top_k, job_ids=job_ids
+                    files, options=options, route=route, job_ids=job_ids
                 )
         finally:
             for file in files:
@@ -119,9 +149,15 @@ class JobService:
         return jobs
 
     async def _check_and_enqueue(
-        self, files: Sequence[UploadFile], *, top_k: int, job_ids: list[str] | None
+        self,
+        files: Sequence[UploadFile],
+        *,
+        options: SubmitOptions,
+        route: str,
+        job_ids: list[str] | None,
     ) -> list[Job]:
         contents = [await upload_bytes(file) for file in files]
+        top_k = options.top_k or self.settings.default_top_k
 
         def check_all() -> list[NewJob]:
             checked = []
@@ -138,25 +174,44 @@ class JobService:
             return checked
 
         inline = len(contents) == 1 and len(contents[0]) <= INLINE_CHECK_BYTES
-        jobs = check_all() if inline else await run_in_threadpool(check_all)
+        jobs = check_all() if inline else await self._bounded(check_all)
+        idempotency = None
+        if options.idempotency is not None:
+            idempotency = Idempotency(
+                idempotency_key(options.idempotency.caller, options.idempotency.key),
+                _fingerprint(route, top_k, jobs, contents),
+            )
         return await self.store.enqueue(
             list(zip(jobs, contents, strict=True)),
             queue=self.queue,
             limits=self.queue_limits,
-            job_ids=job_ids,
+            submission=Submission(job_ids, idempotency),
         )
 
-    async def submit_and_wait(
-        self, file: UploadFile, *, wait_seconds: float, top_k: int | None, route: str
-    ) -> Job:
-        """Queue one image, then the job as soon as it is terminal or when `wait_seconds` have
-        passed. The watch is set before the job exists, so its end cannot slip by unseen and the
-        new job need not be read back."""
-        deadline = time.monotonic() + wait_seconds
+    async def _bounded(self, check: Callable[[], list[NewJob]]) -> list[NewJob]:
+        """`check` in the threadpool, given at most UPLOAD_CHECK_TIMEOUT_SECONDS; a check that
+        runs out (it finishes in its thread, bounded by the structure caps) refuses the upload."""
+        limit = self.settings.upload_check_timeout_seconds
+        try:
+            return await asyncio.wait_for(run_in_threadpool(check), limit)
+        except TimeoutError:
+            raise ImageTooLargeError(
+                f"Checking the image took longer than {limit:g} s "
+                "(UPLOAD_CHECK_TIMEOUT_SECONDS): its structure is too complex"
+            ) from None
+
+    async def submit_and_wait(self, file: UploadFile, *, options: SubmitOptions, route: str) -> Job:
+        """Queue one image, then the job as soon as it is terminal or when `options.wait`
+        seconds have passed. The watch is set before the job exists, so its end cannot slip by
+        unseen and the new job need not be read back."""
+        deadline = time.monotonic() + options.wait
         job_id = new_job_id()
         async with self.events.watch(job_id) as finished:
-            (job,) = await self.submit([file], top_k=top_k, route=route, job_ids=[job_id])
-            return await self._until_terminal(job, finished, deadline=deadline)
+            (job,) = await self.submit([file], options=options, route=route, job_ids=[job_id])
+            if job.job_id == job_id:
+                return await self._until_terminal(job, finished, deadline=deadline)
+        # An Idempotency-Key's earlier job: wait for that one instead.
+        return await self.wait_for(job.job_id, wait_seconds=max(0.0, deadline - time.monotonic()))
 
     async def wait_for(self, job_id: str, *, wait_seconds: float) -> Job:
         """The job as soon as it is terminal, or as it stands when `wait_seconds` have passed."""
@@ -180,7 +235,7 @@ class JobService:
         `JobTimeoutError` (the job canceled if no worker took it) after PREDICT_TIMEOUT_SECONDS."""
         timeout = self.settings.predict_timeout_seconds
         job = await self.submit_and_wait(
-            file, wait_seconds=timeout, top_k=PREDICT_TOP_K, route="predict"
+            file, options=SubmitOptions(top_k=PREDICT_TOP_K, wait=timeout), route="predict"
         )
         if job.status is JobStatus.SUCCEEDED and job.result is not None:
             return job.result.predictions
@@ -210,6 +265,15 @@ class JobService:
     def metrics_exposition(self) -> bytes:
         """Prometheus text: process metrics, then live queue figures from Redis."""
         return b"".join(generate_latest(registry) for registry in self.registries)
+
+
+def _fingerprint(route: str, top_k: int, jobs: Sequence[NewJob], contents: Sequence[bytes]) -> str:
+    """What makes two submits the same request: route, options, and each file's name and bytes."""
+    digest = hashlib.sha256(f"{route}\0{top_k}".encode())
+    for job, data in zip(jobs, contents, strict=True):
+        digest.update(f"\0{job.filename}\0".encode())
+        digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager

@@ -101,6 +101,7 @@ class BudgetedParser(MultiPartParser):
         super().__init__(headers, stream, max_files=limits.max_files + 1, **form_limits)
         self.limits = limits
         self.uploads: list[BudgetedUpload] = []
+        self.share = limits.budget.share()
 
     def on_headers_finished(self) -> None:
         super().on_headers_finished()
@@ -116,7 +117,7 @@ class BudgetedParser(MultiPartParser):
             )
         part.file.file.close()
         upload = BudgetedUpload(
-            BudgetedSpool(self.limits.budget),
+            BudgetedSpool(self.share),
             source=part.file,
             max_bytes=self.limits.max_file_bytes,
         )

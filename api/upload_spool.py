@@ -3,8 +3,10 @@ budget per API process (UPLOAD_MEMORY_BYTES), in temporary files beyond it.
 
 Requests with a file on disk read it back and submit one at a time, so the API holds at most the
 budget plus one request's files, however many uploads arrive at once, and no upload is refused
-for it. A batch's files go to Redis in one transaction, so that one request's share is still its
-whole body for a moment. (Measured effects: docs/PERFORMANCE.md, "Memory".)
+for it. One request holds at most a quarter of the budget in memory (`RequestShare`): a large
+batch cannot push every other upload to disk. A batch's files go to Redis in one transaction,
+so that one request's part is still its whole body for a moment. (Measured effects:
+docs/PERFORMANCE.md, "Memory".)
 """
 
 from __future__ import annotations
@@ -15,9 +17,23 @@ import io
 import tempfile
 import threading
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, Protocol
 
 from api import metrics
+
+# One request may hold this part of the process's upload memory at most.
+REQUEST_SHARE = 0.25
+
+
+class Budget(Protocol):
+    """Where a spool reserves the memory its bytes take."""
+
+    @property
+    def disk_turn(self) -> asyncio.Lock: ...
+
+    def take(self, size: int) -> bool: ...
+
+    def give_back(self, size: int) -> None: ...
 
 
 class MemoryBudget:
@@ -50,6 +66,40 @@ class MemoryBudget:
                 self._in_use -= size
             metrics.UPLOAD_MEMORY_BYTES.dec(size)
 
+    def share(self) -> RequestShare:
+        """A new request's part of this budget."""
+        return RequestShare(self, int(self.limit * REQUEST_SHARE))
+
+
+class RequestShare:
+    """One request's files' part of the process budget: at most `cap` bytes of it."""
+
+    def __init__(self, budget: MemoryBudget, cap: int) -> None:
+        self.budget = budget
+        self.cap = cap
+        self._held = 0
+        self._lock = threading.Lock()
+
+    @property
+    def disk_turn(self) -> asyncio.Lock:
+        return self.budget.disk_turn
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if self._held + size > self.cap or not self.budget.take(size):
+                return False
+            self._held += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            self._held -= size
+        self.budget.give_back(size)
+
 
 class BudgetedSpool:
     """One uploaded file: in memory while `budget` has room for each chunk, then on disk.
@@ -58,7 +108,7 @@ class BudgetedSpool:
     them out without a copy, so close it only once they have been used (submitted to Redis).
     """
 
-    def __init__(self, budget: MemoryBudget) -> None:
+    def __init__(self, budget: Budget) -> None:
         self.budget = budget
         self._memory: io.BytesIO | None = io.BytesIO()
         self._disk: IO[bytes] | None = None

@@ -74,6 +74,18 @@ class JobNotCancelableError(ImgclfError):
     code = "job_not_cancelable"
 
 
+class IdempotencyKeyReusedError(ImgclfError):
+    """The Idempotency-Key was used before with another request (other images or options)."""
+
+    code = "idempotency_key_reused"
+
+
+class IdempotencyInProgressError(ImgclfError):
+    """A request with this Idempotency-Key is still being accepted."""
+
+    code = "idempotency_in_progress"
+
+
 class ServiceUnavailableError(ImgclfError):
     code = "service_unavailable"
 

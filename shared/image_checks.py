@@ -11,6 +11,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
 from shared.errors import ImageTooLargeError, InvalidImageError, UnsupportedFormatError
@@ -23,7 +24,12 @@ SUPPORTED_FORMATS: dict[str, str] = {
     "GIF": "image/gif",
     "BMP": "image/bmp",
     "TIFF": "image/tiff",
+    "HEIF": "image/heic",
 }
+
+# HEIC/HEIF (iPhones' and many Android phones' default) through libheif, for the API's check
+# and the worker's decode alike: both import this module.
+pillow_heif.register_heif_opener()
 
 # The file names clients pick images by (the CLI's folder walk, the UI's uploader).
 FILE_EXTENSIONS: tuple[str, ...] = (
@@ -35,8 +41,10 @@ FILE_EXTENSIONS: tuple[str, ...] = (
     ".bmp",
     ".tif",
     ".tiff",
+    ".heic",
+    ".heif",
 )
-FORMAT_NAMES = "JPEG (MPO included), PNG, WebP, GIF, BMP or TIFF"
+FORMAT_NAMES = "JPEG (MPO included), PNG, WebP, GIF, BMP, TIFF or HEIC/HEIF"
 
 # Formats that are another one to us. MPO (multi-picture: what many phones and cameras write,
 # with a depth map or a preview as a second frame) is a JPEG whose first frame is the photo.
@@ -111,3 +119,29 @@ def _check_complete(data: bytes, fmt: str) -> None:
             raise InvalidImageError(f"Invalid image file: broken PNG ({exc})") from exc
     if fmt == "WEBP" and len(data) < int.from_bytes(data[4:8], "little") + 8:
         raise InvalidImageError("Invalid image file: truncated WebP")
+    if fmt == "HEIF" and not _boxes_complete(data):
+        raise InvalidImageError("Invalid image file: truncated HEIF (a box runs past the end)")
+
+
+# A HEIF file is a handful of top-level ISO-BMFF boxes (ftyp, meta, mdat, ...).
+_MAX_TOP_LEVEL_BOXES = 1000
+
+
+def _boxes_complete(data: bytes) -> bool:
+    """Whether the file's top-level boxes end exactly where the file does (libheif reads the
+    image data lazily, so a cut file opens without complaint)."""
+    at = 0
+    for _ in range(_MAX_TOP_LEVEL_BOXES):
+        if at == len(data):
+            return True
+        if at + 8 > len(data):
+            return False
+        size = int.from_bytes(data[at : at + 4], "big")
+        if size == 1:  # a 64-bit size follows the type
+            size = int.from_bytes(data[at + 8 : at + 16], "big")
+        elif size == 0:  # the last box, to the end of the file
+            return True
+        if size < 8:
+            return False
+        at += size
+    return at == len(data)

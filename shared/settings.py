@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     upload_memory_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     # A request body must have arrived within this, or it is cut off with 408.
     upload_timeout_seconds: float = Field(default=60.0, gt=0)
+    # How long the API may spend checking one request's images (off the event loop) before it
+    # refuses them as too complex; the structure caps keep real files far below it.
+    upload_check_timeout_seconds: float = Field(default=5.0, gt=0)
     max_image_pixels: int = Field(default=50_000_000, ge=1)
     max_queue_length: int = Field(default=10_000, ge=1)
     # Bytes of queued images Redis may hold; at least one full batch.

@@ -49,6 +49,15 @@ def jpeg_with_orientation(image: Image.Image, orientation: int) -> bytes:
     return encode(image, "JPEG", exif=exif.tobytes(), quality=95)
 
 
+def camera_jpeg() -> bytes:
+    """A JPEG as cameras and print workflows write them: a 60 KB maker note in its EXIF and a
+    700 KB ICC profile split over many APP2 segments."""
+    exif = Image.Exif()
+    exif[0x927C] = b"M" * 60_000  # MakerNote: a vendor's opaque block
+    exif[0x010F] = "imgclf test camera"
+    return encode(gradient(800, 600), "JPEG", exif=exif.tobytes(), icc_profile=b"\0" * 700_000)
+
+
 def _chunk(kind: bytes, body: bytes) -> bytes:
     return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
 

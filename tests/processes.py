@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -87,6 +89,37 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
+
+
+class Trap:
+    """A listening socket that records the first bytes of every connection made to it."""
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self.caught: list[bytes] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._server.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(2)
+                try:
+                    self.caught.append(connection.recv(200))
+                except OSError:
+                    self.caught.append(b"")
+
+    def proxy_env(self) -> dict[str, str]:
+        """Every proxy variable, in both cases, pointed at the trap."""
+        names = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+        return dict.fromkeys(names, self.url)
+
+    def close(self) -> None:
+        self._server.close()
 
 
 def service_env(redis_url: str, **overrides: str) -> dict[str, str]:

@@ -9,7 +9,9 @@ from ui.views import classify, model_info, monitoring
 
 # Errors the app does not handle show a short message, never a traceback.
 st.set_option("client.showErrorDetails", "none")
-st.set_page_config(page_title="imgclf", page_icon=":material/image_search:", layout="wide")
+# An emoji, not a ":material/...:" icon: Streamlit fetches those favicons from fonts.gstatic.com,
+# and a self-hosted UI loads nothing from elsewhere (tests/e2e/test_ui.py checks).
+st.set_page_config(page_title="imgclf", page_icon="🔎", layout="wide")
 
 page = st.navigation(
     [

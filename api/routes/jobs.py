@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, File, Request, Response, UploadFile
 from pydantic import BaseModel
 
-from api.deps import ServiceDep, SubmitOptionsDep, TopK, WaitDep
+from api.deps import BatchOptionsDep, ServiceDep, SubmitOptionsDep, WaitDep
 from api.errors import error_responses
 from api.upload_form import BatchUploadRoute, UploadRoute
 from shared.image_checks import FORMAT_NAMES
@@ -29,7 +29,7 @@ class JobBatch(BaseModel):
     response_model=Job,
     responses={
         200: {"model": Job, "description": "With `wait`: the job finished within it"},
-        **error_responses(400, 413, 415),
+        **error_responses(400, 409, 413, 415),
     },
 )
 async def submit_job(
@@ -46,11 +46,9 @@ async def submit_job(
     finishes quickly, and still a `Location` to poll where it does not.
     """
     if options.wait:
-        job = await service.submit_and_wait(
-            file, wait_seconds=options.wait, top_k=options.top_k, route="jobs"
-        )
+        job = await service.submit_and_wait(file, options=options, route="jobs")
     else:
-        (job,) = await service.submit([file], top_k=options.top_k, route="jobs")
+        (job,) = await service.submit([file], options=options, route="jobs")
     # A path-absolute reference: cheaper than url_for's route search, and valid for Location.
     response.headers["Location"] = f"{request.scope['path'].rstrip('/')}/{job.job_id}"
     if job.status.terminal:
@@ -59,15 +57,18 @@ async def submit_job(
 
 
 @batch_router.post(
-    "/batch", status_code=202, response_model=JobBatch, responses=error_responses(400, 413, 415)
+    "/batch",
+    status_code=202,
+    response_model=JobBatch,
+    responses=error_responses(400, 409, 413, 415),
 )
 async def submit_batch(
     files: Annotated[list[UploadFile], File(description="1 to MAX_BATCH_FILES images")],
     service: ServiceDep,
-    top_k: TopK = None,
+    options: BatchOptionsDep,
 ) -> JobBatch:
     """Queue several images at once: all are accepted, or none (the error names the file)."""
-    return JobBatch(jobs=await service.submit(files, top_k=top_k, route="batch"))
+    return JobBatch(jobs=await service.submit(files, options=options, route="batch"))
 
 
 @router.get("/{job_id}", response_model=Job, responses=error_responses(404))

@@ -13,11 +13,12 @@ asyncio stores that send the operations' round trips).
 from shared.jobs.keys import (
     EVENTS_CHANNEL,
     KEY_PREFIX,
+    idempotency_key,
     image_key,
     job_key,
     new_job_id,
 )
-from shared.jobs.operations import Claim, QueueLimits, Replication
+from shared.jobs.operations import Claim, Idempotency, QueueLimits, Replication, Submission
 from shared.jobs.record import announced_job
 from shared.jobs.runners import AsyncJobStore, JobStore
 from shared.schemas import NewJob
@@ -27,11 +28,14 @@ __all__ = [
     "KEY_PREFIX",
     "AsyncJobStore",
     "Claim",
+    "Idempotency",
     "JobStore",
     "NewJob",
     "QueueLimits",
     "Replication",
+    "Submission",
     "announced_job",
+    "idempotency_key",
     "image_key",
     "job_key",
     "new_job_id",

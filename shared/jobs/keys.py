@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 KEY_PREFIX = "imgclf"
@@ -21,6 +22,18 @@ SWEEPER_LOCK_KEY = f"{KEY_PREFIX}:sweeper-lock"
 # Live worker processes: a sorted set of ids scored by expiry (Redis's clock, ms), and their info.
 WORKERS_KEY = f"{KEY_PREFIX}:workers"
 WORKER_INFO_KEY = f"{KEY_PREFIX}:workers:info"
+
+
+# The submits an Idempotency-Key has made, per caller (API key) and key; and the name passed in
+# its place to the enqueue script when a submit has none (never written).
+NO_IDEMPOTENCY_KEY = f"{KEY_PREFIX}:idempotency:-"
+
+
+def idempotency_key(scope: str, key: str) -> str:
+    """Where a caller's Idempotency-Key is kept: both hashed, so neither an API key nor a
+    client's key appears in Redis."""
+    digest = hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()
+    return f"{KEY_PREFIX}:idempotency:{digest}"
 
 
 def job_key(job_id: str) -> str:

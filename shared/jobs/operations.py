@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.errors import (
+    IdempotencyInProgressError,
+    IdempotencyKeyReusedError,
     ImgclfError,
     JobNotCancelableError,
     JobNotFoundError,
@@ -65,23 +67,54 @@ class Replication:
     timeout_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """A submit's Idempotency-Key: where its record lives (`keys.idempotency_key`) and what the
+    request was (a digest of its images and options); `pending` until replicas hold the jobs."""
+
+    record: str
+    fingerprint: str
+    pending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """Who the new jobs are: their ids (when the caller needs them before they exist) and the
+    request's Idempotency-Key, if it sent one."""
+
+    job_ids: Sequence[str] | None = None
+    idempotency: Idempotency | None = None
+
+
+NO_SUBMISSION = Submission()
+
+
 def enqueue(
     uploads: Sequence[tuple[NewJob, bytes]],
     *,
     queue: ClassifyQueue,
     limits: QueueLimits,
     ttl: int,
-    job_ids: Sequence[str] | None = None,
+    submission: Submission = NO_SUBMISSION,
 ) -> Operation[list[Job]]:
     """Store a queued job per (job, image) and push its queue message, all in one transaction:
-    every job is queued, or none is (`QueueFullError` past either limit)."""
+    every job is queued, or none is (`QueueFullError` past either limit). For an Idempotency-Key
+    seen before: the jobs it made (other ids than `submission.job_ids`), or
+    `IdempotencyKeyReusedError` / `IdempotencyInProgressError`."""
     now = time.time()
+    job_ids, idempotency = submission.job_ids, submission.idempotency
     ids = list(job_ids) if job_ids is not None else [keys.new_job_id() for _ in uploads]
     fields = [record.queued_fields(job, created_at=now) for job, _ in uploads]
     # Every job has the same fields, so the script reads them in strides of one width.
     width = 2 * len(fields[0]) if fields else 0
-    script_keys = [queue.name, *keys.QUEUED_BOOKKEEPING]
+    idem_record = idempotency.record if idempotency else keys.NO_IDEMPOTENCY_KEY
+    script_keys = [queue.name, *keys.QUEUED_BOOKKEEPING, idem_record]
     args = [str(limits.jobs), str(limits.image_bytes), str(ttl), str(width)]
+    args += (
+        [idempotency.fingerprint, "pending" if idempotency.pending else "done"]
+        if idempotency
+        else ["", ""]
+    )
     for job_id, job_fields, (_, image) in zip(ids, fields, uploads, strict=True):
         script_keys += [keys.job_key(job_id), keys.image_key(job_id)]
         args += [queue.message(job_id), job_id, str(len(image))]
@@ -93,6 +126,8 @@ def enqueue(
     *_, (accepted, queued, *over) = yield from send(
         *images, scripts.ENQUEUE.call(script_keys, args), atomic=True
     )
+    if accepted >= 2:
+        return (yield from _seen_before(accepted, queued))
     if not accepted and over == [b"bytes"]:
         raise QueueFullError(
             f"The queue is full ({queued} bytes of images waiting, limit {limits.image_bytes}, "
@@ -103,6 +138,30 @@ def enqueue(
             f"The queue is full ({queued} jobs waiting, limit {limits.jobs}); retry later"
         )
     return [record.job_from_fields(i, f) for i, f in zip(ids, fields, strict=True)]
+
+
+def _seen_before(answer: int, detail: bytes) -> Operation[list[Job]]:
+    if detail == b"reused":
+        raise IdempotencyKeyReusedError(
+            "This Idempotency-Key was used with another request (other images or options); "
+            "use a new key for a new request"
+        )
+    if detail == b"pending":
+        raise IdempotencyInProgressError(
+            "A request with this Idempotency-Key is still being accepted; retry shortly"
+        )
+    made = []
+    for job_id in detail.decode().split(","):
+        made.append((yield from get(job_id)))
+    return made
+
+
+def settle_idempotency(idempotency: Idempotency, *, accepted: bool) -> Operation[None]:
+    """After `replicated_or_withdrawn`: the key's record becomes final, or goes with its jobs."""
+    if accepted:
+        yield from send(("HSET", idempotency.record, "state", "done"))
+    else:
+        yield from send(("DEL", idempotency.record))
 
 
 def replicated_or_withdrawn(

@@ -4,14 +4,16 @@ requests): thin twins that send the steps of `shared.jobs.operations` to Redis."
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 import redis
 import redis.asyncio
 
-from shared.errors import ImgclfError
+from shared.errors import ImgclfError, StoreUnavailableError
 from shared.jobs import operations as ops
-from shared.jobs.operations import Claim, QueueLimits, Replication
+from shared.jobs.keys import new_job_id
+from shared.jobs.operations import Claim, QueueLimits, Replication, Submission
 from shared.jobs.steps import Operation, Step
 from shared.kombu_messages import ClassifyQueue
 from shared.redis_client import unavailable_as_store_error
@@ -177,15 +179,36 @@ class AsyncJobStore:
         *,
         queue: ClassifyQueue,
         limits: QueueLimits,
-        job_ids: Sequence[str] | None = None,
+        submission: Submission = ops.NO_SUBMISSION,
     ) -> list[Job]:
-        """`job_ids` (from `new_job_id`) when the caller needs the ids before the jobs exist."""
+        """The new jobs (ids from `submission.job_ids`, from `new_job_id`, when the caller
+        needs them before the jobs exist), or for an Idempotency-Key seen before the jobs it
+        made then: other ids."""
+        ids = list(submission.job_ids or [new_job_id() for _ in uploads])
+        replicate = self._replication is not None and self._replication.replicas > 0
+        idempotency = submission.idempotency
+        if idempotency is not None and replicate:
+            idempotency = replace(idempotency, pending=True)
         jobs = await self._run(
-            ops.enqueue(uploads, queue=queue, limits=limits, ttl=self._ttl, job_ids=job_ids)
+            ops.enqueue(
+                uploads,
+                queue=queue,
+                limits=limits,
+                ttl=self._ttl,
+                submission=Submission(ids, idempotency),
+            )
         )
-        if self._replication is not None and self._replication.replicas > 0:
-            ids = [job.job_id for job in jobs]
+        if [job.job_id for job in jobs] != ids or not replicate:
+            return jobs  # a replay, or nothing to wait for
+        assert self._replication is not None
+        try:
             await self._run(ops.replicated_or_withdrawn(ids, queue, self._replication))
+        except StoreUnavailableError:
+            if idempotency is not None:
+                await self._run(ops.settle_idempotency(idempotency, accepted=False))
+            raise
+        if idempotency is not None:
+            await self._run(ops.settle_idempotency(idempotency, accepted=True))
         return jobs
 
     async def get(self, job_id: str) -> Job:

@@ -51,37 +51,57 @@ end
 """
 
 # Runs after the images were SET in the same transaction.
-# KEYS: queue list, the queued bookkeeping (3), then the job hash and image key of each job.
-# ARGV: queue limit, queued bytes limit, TTL, field/value count per job, then per job: message,
-# job id, image bytes, fields.
+# KEYS: queue list, the queued bookkeeping (3), the idempotency record (or a name never written),
+# then the job hash and image key of each job.
+# ARGV: queue limit, queued bytes limit, TTL, field/value count per job, the request's
+# fingerprint ('' without an Idempotency-Key), the record's state ('done', or 'pending' until
+# replicas hold the jobs), then per job: message, job id, image bytes, fields.
 # Jobs and their queue messages are written together, all or none: a job never exists without
-# the message that gets it run. Returns {1, queued before} or, over a limit (images removed
-# again), {0, jobs queued, 'jobs'} or {0, bytes queued, 'bytes'}.
+# the message that gets it run; the idempotency record is written with them, so two requests with
+# one key make one set of jobs. Returns {1, queued before}; over a limit (images removed again)
+# {0, jobs queued, 'jobs'} or {0, bytes queued, 'bytes'}; for a key seen before (images removed
+# again) {2, 'reused'} (another request), {2, 'pending'} (still being accepted) or
+# {3, the job ids it made, comma-separated}.
 ENQUEUE = Script(
     SERVER_NOW_MS
     + _QUEUED
     + """
-local queued = redis.call('LLEN', KEYS[1])
-local jobs, width = (#KEYS - 4) / 2, tonumber(ARGV[4])
+local jobs, width = (#KEYS - 5) / 2, tonumber(ARGV[4])
 local function refuse(...)
-  for i = 1, jobs do redis.call('DEL', KEYS[2 * i + 4]) end
-  return {0, ...}
+  for i = 1, jobs do redis.call('DEL', KEYS[2 * i + 5]) end
+  return {...}
 end
-if queued + jobs > tonumber(ARGV[1]) then return refuse(queued, 'jobs') end
-local adding, at = 0, 5
+if ARGV[5] ~= '' then
+  local seen = redis.call('HMGET', KEYS[5], 'fingerprint', 'state', 'jobs')
+  if seen[1] then
+    if seen[1] ~= ARGV[5] then return refuse(2, 'reused') end
+    if seen[2] == 'pending' then return refuse(2, 'pending') end
+    return refuse(3, seen[3])
+  end
+end
+local queued = redis.call('LLEN', KEYS[1])
+if queued + jobs > tonumber(ARGV[1]) then return refuse(0, queued, 'jobs') end
+local adding, at = 0, 7
 for i = 1, jobs do
   adding = adding + tonumber(ARGV[at + 2])
   at = at + 3 + width
 end
 local bytes = tonumber(redis.call('GET', KEYS[3]) or '0')
-if bytes + adding > tonumber(ARGV[2]) then return refuse(bytes, 'bytes') end
-at = 5
+if bytes + adding > tonumber(ARGV[2]) then return refuse(0, bytes, 'bytes') end
+at = 7
+local ids = {}
 for i = 1, jobs do
-  redis.call('HSET', KEYS[2 * i + 3], unpack(ARGV, at + 3, at + 2 + width))
-  redis.call('EXPIRE', KEYS[2 * i + 3], ARGV[3])
+  redis.call('HSET', KEYS[2 * i + 4], unpack(ARGV, at + 3, at + 2 + width))
+  redis.call('EXPIRE', KEYS[2 * i + 4], ARGV[3])
   redis.call('LPUSH', KEYS[1], ARGV[at])
   to_queued(KEYS[2], KEYS[3], KEYS[4], ARGV[at + 1], ARGV[at + 2], now)
+  ids[i] = ARGV[at + 1]
   at = at + 3 + width
+end
+if ARGV[5] ~= '' then
+  local state = {'fingerprint', ARGV[5], 'state', ARGV[6], 'jobs', table.concat(ids, ',')}
+  redis.call('HSET', KEYS[5], unpack(state))
+  redis.call('EXPIRE', KEYS[5], ARGV[3])
 end
 return {1, queued}
 """

@@ -7,13 +7,14 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import Stack
-from tests.processes import SHARED_IMAGES, free_port, running, service_env, wait_until
+from tests.processes import SHARED_IMAGES, Trap, free_port, running, service_env, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -33,25 +34,27 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = os.environ.get("IMGCLF_SCREENSHOTS_DIR")
 
 
+# Every host a page of the UI made the browser ask, across the module's tests.
+HOSTS_ASKED: set[str] = set()
+# Proxies pointed at a trap for the UI's own process: what it sends anywhere but to the API on
+# loopback (NO_PROXY) lands there.
+TRAP = Trap()
+
+
 @pytest.fixture(scope="module")
 def ui_url(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = service_env(
-        stack.redis.url, API_URL=stack.api_url, PROMETHEUS_URL=f"http://127.0.0.1:{free_port()}"
+        stack.redis.url,
+        API_URL=stack.api_url,
+        PROMETHEUS_URL=f"http://127.0.0.1:{free_port()}",
+        **TRAP.proxy_env(),
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
     )
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "ui/app.py",
-        "--server.port",
-        str(port),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
+    # No --browser.gatherUsageStats here: .streamlit/config.toml must turn it off by itself.
+    command = [sys.executable, "-m", "streamlit", "run", "ui/app.py",
+               "--server.port", str(port), "--server.headless", "true"]  # fmt: skip
     with running(command, env=env, log=tmp_path_factory.mktemp("ui") / "ui.log"):
         url = f"http://127.0.0.1:{port}"
         wait_until(
@@ -74,6 +77,7 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1300, "height": 1000})
     page = context.new_page()
+    page.on("request", lambda request: HOSTS_ASKED.add(urlsplit(request.url).hostname or ""))
     yield page
     context.close()
 
@@ -128,3 +132,10 @@ def test_monitoring_page_falls_back_to_api_figures(page: Page, ui_url: str) -> N
     )
     expect(page.get_by_text("Workers online")).to_be_visible()
     _screenshot(page, "monitoring")
+
+
+def test_the_ui_talked_to_no_one_else() -> None:
+    """Last in the module: the pages asked only the UI's own server (no usage statistics, fonts
+    or scripts from elsewhere), and the UI's process sent nothing through the trapped proxies."""
+    assert {"127.0.0.1"} == HOSTS_ASKED
+    assert TRAP.caught == []

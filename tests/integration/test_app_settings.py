@@ -3,14 +3,18 @@ process's environment): keys, `Retry-After`, wait and batch limits."""
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
+from PIL import Image
 from starlette.testclient import TestClient
 
 from api.main import create_app
 from scripts.processes import free_port
 from shared.settings import Settings
+from tests.images import encode
+from tests.processes import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -37,3 +41,17 @@ def test_injected_settings_decide_keys_retry_after_and_limits() -> None:
         batch = client.post("/api/v1/jobs/batch", files=files, headers=keyed)
         assert batch.status_code == 400
         assert "1 to 2" in batch.json()["message"]
+
+
+def test_a_check_that_runs_out_of_time_refuses_the_upload(redis_server: RedisServer) -> None:
+    """UPLOAD_CHECK_TIMEOUT_SECONDS bounds the threadpool check of an upload: past it, a 413
+    that says why, and the API answers on."""
+    settings = Settings(redis_url=redis_server.url, upload_check_timeout_seconds=0.000001)
+    noise = Image.frombytes("RGB", (600, 600), os.urandom(600 * 600 * 3))
+    photo = encode(noise, "PNG")  # ~1 MB, over the inline size: checked in a thread
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/api/v1/jobs", files={"file": ("g.png", photo, "image/png")})
+        assert answer.status_code == 413, answer.text
+        assert answer.json()["code"] == "image_too_large"
+        assert "UPLOAD_CHECK_TIMEOUT_SECONDS" in answer.json()["message"]
+        assert client.get("/health").status_code == 200

@@ -19,7 +19,14 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Stack
-from tests.images import encode, gradient, jpeg_with_orientation, png_header_only, structure_bombs
+from tests.images import (
+    camera_jpeg,
+    encode,
+    gradient,
+    jpeg_with_orientation,
+    png_header_only,
+    structure_bombs,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +57,7 @@ def _corpus() -> list[Case]:
     jpeg, png = encode(gradient(), "JPEG"), encode(gradient(), "PNG")
     sixteen = Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 15).astype(np.uint16))
     floats = Image.fromarray(np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64))
+    heic = encode(gradient(), "HEIF")
     return [
         Case("zero-bytes", b"", 400, "invalid_image"),
         Case("random-bytes", os.urandom(4096), 400, "invalid_image"),
@@ -98,6 +106,10 @@ def _corpus() -> list[Case]:
         Case("exif-rotated-jpeg", jpeg_with_orientation(gradient(), 6), 202, None, "succeeded"),
         Case("webp", encode(gradient(), "WEBP"), 202, None, "succeeded"),
         Case("bmp", encode(gradient(), "BMP"), 202, None, "succeeded"),
+        Case("heic-from-a-phone", heic, 202, None, "succeeded"),
+        Case("truncated-heic", heic[: len(heic) // 2], 400, "invalid_image"),
+        Case("sixteen-bit-png", encode(sixteen, "PNG"), 202, None, "succeeded"),
+        Case("camera-jpeg-huge-exif-and-icc", camera_jpeg(), 202, None, "succeeded"),
     ]
 
 

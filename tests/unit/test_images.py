@@ -9,7 +9,14 @@ from PIL import Image
 from shared.errors import ImageTooLargeError, InvalidImageError, UnsupportedFormatError
 from shared.image_checks import inspect_image
 from shared.model_files import MEAN, STD
-from tests.images import encode, gradient, jpeg_with_orientation, png_header_only, structure_bombs
+from tests.images import (
+    camera_jpeg,
+    encode,
+    gradient,
+    jpeg_with_orientation,
+    png_header_only,
+    structure_bombs,
+)
 from tests.processes import SHARED_IMAGES
 from worker.images import decode_image, preprocess, to_rgb
 
@@ -169,6 +176,37 @@ def test_a_multi_picture_jpeg_from_a_camera_is_accepted_as_its_first_frame() -> 
     assert decoded.size == (640, 480)
     whole = np.asarray(Image.open(io.BytesIO(encode(photo, "JPEG", quality=95))).convert("RGB"))
     assert np.abs(np.asarray(decoded).astype(int) - whole.astype(int)).mean() < 2
+
+
+def test_a_heic_photo_from_a_phone_is_accepted_and_decodes_to_its_pixels() -> None:
+    """HEIC, the default format of iPhones and many Android phones (it was 415)."""
+    photo = gradient(640, 480)
+    data = encode(photo, "HEIF", quality=95)
+    info = inspect_image(data, max_pixels=10**8)
+    assert (info.format, info.content_type, info.width, info.height) == (
+        "HEIF",
+        "image/heic",
+        640,
+        480,
+    )
+    decoded = decode_image(data, max_pixels=10**8)
+    assert (decoded.mode, decoded.size) == ("RGB", (640, 480))
+    assert np.abs(np.asarray(decoded).astype(int) - np.asarray(photo).astype(int)).mean() < 4
+    with pytest.raises(InvalidImageError):
+        inspect_image(data[: len(data) // 2], max_pixels=10**8)
+    with pytest.raises(ImageTooLargeError):
+        inspect_image(data, max_pixels=1000)
+
+
+def test_a_camera_jpeg_with_a_huge_exif_block_and_icc_profile_is_accepted() -> None:
+    """Cameras write tens of KB of EXIF (maker notes) and print workflows embed ICC profiles of
+    hundreds of KB, split over many APP2 segments."""
+    data = camera_jpeg()
+    assert len(data) > 750_000
+    assert inspect_image(data, max_pixels=10**8).format == "JPEG"
+    decoded = decode_image(data, max_pixels=10**8)
+    assert decoded.mode == "RGB"
+    assert min(decoded.size) >= 256  # drafted down to the model's resize, no smaller
 
 
 @pytest.mark.parametrize("name", ["com-segments", "png-chunks", "jpeg-scans", "tiff-strips"])

@@ -11,7 +11,7 @@ import pytest
 from fastapi import UploadFile
 
 from api.events import JobEvents
-from api.service import JobService
+from api.service import JobService, SubmitOptions
 from shared.jobs import AsyncJobStore, JobStore
 from shared.schemas import Job, JobResult, JobStatus, ModelRef, Prediction, Timings
 from shared.settings import Settings
@@ -118,7 +118,7 @@ def test_submit_and_wait_answers_from_the_finish_event_without_reading_the_job()
         upload = UploadFile(io.BytesIO(data), size=len(data), filename="g.jpg")
         waiting = asyncio.create_task(
             service_over(async_store, events).submit_and_wait(
-                upload, wait_seconds=10, top_k=2, route="jobs"
+                upload, options=SubmitOptions(top_k=2, wait=10), route="jobs"
             )
         )
         for _ in range(200):  # a worker takes the job as soon as it is queued

@@ -6,13 +6,13 @@ import pytest
 from starlette.datastructures import UploadFile
 
 from api.upload_form import BudgetedUpload
-from api.upload_spool import BudgetedSpool, MemoryBudget
+from api.upload_spool import Budget, BudgetedSpool, MemoryBudget
 from shared.errors import UploadTooLargeError
 
 pytestmark = pytest.mark.unit
 
 
-def _spool(budget: MemoryBudget, *chunks: bytes) -> BudgetedSpool:
+def _spool(budget: Budget, *chunks: bytes) -> BudgetedSpool:
     spool = BudgetedSpool(budget)
     for chunk in chunks:
         spool.write(chunk)
@@ -66,3 +66,18 @@ def test_a_file_over_its_own_limit_is_refused_as_it_arrives_and_frees_its_share(
 def test_a_zero_budget_keeps_nothing_in_memory() -> None:
     spool = _spool(MemoryBudget(0), b"a")
     assert spool.on_disk
+
+
+def test_one_request_holds_at_most_its_share_and_others_keep_memory() -> None:
+    """A large batch's files go to disk past a quarter of the budget; the next request's file
+    still waits in memory."""
+    budget = MemoryBudget(1000)
+    batch = budget.share()
+    files = [_spool(batch, b"x" * 100) for _ in range(4)]
+    assert [f.on_disk for f in files] == [False, False, True, True]
+    assert (batch.held, budget.in_use) == (200, 200)
+    other = _spool(budget.share(), b"y" * 250)
+    assert other.on_disk is False
+    for spool in [*files, other]:
+        spool.close()
+    assert (batch.held, budget.in_use) == (0, 0)
