@@ -162,3 +162,11 @@ def test_the_sentinel_profile_runs_replicas_and_sentinels_the_services_follow() 
         command = services[name]["command"]
         assert command[command.index("--replicaof") + 1 :][:2] == ["redis", "6379"]
         assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+def test_the_ui_image_carries_its_streamlit_settings() -> None:
+    """The UI runs from Dockerfile.api's image: without .streamlit/config.toml in it, the page
+    would send usage statistics and Streamlit would look up the host's public IP."""
+    copies = [line.split()[1:] for line in (ROOT / "Dockerfile.api").read_text().splitlines()
+              if line.startswith("COPY") and "--from=" not in line]  # fmt: skip
+    assert [".streamlit", "./.streamlit"] in copies
