@@ -3,6 +3,10 @@
     imgclf submit cat.jpg photos/          # files or folders; progress on stderr, table on stdout
     imgclf submit --json photos/ > out.json
     imgclf status JOB_ID [--wait 10]
+    imgclf submit x.jpg --api-url http://api:8000 --api-key KEY   # before or after the command
+
+Each submit carries an Idempotency-Key, so one dropped by the network or refused while the API
+is briefly unavailable is sent again (up to 4 times) without ever making a second job.
 
 Exit codes: 0 all succeeded (or, for `status` without --wait, the job exists); 1 a job failed,
 was canceled or was rejected; 2 usage error or no images; 3 API unreachable or unavailable;
@@ -68,19 +72,10 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit codes:" + (__doc__ or "").split("Exit codes:", 1)[1].rstrip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--api-url",
-        default=get_settings().api_url,
-        help="the API (default: API_URL or %(default)s)",
-    )
-    key = get_settings().api_key
-    parser.add_argument(
-        "--api-key",
-        default=key.get_secret_value() if key else None,
-        help="API key, when the API requires one (default: API_KEY)",
-    )
+    _connection_options(parser, with_defaults=True)
     commands = parser.add_subparsers(dest="command", required=True)
     submit = commands.add_parser("submit", help="classify image files or folders")
+    _connection_options(submit, with_defaults=False)
     submit.add_argument("paths", nargs="+", type=Path, help="image files or folders")
     submit.add_argument(
         "--top-k", type=int, default=None, help="classes per image (default: the API's, 5)"
@@ -89,13 +84,35 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
     submit.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     status = commands.add_parser("status", help="show one job")
+    _connection_options(status, with_defaults=False)
     status.add_argument("job_id")
     status.add_argument("--wait", type=float, default=0, help="long-poll up to 30 s for the end")
     status.add_argument("--json", action="store_true", help="print the job as JSON")
     return parser
 
 
+def _connection_options(parser: argparse.ArgumentParser, *, with_defaults: bool) -> None:
+    """--api-url and --api-key, accepted before the subcommand and after it: a subcommand's
+    copy has no default, so that it does not overwrite one given before the subcommand."""
+    settings = get_settings()
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    parser.add_argument(
+        "--api-url",
+        default=settings.api_url if with_defaults else argparse.SUPPRESS,
+        help=f"the API (default: API_URL or {settings.api_url})",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=key if with_defaults else argparse.SUPPRESS,
+        help="API key, when the API requires one (default: API_KEY)",
+    )
+
+
 def _submit(client: ApiClient, args: argparse.Namespace) -> Exit:
+    missing = [str(path) for path in args.paths if not path.exists()]
+    if missing:
+        print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return Exit.USAGE
     paths = list(find_images(args.paths))
     if not paths:
         print(

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from shared.backoff import Backoff
 from shared.schemas import Job
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
+# A submit is sent at most this many times while the API cannot be reached, answers 5xx, or
+# says the same request is still being accepted (409).
+SUBMIT_ATTEMPTS = 4
 
 
 class ApiError(Exception):
@@ -55,11 +61,28 @@ class ApiClient:
         self._http.close()
 
     def submit(self, upload: Upload, *, top_k: int | None = None) -> Job:
-        """Queue one image; `top_k` None leaves the number of classes to the API's default."""
+        """Queue one image; `top_k` None leaves the number of classes to the API's default.
+
+        The request carries an Idempotency-Key of its own, so that it can be sent again when
+        the network drops it or the API is briefly unavailable: the API answers a repeat with
+        the job the first one made, never a second job.
+        """
         files = {"file": (upload.filename, upload.data, upload.content_type)}
         params = {"top_k": top_k} if top_k is not None else {}
-        body = self._request("POST", "/api/v1/jobs", files=files, params=params)
-        return Job.model_validate(body)
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        backoff = Backoff(first=0.5, most=4.0)
+        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+            try:
+                body = self._request(
+                    "POST", "/api/v1/jobs", files=files, params=params, headers=headers
+                )
+                return Job.model_validate(body)
+            except ApiError as exc:
+                retryable = isinstance(exc, ApiUnavailableError) or exc.status == 409
+                if not retryable or attempt == SUBMIT_ATTEMPTS:
+                    raise
+                time.sleep(backoff.next_delay())
+        raise AssertionError("unreachable")
 
     def job(self, job_id: str, *, wait: float = 0) -> Job:
         """A job; with `wait`, long-poll until it ends or `wait` seconds pass."""

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
 import sys
+import threading
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -80,3 +85,80 @@ def test_no_images_is_usage_error(stack: Stack, tmp_path: Path) -> None:
     result = _imgclf(stack.api_url, "submit", str(tmp_path))
     assert result.returncode == 2
     assert "no images found" in result.stderr
+
+
+class DroppingProxy:
+    """A TCP proxy in front of the API whose first connection's request reaches the API, and
+    whose answer is swallowed: the client sees the connection close, not the 202."""
+
+    def __init__(self, target: str) -> None:
+        self.target = urlsplit(target)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            drop = self.connections == 1
+            threading.Thread(target=self._serve, args=(client, drop), daemon=True).start()
+
+    def _serve(self, client: socket.socket, drop: bool) -> None:
+        upstream = socket.create_connection((self.target.hostname, self.target.port))
+        threading.Thread(target=_pump, args=(client, upstream), daemon=True).start()
+        if drop:
+            upstream.recv(65536)  # the API has answered: the job exists
+            client.close()
+            upstream.close()
+            return
+        _pump(upstream, client)
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
+
+
+def test_a_submit_whose_answer_was_lost_is_sent_again_and_makes_one_job(
+    stack: Stack, tmp_path: Path, labrador_bytes: bytes
+) -> None:
+    photo = tmp_path / f"{uuid.uuid4().hex}.jpg"
+    photo.write_bytes(labrador_bytes)
+    proxy = DroppingProxy(stack.api_url)
+    try:
+        result = _imgclf(proxy.url, "submit", "--json", str(photo))
+    finally:
+        proxy.close()
+    assert result.returncode == 0, result.stderr
+    assert proxy.connections >= 2  # the answer was lost once, and the submit sent again
+    (job,) = json.loads(result.stdout)
+    client = stack.redis.client()
+    made = [
+        k
+        for k in client.scan_iter("imgclf:job:*")
+        if client.hget(k, "filename") == photo.name.encode()
+    ]
+    assert made == [f"imgclf:job:{job['job_id']}".encode()]
+
+
+def test_connection_options_work_after_the_subcommand_too(stack: Stack) -> None:
+    photo = str(SHARED_IMAGES / "labrador.jpg")
+    command = [sys.executable, "-m", "ui.cli", "submit", photo, "--api-url", stack.api_url]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Labrador retriever" in result.stdout
+    missing = subprocess.run([sys.executable, "-m", "ui.cli", "submit", "nope.jpg"],
+                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert (missing.returncode, "Traceback" in missing.stderr) == (2, False)
+    assert "no such file or folder: nope.jpg" in missing.stderr
