@@ -9,7 +9,8 @@ from typing import Annotated, TypedDict, cast
 from fastapi import Depends, Header, Query, Request
 
 from api.security import offered_key
-from api.service import IdempotentRequest, JobService, SubmitOptions
+from api.service import JobService
+from api.submissions import IdempotentRequest, SubmitOptions
 
 
 class State(TypedDict):
@@ -49,9 +50,19 @@ TopK = Annotated[
 ]
 
 
+async def _caller(request: Request, service: ServiceDep) -> str:
+    """Whose requests these are: a digest of the caller's API key ('' with keys off). Jobs are
+    kept, listed and deduplicated per caller."""
+    if not service.api_keys:
+        return ""
+    return hashlib.sha256(offered_key(request.scope["headers"]) or b"").hexdigest()
+
+
+CallerDep = Annotated[str, Depends(_caller)]
+
+
 async def _idempotency_key(
-    request: Request,
-    service: ServiceDep,
+    caller: CallerDep,
     key: Annotated[
         str | None,
         Header(
@@ -65,27 +76,26 @@ async def _idempotency_key(
         ),
     ] = None,
 ) -> IdempotentRequest | None:
-    if key is None:
-        return None
-    # Keys are kept per caller: another API key's identical key is another request.
-    caller = offered_key(request.scope["headers"]) if service.api_keys else None
-    return IdempotentRequest(key, caller=hashlib.sha256(caller or b"").hexdigest())
+    # Kept per caller: another API key's identical key is another request.
+    return None if key is None else IdempotentRequest(key, caller=caller)
 
 
 IdempotencyDep = Annotated[IdempotentRequest | None, Depends(_idempotency_key)]
 
 
 async def _submit_options(
-    wait: WaitDep, idempotency: IdempotencyDep, top_k: TopK = None
+    wait: WaitDep, idempotency: IdempotencyDep, caller: CallerDep, top_k: TopK = None
 ) -> SubmitOptions:
-    return SubmitOptions(top_k=top_k, wait=wait, idempotency=idempotency)
+    return SubmitOptions(top_k=top_k, wait=wait, idempotency=idempotency, owner=caller)
 
 
 SubmitOptionsDep = Annotated[SubmitOptions, Depends(_submit_options)]
 
 
-async def _batch_options(idempotency: IdempotencyDep, top_k: TopK = None) -> SubmitOptions:
-    return SubmitOptions(top_k=top_k, idempotency=idempotency)
+async def _batch_options(
+    idempotency: IdempotencyDep, caller: CallerDep, top_k: TopK = None
+) -> SubmitOptions:
+    return SubmitOptions(top_k=top_k, idempotency=idempotency, owner=caller)
 
 
 BatchOptionsDep = Annotated[SubmitOptions, Depends(_batch_options)]

@@ -26,6 +26,8 @@ _STATUS: tuple[tuple[type[errors.ImgclfError], int], ...] = (
     (errors.UnauthorizedError, 401),
     (errors.JobNotFoundError, 404),
     (errors.JobNotCancelableError, 409),
+    (errors.JobNotRetryableError, 409),
+    (errors.ForbiddenError, 403),
     (errors.IdempotencyKeyReusedError, 422),
     (errors.IdempotencyInProgressError, 409),
     (errors.ServiceUnavailableError, 503),

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from prometheus_client import generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -20,15 +18,17 @@ from starlette.datastructures import UploadFile
 from api import metrics
 from api.events import Finished, JobEvents
 from api.security import encoded_keys
+from api.submissions import SubmitOptions, fingerprint
 from api.upload_form import BudgetedUpload, UploadLimits
 from api.upload_spool import MemoryBudget, disk_turn
-from api.uploads import check_upload, upload_bytes
+from api.uploads import check_uploads, upload_bytes
 from shared import workers
 from shared.errors import (
-    ImageTooLargeError,
+    ForbiddenError,
     InvalidParameterError,
     InvalidRequestError,
     JobNotCancelableError,
+    JobNotRetryableError,
     JobTimeoutError,
     error_from_code,
 )
@@ -51,27 +51,6 @@ from shared.settings import Settings
 # Waiters re-read the job this often even without an event: a safety net, not the mechanism.
 RECHECK_SECONDS = 2.0
 PREDICT_TOP_K = 10
-# A single upload up to this size is checked on the event loop, where a thread hop would cost
-# more than the check; larger ones and batches are checked in the threadpool. The structure caps
-# (`shared.image_structure`) bound what any check costs.
-INLINE_CHECK_BYTES = 256 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotentRequest:
-    """A submit's Idempotency-Key, and whose it is (a digest of the caller's API key)."""
-
-    key: str
-    caller: str
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitOptions:
-    """A submission's options: its query parameters and Idempotency-Key."""
-
-    top_k: int | None = None
-    wait: float = 0
-    idempotency: IdempotentRequest | None = None
 
 
 class JobService:
@@ -159,46 +138,25 @@ class JobService:
         contents = [await upload_bytes(file) for file in files]
         top_k = options.top_k or self.settings.default_top_k
 
-        def check_all() -> list[NewJob]:
-            checked = []
-            for index, (file, data) in enumerate(zip(files, contents, strict=True)):
-                with _naming_the_file(files, index):
-                    checked.append(
-                        check_upload(
-                            data,
-                            filename=file.filename,
-                            top_k=top_k,
-                            max_pixels=self.settings.max_image_pixels,
-                        )
-                    )
-            return checked
-
-        inline = len(contents) == 1 and len(contents[0]) <= INLINE_CHECK_BYTES
-        jobs = check_all() if inline else await self._bounded(check_all)
+        jobs = await check_uploads(
+            files,
+            contents,
+            top_k=top_k,
+            max_pixels=self.settings.max_image_pixels,
+            check_seconds=self.settings.upload_check_timeout_seconds,
+        )
         idempotency = None
         if options.idempotency is not None:
             idempotency = Idempotency(
                 idempotency_key(options.idempotency.caller, options.idempotency.key),
-                _fingerprint(route, top_k, jobs, contents),
+                fingerprint(route, top_k, jobs, contents),
             )
         return await self.store.enqueue(
             list(zip(jobs, contents, strict=True)),
             queue=self.queue,
             limits=self.queue_limits,
-            submission=Submission(job_ids, idempotency),
+            submission=Submission(job_ids, idempotency, owner=options.owner),
         )
-
-    async def _bounded(self, check: Callable[[], list[NewJob]]) -> list[NewJob]:
-        """`check` in the threadpool, given at most UPLOAD_CHECK_TIMEOUT_SECONDS; a check that
-        runs out (it finishes in its thread, bounded by the structure caps) refuses the upload."""
-        limit = self.settings.upload_check_timeout_seconds
-        try:
-            return await asyncio.wait_for(run_in_threadpool(check), limit)
-        except TimeoutError:
-            raise ImageTooLargeError(
-                f"Checking the image took longer than {limit:g} s "
-                "(UPLOAD_CHECK_TIMEOUT_SECONDS): its structure is too complex"
-            ) from None
 
     async def submit_and_wait(self, file: UploadFile, *, options: SubmitOptions, route: str) -> Job:
         """Queue one image, then the job as soon as it is terminal or when `options.wait`
@@ -212,6 +170,35 @@ class JobService:
                 return await self._until_terminal(job, finished, deadline=deadline)
         # An Idempotency-Key's earlier job: wait for that one instead.
         return await self.wait_for(job.job_id, wait_seconds=max(0.0, deadline - time.monotonic()))
+
+    async def retry(self, job_id: str, *, owner: str) -> Job:
+        """A new job for a failed or canceled job's image, linked to it by `retry_of`."""
+        job, image = await self.store.with_image(job_id)
+        if job.status not in (JobStatus.FAILED, JobStatus.CANCELED):
+            raise JobNotRetryableError(
+                f"Job {job_id} is {job.status.value}; only failed or canceled jobs can be retried"
+            )
+        if image is None:
+            raise JobNotRetryableError(f"Job {job_id}'s image is no longer kept; submit it again")
+        fields = job.model_dump(include=set(NewJob.model_fields))
+        again = NewJob.model_validate({**fields, "retry_of": job_id})
+        (made,) = await self.store.enqueue(
+            [(again, image)],
+            queue=self.queue,
+            limits=self.queue_limits,
+            submission=Submission(owner=owner),
+        )
+        metrics.observe_submission("retry", [made.size_bytes])
+        return made
+
+    async def failures(self, *, owner: str, limit: int) -> list[Job]:
+        """The caller's most recent failed jobs; with API keys off only if JOB_LISTING_OPEN."""
+        if not self.api_keys and not self.settings.job_listing_open:
+            raise ForbiddenError(
+                "Listing jobs shows each API key its own, and API keys are off "
+                "(API_KEYS); JOB_LISTING_OPEN=true opens the list to every caller"
+            )
+        return await self.store.failures(owner, limit=limit)
 
     async def wait_for(self, job_id: str, *, wait_seconds: float) -> Job:
         """The job as soon as it is terminal, or as it stands when `wait_seconds` have passed."""
@@ -265,23 +252,3 @@ class JobService:
     def metrics_exposition(self) -> bytes:
         """Prometheus text: process metrics, then live queue figures from Redis."""
         return b"".join(generate_latest(registry) for registry in self.registries)
-
-
-def _fingerprint(route: str, top_k: int, jobs: Sequence[NewJob], contents: Sequence[bytes]) -> str:
-    """What makes two submits the same request: route, options, and each file's name and bytes."""
-    digest = hashlib.sha256(f"{route}\0{top_k}".encode())
-    for job, data in zip(jobs, contents, strict=True):
-        digest.update(f"\0{job.filename}\0".encode())
-        digest.update(hashlib.sha256(data).digest())
-    return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _naming_the_file(files: Sequence[UploadFile], index: int) -> Iterator[None]:
-    """In a batch, an error says which file it is about."""
-    try:
-        yield
-    except InvalidRequestError as exc:
-        if len(files) > 1:
-            exc.message = f"files[{index}] ({files[index].filename!r}): {exc.message}"
-        raise

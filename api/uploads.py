@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import unicodedata
+from collections.abc import Iterator, Sequence
 from pathlib import PurePosixPath, PureWindowsPath
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.upload_form import BudgetedUpload
+from shared.errors import ImageTooLargeError, InvalidRequestError
 from shared.image_checks import ImageInfo, inspect_image
 from shared.schemas import NewJob
 
 MAX_FILENAME_CHARS = 255
+# A single upload up to this size is checked on the event loop, where a thread hop would cost
+# more than the check; larger ones and batches are checked in the threadpool. The structure caps
+# (`shared.image_structure`) bound what any check costs.
+INLINE_CHECK_BYTES = 256 * 1024
 
 
 async def upload_bytes(upload: UploadFile) -> bytes:
@@ -52,3 +60,47 @@ def safe_filename(name: str | None) -> str:
     if printable.strip(".") == "":
         return "upload"
     return printable[:MAX_FILENAME_CHARS]
+
+
+async def check_uploads(
+    files: Sequence[UploadFile],
+    contents: Sequence[bytes],
+    *,
+    top_k: int,
+    max_pixels: int,
+    check_seconds: float,
+) -> list[NewJob]:
+    """Check every file (`check_upload`), naming the file at fault in a batch's error. A small
+    single upload is checked on the event loop; the rest in the threadpool, given at most
+    `check_seconds` (UPLOAD_CHECK_TIMEOUT_SECONDS): a check that runs out finishes in its thread,
+    bounded by the structure caps, and the upload is refused."""
+
+    def check_all() -> list[NewJob]:
+        checked = []
+        for index, (file, data) in enumerate(zip(files, contents, strict=True)):
+            with _naming_the_file(files, index):
+                checked.append(
+                    check_upload(data, filename=file.filename, top_k=top_k, max_pixels=max_pixels)
+                )
+        return checked
+
+    if len(contents) == 1 and len(contents[0]) <= INLINE_CHECK_BYTES:
+        return check_all()
+    try:
+        return await asyncio.wait_for(run_in_threadpool(check_all), check_seconds)
+    except TimeoutError:
+        raise ImageTooLargeError(
+            f"Checking the image took longer than {check_seconds:g} s "
+            "(UPLOAD_CHECK_TIMEOUT_SECONDS): its structure is too complex"
+        ) from None
+
+
+@contextlib.contextmanager
+def _naming_the_file(files: Sequence[UploadFile], index: int) -> Iterator[None]:
+    """In a batch, an error says which file it is about."""
+    try:
+        yield
+    except InvalidRequestError as exc:
+        if len(files) > 1:
+            exc.message = f"files[{index}] ({files[index].filename!r}): {exc.message}"
+        raise

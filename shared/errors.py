@@ -74,6 +74,14 @@ class JobNotCancelableError(ImgclfError):
     code = "job_not_cancelable"
 
 
+class JobNotRetryableError(ImgclfError):
+    code = "job_not_retryable"
+
+
+class ForbiddenError(ImgclfError):
+    code = "forbidden"
+
+
 class IdempotencyKeyReusedError(ImgclfError):
     """The Idempotency-Key was used before with another request (other images or options)."""
 

@@ -58,6 +58,9 @@ class NewJob(BaseModel):
     width: int
     height: int
     top_k: int
+    retry_of: str | None = Field(
+        default=None, description="The failed or canceled job this one retries, if any"
+    )
 
 
 class _JobState(BaseModel):

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     # With API_KEYS on, /docs, /redoc and /openapi.json need a key too unless this opens them.
     api_docs_open: bool = False
+    # Listing jobs (GET /api/v1/jobs?status=failed) shows a caller its own, by API key; with
+    # keys off there is no "own", so it is off unless this opens it to everyone.
+    job_listing_open: bool = False
 
     ui_port: int = Field(default=8501, ge=1, le=65535)
     flower_port: int = Field(default=5555, ge=1, le=65535)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, File, Request, Response, UploadFile
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from pydantic import BaseModel
 
-from api.deps import BatchOptionsDep, ServiceDep, SubmitOptionsDep, WaitDep
+from api.deps import BatchOptionsDep, CallerDep, ServiceDep, SubmitOptionsDep, WaitDep
 from api.errors import error_responses
 from api.upload_form import BatchUploadRoute, UploadRoute
 from shared.image_checks import FORMAT_NAMES
+from shared.jobs.keys import MAX_LISTED_FAILURES
 from shared.schemas import Job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=UploadRoute)
@@ -19,8 +20,12 @@ router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=UploadRoute)
 batch_router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=BatchUploadRoute)
 
 
-class JobBatch(BaseModel):
+class JobList(BaseModel):
     jobs: list[Job]
+
+
+class JobBatch(JobList):
+    """The jobs of one batch, in the order of its files."""
 
 
 @router.post(
@@ -83,3 +88,30 @@ async def get_job(job_id: UUID, service: ServiceDep, wait: WaitDep) -> Job:
 async def cancel_job(job_id: UUID, service: ServiceDep) -> Job:
     """Cancel a queued job; 409 once it runs or has finished."""
     return await service.store.cancel(str(job_id))
+
+
+@router.post(
+    "/{job_id}/retry", status_code=202, response_model=Job, responses=error_responses(404, 409)
+)
+async def retry_job(
+    job_id: UUID, request: Request, response: Response, service: ServiceDep, caller: CallerDep
+) -> Job:
+    """Queue a failed or canceled job's image again, as a new job whose `retry_of` names it."""
+    job = await service.retry(str(job_id), owner=caller)
+    response.headers["Location"] = f"{request.scope['path'].rsplit('/', 2)[0]}/{job.job_id}"
+    return job
+
+
+@router.get("", response_model=JobList, responses=error_responses(403))
+async def list_jobs(
+    service: ServiceDep,
+    caller: CallerDep,
+    status: Annotated[
+        Literal["failed"], Query(description="Which jobs: `failed` (the ones that can be retried)")
+    ],
+    limit: Annotated[int, Query(ge=1, le=MAX_LISTED_FAILURES)] = 50,
+) -> JobList:
+    """The caller's most recent failed jobs, newest first: under its own API key only, never
+    another's (with keys off, only where JOB_LISTING_OPEN allows it). A job id stays a secret
+    of whoever holds it: this list is the one way to find ids one was not given."""
+    return JobList(jobs=await service.failures(owner=caller, limit=limit))

@@ -10,6 +10,7 @@ Read it in this order: `keys` (names), `record` (the job's hash, declared by the
 asyncio stores that send the operations' round trips).
 """
 
+from shared.jobs.intake import Idempotency, QueueLimits, Submission
 from shared.jobs.keys import (
     EVENTS_CHANNEL,
     KEY_PREFIX,
@@ -18,7 +19,7 @@ from shared.jobs.keys import (
     job_key,
     new_job_id,
 )
-from shared.jobs.operations import Claim, Idempotency, QueueLimits, Replication, Submission
+from shared.jobs.operations import Claim, Replication
 from shared.jobs.record import announced_job
 from shared.jobs.runners import AsyncJobStore, JobStore
 from shared.schemas import NewJob

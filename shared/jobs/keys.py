@@ -36,6 +36,16 @@ def idempotency_key(scope: str, key: str) -> str:
     return f"{KEY_PREFIX}:idempotency:{digest}"
 
 
+# Per owner (a digest of an API key): failed jobs scored by when they failed; the FINISH script
+# names it from the job's `owner` field with this prefix.
+FAILURES_PREFIX = f"{KEY_PREFIX}:failures:"
+MAX_LISTED_FAILURES = 1000
+
+
+def failures_key(owner: str) -> str:
+    return f"{FAILURES_PREFIX}{owner}"
+
+
 def job_key(job_id: str) -> str:
     return f"{KEY_PREFIX}:job:{job_id}"
 

@@ -7,25 +7,19 @@ and async clients as thin twins over one base.
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.errors import (
-    IdempotencyInProgressError,
-    IdempotencyKeyReusedError,
     ImgclfError,
     JobNotCancelableError,
     JobNotFoundError,
-    QueueFullError,
-    StoreUnavailableError,
     WorkerLostError,
 )
 from shared.jobs import keys, record, scripts
 from shared.jobs.steps import Operation, send
 from shared.kombu_messages import UNACKED_KEY, ClassifyQueue
-from shared.schemas import ErrorBody, Job, JobResult, JobStatus, NewJob
+from shared.schemas import ErrorBody, Job, JobResult, JobStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +46,6 @@ def get(job_id: str) -> Operation[Job]:
 
 
 @dataclass(frozen=True, slots=True)
-class QueueLimits:
-    """How much may wait: jobs (MAX_QUEUE_LENGTH) and bytes of their images (MAX_QUEUED_BYTES)."""
-
-    jobs: int
-    image_bytes: int = 2**63 - 1
-
-
-@dataclass(frozen=True, slots=True)
 class Replication:
     """How many replicas must hold new jobs (Redis WAIT) before they count as accepted."""
 
@@ -68,134 +54,16 @@ class Replication:
 
 
 @dataclass(frozen=True, slots=True)
-class Idempotency:
-    """A submit's Idempotency-Key: where its record lives (`keys.idempotency_key`) and what the
-    request was (a digest of its images and options); `pending` until replicas hold the jobs."""
+class Keeping:
+    """How the worker's store records outcomes: how long failed jobs' images and lists are kept
+    (the job TTL), and the replicas to wait for."""
 
-    record: str
-    fingerprint: str
-    pending: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """Who the new jobs are: their ids (when the caller needs them before they exist) and the
-    request's Idempotency-Key, if it sent one."""
-
-    job_ids: Sequence[str] | None = None
-    idempotency: Idempotency | None = None
-
-
-NO_SUBMISSION = Submission()
-
-
-def enqueue(
-    uploads: Sequence[tuple[NewJob, bytes]],
-    *,
-    queue: ClassifyQueue,
-    limits: QueueLimits,
-    ttl: int,
-    submission: Submission = NO_SUBMISSION,
-) -> Operation[list[Job]]:
-    """Store a queued job per (job, image) and push its queue message, all in one transaction:
-    every job is queued, or none is (`QueueFullError` past either limit). For an Idempotency-Key
-    seen before: the jobs it made (other ids than `submission.job_ids`), or
-    `IdempotencyKeyReusedError` / `IdempotencyInProgressError`."""
-    now = time.time()
-    job_ids, idempotency = submission.job_ids, submission.idempotency
-    ids = list(job_ids) if job_ids is not None else [keys.new_job_id() for _ in uploads]
-    fields = [record.queued_fields(job, created_at=now) for job, _ in uploads]
-    # Every job has the same fields, so the script reads them in strides of one width.
-    width = 2 * len(fields[0]) if fields else 0
-    idem_record = idempotency.record if idempotency else keys.NO_IDEMPOTENCY_KEY
-    script_keys = [queue.name, *keys.QUEUED_BOOKKEEPING, idem_record]
-    args = [str(limits.jobs), str(limits.image_bytes), str(ttl), str(width)]
-    args += (
-        [idempotency.fingerprint, "pending" if idempotency.pending else "done"]
-        if idempotency
-        else ["", ""]
-    )
-    for job_id, job_fields, (_, image) in zip(ids, fields, uploads, strict=True):
-        script_keys += [keys.job_key(job_id), keys.image_key(job_id)]
-        args += [queue.message(job_id), job_id, str(len(image))]
-        args += itertools.chain(*job_fields.items())
-    images = [
-        ("SET", keys.image_key(job_id), image, "EX", ttl)
-        for job_id, (_, image) in zip(ids, uploads, strict=True)
-    ]
-    *_, (accepted, queued, *over) = yield from send(
-        *images, scripts.ENQUEUE.call(script_keys, args), atomic=True
-    )
-    if accepted >= 2:
-        return (yield from _seen_before(accepted, queued))
-    if not accepted and over == [b"bytes"]:
-        raise QueueFullError(
-            f"The queue is full ({queued} bytes of images waiting, limit {limits.image_bytes}, "
-            "MAX_QUEUED_BYTES); retry later"
-        )
-    if not accepted:
-        raise QueueFullError(
-            f"The queue is full ({queued} jobs waiting, limit {limits.jobs}); retry later"
-        )
-    return [record.job_from_fields(i, f) for i, f in zip(ids, fields, strict=True)]
-
-
-def _seen_before(answer: int, detail: bytes) -> Operation[list[Job]]:
-    if detail == b"reused":
-        raise IdempotencyKeyReusedError(
-            "This Idempotency-Key was used with another request (other images or options); "
-            "use a new key for a new request"
-        )
-    if detail == b"pending":
-        raise IdempotencyInProgressError(
-            "A request with this Idempotency-Key is still being accepted; retry shortly"
-        )
-    made = []
-    for job_id in detail.decode().split(","):
-        made.append((yield from get(job_id)))
-    return made
-
-
-def settle_idempotency(idempotency: Idempotency, *, accepted: bool) -> Operation[None]:
-    """After `replicated_or_withdrawn`: the key's record becomes final, or goes with its jobs."""
-    if accepted:
-        yield from send(("HSET", idempotency.record, "state", "done"))
-    else:
-        yield from send(("DEL", idempotency.record))
-
-
-def replicated_or_withdrawn(
-    job_ids: Sequence[str], queue: ClassifyQueue, replication: Replication
-) -> Operation[None]:
-    """After `enqueue`: wait until `replication.replicas` replicas hold the new jobs, or take
-    them back and fail with `StoreUnavailableError`, since a failover could otherwise lose jobs
-    that were answered 202."""
-    (copies,) = yield from send(("WAIT", replication.replicas, replication.timeout_ms))
-    if int(copies) >= replication.replicas:
-        return
-    yield from send(
-        *(
-            scripts.WITHDRAW.call(
-                [
-                    keys.job_key(job_id),
-                    keys.image_key(job_id),
-                    queue.name,
-                    *keys.QUEUED_BOOKKEEPING,
-                ],
-                [job_id, queue.message(job_id)],
-            )
-            for job_id in job_ids
-        )
-    )
-    raise StoreUnavailableError(
-        f"The job store (Redis) could not copy the job to {replication.replicas} replica(s) "
-        f"within {replication.timeout_ms} ms (REDIS_WAIT_REPLICAS); nothing was queued, retry "
-        "shortly"
-    )
+    ttl: int
+    replication: Replication | None = None
 
 
 def claim(
-    job_id: str, *, worker_id: str, max_attempts: int, takeover: bool = True
+    job_id: str, *, worker_id: str, max_attempts: int, keeping: Keeping, takeover: bool = True
 ) -> Operation[Claim | None]:
     """Mark the job running in `worker_id`; None when there is nothing to run.
 
@@ -220,7 +88,7 @@ def claim(
     )
     if reply[0] == b"exhausted":
         message = f"The worker processing this image died {max_attempts} times; giving up"
-        yield from fail(job_id, WorkerLostError(message))
+        yield from fail(job_id, WorkerLostError(message), keeping)
         return None
     if reply[0] != b"run":
         return None
@@ -228,25 +96,17 @@ def claim(
     return Claim(job_id, float(created_at), now, int(top_k), image or b"")
 
 
-def succeed(
-    job_id: str, result: JobResult, replication: Replication | None = None
-) -> Operation[bool]:
-    return _end(job_id, JobStatus.SUCCEEDED, "result", result.model_dump_json(), replication)
+def succeed(job_id: str, result: JobResult, keeping: Keeping) -> Operation[bool]:
+    return _end(job_id, JobStatus.SUCCEEDED, "result", result.model_dump_json(), keeping)
 
 
-def fail(
-    job_id: str, error: ImgclfError, replication: Replication | None = None
-) -> Operation[bool]:
+def fail(job_id: str, error: ImgclfError, keeping: Keeping) -> Operation[bool]:
     body = ErrorBody(code=error.code, message=error.message)
-    return _end(job_id, JobStatus.FAILED, "error", body.model_dump_json(), replication)
+    return _end(job_id, JobStatus.FAILED, "error", body.model_dump_json(), keeping)
 
 
 def _end(
-    job_id: str,
-    status: JobStatus,
-    field: str,
-    payload: str,
-    replication: Replication | None,
+    job_id: str, status: JobStatus, field: str, payload: str, keeping: Keeping
 ) -> Operation[bool]:
     """Record a terminal state once; False if the job was already terminal or is gone.
 
@@ -263,7 +123,9 @@ def _end(
         *keys.QUEUED_BOOKKEEPING,
     ]
     args = [status.value, field, payload, repr(time.time()), keys.EVENTS_CHANNEL, job_id]
+    args += [str(keeping.ttl), keys.FAILURES_PREFIX, str(keys.MAX_LISTED_FAILURES)]
     (done,) = yield from send(scripts.FINISH.call(script_keys, args))
+    replication = keeping.replication
     if replication is not None and replication.replicas > 0:
         yield from send(("WAIT", replication.replicas, replication.timeout_ms))
     return bool(done)
@@ -286,6 +148,27 @@ def cancel(job_id: str) -> Operation[Job]:
             f"Job {job_id} is {outcome.decode()}; only queued jobs can be canceled"
         )
     return (yield from get(job_id))
+
+
+def failures(owner: str, *, limit: int) -> Operation[list[Job]]:
+    """`owner`'s most recent failed jobs, newest first (those expired since are left out)."""
+    (ids,) = yield from send(("ZREVRANGE", keys.failures_key(owner), 0, limit - 1))
+    if not ids:
+        return []
+    raws = yield from send(*(("HGETALL", keys.job_key(i.decode())) for i in ids))
+    return [
+        record.job_from_fields(i.decode(), record.decoded(raw))
+        for i, raw in zip(ids, raws, strict=True)
+        if raw
+    ]
+
+
+def with_image(job_id: str) -> Operation[tuple[Job, bytes | None]]:
+    """The job and its image, if it still has one (failed and canceled jobs keep theirs)."""
+    raw, image = yield from send(("HGETALL", keys.job_key(job_id)), ("GET", keys.image_key(job_id)))
+    if not raw:
+        raise not_found(job_id)
+    return record.job_from_fields(job_id, record.decoded(raw)), image
 
 
 def queued_bytes() -> Operation[int]:

@@ -1,7 +1,8 @@
 """The job record's codec: `shared.schemas.Job` to and from its Redis hash and finish events.
 
-The hash holds one field per `Job` field (strings; nested models as JSON) plus the store's own
-bookkeeping (`attempts`, `worker`), so the shape is declared once, in the schema.
+The hash holds one field per `Job` field (strings, '' for none; nested models as JSON) plus the
+store's own bookkeeping (`attempts`, `worker`, `owner`), so the shape is declared once, in the
+schema.
 """
 
 from __future__ import annotations
@@ -35,13 +36,15 @@ _NESTED: dict[str, type[BaseModel]] = {
 }
 
 
-def queued_fields(job: NewJob, *, created_at: float) -> dict[str, str]:
-    """The hash of a job just queued."""
-    fields = {name: str(value) for name, value in job.model_dump().items()}
+def queued_fields(job: NewJob, *, created_at: float, owner: str = "") -> dict[str, str]:
+    """The hash of a job just queued; `owner` is whose it is (a digest of the caller's API key,
+    '' with keys off), kept for the caller's list of failures and never shown."""
+    fields = {name: "" if value is None else str(value) for name, value in job.model_dump().items()}
     return {
         "status": JobStatus.QUEUED.value,
         "created_at": repr(created_at),
         "attempts": "0",
+        "owner": owner,
         **fields,
     }
 

@@ -11,9 +11,11 @@ import redis
 import redis.asyncio
 
 from shared.errors import ImgclfError, StoreUnavailableError
+from shared.jobs import intake
 from shared.jobs import operations as ops
+from shared.jobs.intake import QueueLimits, Submission
 from shared.jobs.keys import new_job_id
-from shared.jobs.operations import Claim, QueueLimits, Replication, Submission
+from shared.jobs.operations import Claim, Replication
 from shared.jobs.steps import Operation, Step
 from shared.kombu_messages import ClassifyQueue
 from shared.redis_client import unavailable_as_store_error
@@ -65,7 +67,7 @@ class JobStore:
         self._redis = client
         self._ttl = ttl_seconds
         self._max_attempts = max_attempts
-        self._replication = replication
+        self._keeping = ops.Keeping(ttl_seconds, replication)
 
     def _run(self, operation: Operation[T]) -> T:
         exchange = _Exchange(operation)
@@ -88,7 +90,7 @@ class JobStore:
     def enqueue(
         self, uploads: Sequence[tuple[NewJob, bytes]], *, queue: ClassifyQueue, limits: QueueLimits
     ) -> list[Job]:
-        return self._run(ops.enqueue(uploads, queue=queue, limits=limits, ttl=self._ttl))
+        return self._run(intake.enqueue(uploads, queue=queue, limits=limits, ttl=self._ttl))
 
     def get(self, job_id: str) -> Job:
         return self._run(ops.get(job_id))
@@ -96,15 +98,19 @@ class JobStore:
     def claim(self, job_id: str, *, worker_id: str = "", takeover: bool = True) -> Claim | None:
         return self._run(
             ops.claim(
-                job_id, worker_id=worker_id, max_attempts=self._max_attempts, takeover=takeover
+                job_id,
+                worker_id=worker_id,
+                max_attempts=self._max_attempts,
+                keeping=self._keeping,
+                takeover=takeover,
             )
         )
 
     def succeed(self, job_id: str, result: JobResult) -> bool:
-        return self._run(ops.succeed(job_id, result, self._replication))
+        return self._run(ops.succeed(job_id, result, self._keeping))
 
     def fail(self, job_id: str, error: ImgclfError) -> bool:
-        return self._run(ops.fail(job_id, error, self._replication))
+        return self._run(ops.fail(job_id, error, self._keeping))
 
     def cancel(self, job_id: str) -> Job:
         return self._run(ops.cancel(job_id))
@@ -179,7 +185,7 @@ class AsyncJobStore:
         *,
         queue: ClassifyQueue,
         limits: QueueLimits,
-        submission: Submission = ops.NO_SUBMISSION,
+        submission: Submission = intake.NO_SUBMISSION,
     ) -> list[Job]:
         """The new jobs (ids from `submission.job_ids`, from `new_job_id`, when the caller
         needs them before the jobs exist), or for an Idempotency-Key seen before the jobs it
@@ -190,29 +196,35 @@ class AsyncJobStore:
         if idempotency is not None and replicate:
             idempotency = replace(idempotency, pending=True)
         jobs = await self._run(
-            ops.enqueue(
+            intake.enqueue(
                 uploads,
                 queue=queue,
                 limits=limits,
                 ttl=self._ttl,
-                submission=Submission(ids, idempotency),
+                submission=replace(submission, job_ids=ids, idempotency=idempotency),
             )
         )
         if [job.job_id for job in jobs] != ids or not replicate:
             return jobs  # a replay, or nothing to wait for
         assert self._replication is not None
         try:
-            await self._run(ops.replicated_or_withdrawn(ids, queue, self._replication))
+            await self._run(intake.replicated_or_withdrawn(ids, queue, self._replication))
         except StoreUnavailableError:
             if idempotency is not None:
-                await self._run(ops.settle_idempotency(idempotency, accepted=False))
+                await self._run(intake.settle_idempotency(idempotency, accepted=False))
             raise
         if idempotency is not None:
-            await self._run(ops.settle_idempotency(idempotency, accepted=True))
+            await self._run(intake.settle_idempotency(idempotency, accepted=True))
         return jobs
 
     async def get(self, job_id: str) -> Job:
         return await self._run(ops.get(job_id))
+
+    async def failures(self, owner: str, *, limit: int) -> list[Job]:
+        return await self._run(ops.failures(owner, limit=limit))
+
+    async def with_image(self, job_id: str) -> tuple[Job, bytes | None]:
+        return await self._run(ops.with_image(job_id))
 
     async def cancel(self, job_id: str) -> Job:
         return await self._run(ops.cancel(job_id))

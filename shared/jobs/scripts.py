@@ -166,8 +166,11 @@ end
 """
 
 # KEYS: job hash, image, finished-stats hash, running set, the queued bookkeeping (3).
-# ARGV: status, field ('result' or 'error'), its JSON, now, events channel, job id.
-# Only the first terminal state is recorded; a late duplicate changes nothing.
+# ARGV: status, field ('result' or 'error'), its JSON, now, events channel, job id, TTL, the
+# failures lists' prefix, how many each keeps.
+# Only the first terminal state is recorded; a late duplicate changes nothing. A failed job keeps
+# its image (it expires with the job) so that it can be retried, and joins its owner's list of
+# failures (the owner is an API key's digest, so the list's name is built here from the job).
 FINISH = Script(
     _ANNOUNCE
     + _QUEUED
@@ -175,7 +178,14 @@ FINISH = Script(
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' and status ~= 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], ARGV[2], ARGV[3], 'finished_at', ARGV[4])
-redis.call('DEL', KEYS[2])
+if ARGV[1] == 'failed' then
+  local failures = ARGV[8] .. (redis.call('HGET', KEYS[1], 'owner') or '')
+  redis.call('ZADD', failures, ARGV[4], ARGV[6])
+  redis.call('ZREMRANGEBYRANK', failures, 0, -1 - tonumber(ARGV[9]))
+  redis.call('EXPIRE', failures, ARGV[7])
+else
+  redis.call('DEL', KEYS[2])
+end
 redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 redis.call('SREM', KEYS[4], ARGV[6])
 off_queued(KEYS[5], KEYS[6], KEYS[7], ARGV[6])
@@ -186,6 +196,7 @@ return 1
 
 # KEYS: job hash, image, finished-stats hash, the queued bookkeeping (3).
 # ARGV: now, events channel, job id.
+# The image stays (it expires with the job), so that a canceled job can be retried.
 CANCEL = Script(
     _ANNOUNCE
     + _QUEUED
@@ -194,7 +205,6 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if status ~= 'queued' then return status end
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1])
-redis.call('DEL', KEYS[2])
 redis.call('HINCRBY', KEYS[3], 'canceled', 1)
 off_queued(KEYS[4], KEYS[5], KEYS[6], ARGV[3])
 announce(ARGV[2], KEYS[1], ARGV[3])

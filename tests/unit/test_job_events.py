@@ -11,7 +11,8 @@ import pytest
 from fastapi import UploadFile
 
 from api.events import JobEvents
-from api.service import JobService, SubmitOptions
+from api.service import JobService
+from api.submissions import SubmitOptions
 from shared.jobs import AsyncJobStore, JobStore
 from shared.schemas import Job, JobResult, JobStatus, ModelRef, Prediction, Timings
 from shared.settings import Settings

@@ -1,0 +1,38 @@
+"""What a submission carries besides its files: options, Idempotency-Key, owner; and what
+makes two submissions the same request."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shared.schemas import NewJob
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    """A submit's Idempotency-Key, and whose it is (a digest of the caller's API key)."""
+
+    key: str
+    caller: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOptions:
+    """A submission's options: its query parameters and Idempotency-Key."""
+
+    top_k: int | None = None
+    wait: float = 0
+    idempotency: IdempotentRequest | None = None
+    # Whose jobs these are (a digest of the caller's API key, '' with keys off).
+    owner: str = ""
+
+
+def fingerprint(route: str, top_k: int, jobs: Sequence[NewJob], contents: Sequence[bytes]) -> str:
+    """What makes two submits the same request: route, options, and each file's name and bytes."""
+    digest = hashlib.sha256(f"{route}\0{top_k}".encode())
+    for job, data in zip(jobs, contents, strict=True):
+        digest.update(f"\0{job.filename}\0".encode())
+        digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()

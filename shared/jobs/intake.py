@@ -1,0 +1,160 @@
+"""The job store's intake as I/O-free operations (see `shared.jobs.operations`): queuing jobs,
+all or none, with their Idempotency-Key, and making sure replicas hold them before a 202."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shared.errors import (
+    IdempotencyInProgressError,
+    IdempotencyKeyReusedError,
+    QueueFullError,
+    StoreUnavailableError,
+)
+from shared.jobs import keys, record, scripts
+from shared.jobs.operations import Replication, get
+from shared.jobs.steps import Operation, send
+from shared.kombu_messages import ClassifyQueue
+from shared.schemas import Job, NewJob
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """How much may wait: jobs (MAX_QUEUE_LENGTH) and bytes of their images (MAX_QUEUED_BYTES)."""
+
+    jobs: int
+    image_bytes: int = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """A submit's Idempotency-Key: where its record lives (`keys.idempotency_key`) and what the
+    request was (a digest of its images and options); `pending` until replicas hold the jobs."""
+
+    record: str
+    fingerprint: str
+    pending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """Who the new jobs are: their ids (when the caller needs them before they exist) and the
+    request's Idempotency-Key, if it sent one."""
+
+    job_ids: Sequence[str] | None = None
+    idempotency: Idempotency | None = None
+    # Whose jobs they are: a digest of the caller's API key ('' with keys off).
+    owner: str = ""
+
+
+NO_SUBMISSION = Submission()
+
+
+def enqueue(
+    uploads: Sequence[tuple[NewJob, bytes]],
+    *,
+    queue: ClassifyQueue,
+    limits: QueueLimits,
+    ttl: int,
+    submission: Submission = NO_SUBMISSION,
+) -> Operation[list[Job]]:
+    """Store a queued job per (job, image) and push its queue message, all in one transaction:
+    every job is queued, or none is (`QueueFullError` past either limit). For an Idempotency-Key
+    seen before: the jobs it made (other ids than `submission.job_ids`), or
+    `IdempotencyKeyReusedError` / `IdempotencyInProgressError`."""
+    now = time.time()
+    job_ids, idempotency = submission.job_ids, submission.idempotency
+    ids = list(job_ids) if job_ids is not None else [keys.new_job_id() for _ in uploads]
+    fields = [
+        record.queued_fields(job, created_at=now, owner=submission.owner) for job, _ in uploads
+    ]
+    # Every job has the same fields, so the script reads them in strides of one width.
+    width = 2 * len(fields[0]) if fields else 0
+    idem_record = idempotency.record if idempotency else keys.NO_IDEMPOTENCY_KEY
+    script_keys = [queue.name, *keys.QUEUED_BOOKKEEPING, idem_record]
+    args = [str(limits.jobs), str(limits.image_bytes), str(ttl), str(width)]
+    args += (
+        [idempotency.fingerprint, "pending" if idempotency.pending else "done"]
+        if idempotency
+        else ["", ""]
+    )
+    for job_id, job_fields, (_, image) in zip(ids, fields, uploads, strict=True):
+        script_keys += [keys.job_key(job_id), keys.image_key(job_id)]
+        args += [queue.message(job_id), job_id, str(len(image))]
+        args += itertools.chain(*job_fields.items())
+    images = [
+        ("SET", keys.image_key(job_id), image, "EX", ttl)
+        for job_id, (_, image) in zip(ids, uploads, strict=True)
+    ]
+    *_, (accepted, queued, *over) = yield from send(
+        *images, scripts.ENQUEUE.call(script_keys, args), atomic=True
+    )
+    if accepted >= 2:
+        return (yield from _seen_before(accepted, queued))
+    if not accepted and over == [b"bytes"]:
+        raise QueueFullError(
+            f"The queue is full ({queued} bytes of images waiting, limit {limits.image_bytes}, "
+            "MAX_QUEUED_BYTES); retry later"
+        )
+    if not accepted:
+        raise QueueFullError(
+            f"The queue is full ({queued} jobs waiting, limit {limits.jobs}); retry later"
+        )
+    return [record.job_from_fields(i, f) for i, f in zip(ids, fields, strict=True)]
+
+
+def _seen_before(answer: int, detail: bytes) -> Operation[list[Job]]:
+    if detail == b"reused":
+        raise IdempotencyKeyReusedError(
+            "This Idempotency-Key was used with another request (other images or options); "
+            "use a new key for a new request"
+        )
+    if detail == b"pending":
+        raise IdempotencyInProgressError(
+            "A request with this Idempotency-Key is still being accepted; retry shortly"
+        )
+    made = []
+    for job_id in detail.decode().split(","):
+        made.append((yield from get(job_id)))
+    return made
+
+
+def settle_idempotency(idempotency: Idempotency, *, accepted: bool) -> Operation[None]:
+    """After `replicated_or_withdrawn`: the key's record becomes final, or goes with its jobs."""
+    if accepted:
+        yield from send(("HSET", idempotency.record, "state", "done"))
+    else:
+        yield from send(("DEL", idempotency.record))
+
+
+def replicated_or_withdrawn(
+    job_ids: Sequence[str], queue: ClassifyQueue, replication: Replication
+) -> Operation[None]:
+    """After `enqueue`: wait until `replication.replicas` replicas hold the new jobs, or take
+    them back and fail with `StoreUnavailableError`, since a failover could otherwise lose jobs
+    that were answered 202."""
+    (copies,) = yield from send(("WAIT", replication.replicas, replication.timeout_ms))
+    if int(copies) >= replication.replicas:
+        return
+    yield from send(
+        *(
+            scripts.WITHDRAW.call(
+                [
+                    keys.job_key(job_id),
+                    keys.image_key(job_id),
+                    queue.name,
+                    *keys.QUEUED_BOOKKEEPING,
+                ],
+                [job_id, queue.message(job_id)],
+            )
+            for job_id in job_ids
+        )
+    )
+    raise StoreUnavailableError(
+        f"The job store (Redis) could not copy the job to {replication.replicas} replica(s) "
+        f"within {replication.timeout_ms} ms (REDIS_WAIT_REPLICAS); nothing was queued, retry "
+        "shortly"
+    )
