@@ -83,19 +83,42 @@ async def _idempotency_key(
 IdempotencyDep = Annotated[IdempotentRequest | None, Depends(_idempotency_key)]
 
 
+CallbackUrl = Annotated[
+    str | None,
+    Query(
+        max_length=2048,
+        description="Where to POST the job once it ends: the job's JSON as a Standard Webhooks "
+        "delivery (signed with WEBHOOK_SECRET; `webhook-id` is the job id), retried with backoff "
+        "on 5xx, 408, 429 and network errors. http(s) only; private, loopback, link-local and "
+        "metadata addresses are refused unless CALLBACK_ALLOWED_HOSTS lists the host",
+    ),
+]
+
+
 async def _submit_options(
-    wait: WaitDep, idempotency: IdempotencyDep, caller: CallerDep, top_k: TopK = None
+    wait: WaitDep,
+    idempotency: IdempotencyDep,
+    caller: CallerDep,
+    top_k: TopK = None,
+    callback_url: CallbackUrl = None,
 ) -> SubmitOptions:
-    return SubmitOptions(top_k=top_k, wait=wait, idempotency=idempotency, owner=caller)
+    return SubmitOptions(
+        top_k=top_k, wait=wait, idempotency=idempotency, owner=caller, callback_url=callback_url
+    )
 
 
 SubmitOptionsDep = Annotated[SubmitOptions, Depends(_submit_options)]
 
 
 async def _batch_options(
-    idempotency: IdempotencyDep, caller: CallerDep, top_k: TopK = None
+    idempotency: IdempotencyDep,
+    caller: CallerDep,
+    top_k: TopK = None,
+    callback_url: CallbackUrl = None,
 ) -> SubmitOptions:
-    return SubmitOptions(top_k=top_k, idempotency=idempotency, owner=caller)
+    return SubmitOptions(
+        top_k=top_k, idempotency=idempotency, owner=caller, callback_url=callback_url
+    )
 
 
 BatchOptionsDep = Annotated[SubmitOptions, Depends(_batch_options)]

@@ -23,6 +23,7 @@ from api.upload_form import BudgetedUpload, UploadLimits
 from api.upload_spool import MemoryBudget, disk_turn
 from api.uploads import check_uploads, upload_bytes
 from shared import workers
+from shared.callbacks import destination_problem
 from shared.errors import (
     ForbiddenError,
     InvalidParameterError,
@@ -42,7 +43,7 @@ from shared.jobs import (
     idempotency_key,
     new_job_id,
 )
-from shared.kombu_messages import ClassifyQueue
+from shared.kombu_messages import ClassifyQueue, webhook_queue
 from shared.queue import make_celery
 from shared.redis_client import check_eviction_policy, connect, connect_async
 from shared.schemas import Job, JobStatus, NewJob, Prediction
@@ -61,15 +62,17 @@ class JobService:
         self.settings = settings
         self.redis = connect(settings)  # blocking: scrapes and worker presence
         async_redis = connect_async(settings)
+        celery = make_celery(settings)
         self.store = AsyncJobStore(
             async_redis,
             ttl_seconds=settings.job_ttl_seconds,
             replication=Replication(
                 settings.replicas_to_wait_for(), settings.redis_wait_timeout_ms
             ),
+            webhooks=webhook_queue(settings.webhook_queue, celery),
         )
         self.blocking_store = JobStore(self.redis, ttl_seconds=settings.job_ttl_seconds)
-        self.queue = ClassifyQueue(settings.queue_name, make_celery(settings))
+        self.queue = ClassifyQueue(settings.queue_name, celery)
         self.queue_limits = QueueLimits(settings.max_queue_length, settings.max_queued_bytes)
         self.api_keys = encoded_keys(settings.accepted_api_keys())
         self.events = JobEvents(async_redis)
@@ -135,6 +138,8 @@ class JobService:
         route: str,
         job_ids: list[str] | None,
     ) -> list[Job]:
+        if options.callback_url is not None:
+            await self._check_callback(options.callback_url)
         contents = [await upload_bytes(file) for file in files]
         top_k = options.top_k or self.settings.default_top_k
 
@@ -145,6 +150,8 @@ class JobService:
             max_pixels=self.settings.max_image_pixels,
             check_seconds=self.settings.upload_check_timeout_seconds,
         )
+        if options.callback_url is not None:
+            jobs = [job.model_copy(update={"callback_url": options.callback_url}) for job in jobs]
         idempotency = None
         if options.idempotency is not None:
             idempotency = Idempotency(
@@ -157,6 +164,14 @@ class JobService:
             limits=self.queue_limits,
             submission=Submission(job_ids, idempotency, owner=options.owner),
         )
+
+    async def _check_callback(self, url: str) -> None:
+        """422 for a callback that cannot be signed, or whose destination is refused."""
+        if self.settings.webhook_secret is None:
+            raise InvalidParameterError("callback_url needs webhooks on: WEBHOOK_SECRET is not set")
+        allowed = self.settings.allowed_callback_hosts()
+        if problem := await run_in_threadpool(destination_problem, url, allowed):
+            raise InvalidParameterError(problem)
 
     async def submit_and_wait(self, file: UploadFile, *, options: SubmitOptions, route: str) -> Job:
         """Queue one image, then the job as soon as it is terminal or when `options.wait`

@@ -27,11 +27,15 @@ class SubmitOptions:
     idempotency: IdempotentRequest | None = None
     # Whose jobs these are (a digest of the caller's API key, '' with keys off).
     owner: str = ""
+    # Where each finished job is POSTed (a signed webhook), if anywhere.
+    callback_url: str | None = None
 
 
 def fingerprint(route: str, top_k: int, jobs: Sequence[NewJob], contents: Sequence[bytes]) -> str:
-    """What makes two submits the same request: route, options, and each file's name and bytes."""
-    digest = hashlib.sha256(f"{route}\0{top_k}".encode())
+    """What makes two submits the same request: route, options, and each file's name and bytes
+    (the jobs carry the callback URL)."""
+    callback = jobs[0].callback_url if jobs else None
+    digest = hashlib.sha256(f"{route}\0{top_k}\0{callback or ''}".encode())
     for job, data in zip(jobs, contents, strict=True):
         digest.update(f"\0{job.filename}\0".encode())
         digest.update(hashlib.sha256(data).digest())

@@ -154,6 +154,10 @@ def _commands(args: argparse.Namespace, settings: Settings) -> dict[str, list[st
         "api": [py, "-m", "api", "--host", api.hostname or "127.0.0.1",
                 "--port", str(api.port or settings.api_port)],
     }  # fmt: skip
+    # Webhook deliveries: network waits, in threads, apart from the classify processes.
+    commands["webhooks"] = [py, "-m", "celery", "-A", "worker.webhook_app", "worker",
+                            "-Q", settings.webhook_queue, "--pool", "threads",
+                            "--concurrency", "8", "--hostname", "webhooks@%h"]  # fmt: skip
     if not args.no_ui:
         commands["ui"] = [py, "-m", "streamlit", "run", "ui/app.py",
                           "--server.port", str(settings.ui_port), "--server.headless", "true",

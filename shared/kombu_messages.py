@@ -14,7 +14,7 @@ from typing import Any
 
 from celery import Celery
 
-from shared.queue import CLASSIFY_TASK
+from shared.queue import CLASSIFY_TASK, WEBHOOK_TAG_SUFFIX, WEBHOOK_TASK
 
 PERSISTENT_DELIVERY_MODE = 2
 # kombu's Redis transport keeps messages delivered and not yet acknowledged in this hash, keyed
@@ -33,13 +33,16 @@ class ClassifyQueue:
     format, which tests compare with kombu's own on every run.
     """
 
-    def __init__(self, name: str, app: Celery) -> None:
+    def __init__(
+        self, name: str, app: Celery, *, task_name: str = CLASSIFY_TASK, tag_suffix: str = ""
+    ) -> None:
+        """`task_name` and `tag_suffix`: another task about the same jobs (the webhook), whose
+        messages need delivery tags of their own, since kombu keys unacked messages by them."""
         self.name = name
+        self._suffix = tag_suffix
         # Celery's message for a placeholder id; each job's message swaps in its own id, since
         # building it afresh per job costs configuration lookups and safe reprs every time.
-        task = app.amqp.as_task_v2(
-            _TEMPLATE_ID, CLASSIFY_TASK, args=[_TEMPLATE_ID], ignore_result=True
-        )
+        task = app.amqp.as_task_v2(_TEMPLATE_ID, task_name, args=[_TEMPLATE_ID], ignore_result=True)
         self._headers: dict[str, Any] = task.headers
         self._properties: dict[str, Any] = task.properties
         self._options: dict[str, Any] = task.body[2]
@@ -51,6 +54,7 @@ class ClassifyQueue:
         is the delivery tag, so kombu's unacked hash says whether it holds a job's message.
         """
         body = json.dumps([[job_id], {}, self._options]).encode()
+        tag = job_id + self._suffix
         return json.dumps(
             {
                 "body": base64.b64encode(body).decode(),
@@ -58,18 +62,24 @@ class ClassifyQueue:
                 "content-type": "application/json",
                 "headers": {
                     **self._headers,
-                    "id": job_id,
-                    "root_id": job_id,
+                    "id": tag,
+                    "root_id": tag,
                     "argsrepr": repr([job_id]),
                 },
                 "properties": {
                     **self._properties,
-                    "correlation_id": job_id,
+                    "correlation_id": tag,
                     "delivery_mode": PERSISTENT_DELIVERY_MODE,
                     "delivery_info": {"exchange": "", "routing_key": self.name},
                     "priority": 0,
                     "body_encoding": "base64",
-                    "delivery_tag": job_id,
+                    "delivery_tag": tag,
                 },
             }
         )
+
+
+def webhook_queue(name: str, app: Celery) -> ClassifyQueue:
+    """The queue of webhook deliveries (`worker.webhook_app`), its messages tagged apart from
+    the same jobs' classify messages."""
+    return ClassifyQueue(name, app, task_name=WEBHOOK_TASK, tag_suffix=WEBHOOK_TAG_SUFFIX)

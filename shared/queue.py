@@ -15,6 +15,9 @@ from shared.redis_client import tls_options
 from shared.settings import Settings
 
 CLASSIFY_TASK = "imgclf.classify"
+# A finished job's webhook, delivered from a queue of its own by `worker.webhook_app`.
+WEBHOOK_TASK = "imgclf.webhook"
+WEBHOOK_TAG_SUFFIX = ".webhook"
 
 
 def make_celery(settings: Settings) -> Celery:

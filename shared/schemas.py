@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -49,6 +50,16 @@ class ErrorBody(BaseModel):
     message: str = Field(description="What went wrong, for people")
 
 
+class CallbackState(BaseModel):
+    """Where the job's webhook stands: `pending` until its first attempt ends, then `retrying`,
+    `delivered` or `failed`."""
+
+    status: Literal["pending", "retrying", "delivered", "failed"]
+    attempts: int = 0
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+
+
 class NewJob(BaseModel):
     """What the API learns about an upload before it becomes a job."""
 
@@ -60,6 +71,9 @@ class NewJob(BaseModel):
     top_k: int
     retry_of: str | None = Field(
         default=None, description="The failed or canceled job this one retries, if any"
+    )
+    callback_url: str | None = Field(
+        default=None, description="Where the finished job is POSTed (a signed webhook), if any"
     )
 
 
@@ -80,3 +94,6 @@ class Job(NewJob, _JobState):
 
     result: JobResult | None = None
     error: ErrorBody | None = None
+    callback: CallbackState | None = Field(
+        default=None, description="With `callback_url`: the webhook's delivery, once the job ended"
+    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +113,28 @@ class Settings(BaseSettings):
     # set before a process starts; API and worker launchers clean it at start.
     prometheus_multiproc_dir: Path | None = None
 
+    # Webhooks: the Standard Webhooks secret (`whsec_` + base64) that signs every delivery;
+    # unset, submits with a callback_url are refused. Destinations in private, loopback,
+    # link-local or metadata ranges are refused unless their host is listed here.
+    webhook_secret: SecretStr | None = None
+    callback_allowed_hosts: str = ""
+    webhook_max_attempts: int = Field(default=5, ge=1, le=10)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+
     log_level: str = "INFO"
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _webhook_secret(cls, value: object) -> object:
+        # An empty variable (compose's default) means no secret, not an empty one.
+        if value in ("", None):
+            return None
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        try:
+            base64.b64decode(text.removeprefix("whsec_"), validate=True)
+        except binascii.Error:
+            raise ValueError("WEBHOOK_SECRET must be whsec_ followed by base64") from None
+        return value
 
     @model_validator(mode="after")
     def _sentinels_are_host_port(self) -> Settings:
@@ -164,6 +187,16 @@ class Settings(BaseSettings):
         if self.redis_wait_replicas is not None:
             return self.redis_wait_replicas
         return 1 if self.redis_sentinels.strip() else 0
+
+    @property
+    def webhook_queue(self) -> str:
+        """The Celery queue of webhook deliveries, beside the classify queue."""
+        return f"{self.queue_name}.webhooks"
+
+    def allowed_callback_hosts(self) -> frozenset[str]:
+        return frozenset(
+            h.strip().lower() for h in self.callback_allowed_hosts.split(",") if h.strip()
+        )
 
     def ort_threads(self) -> int:
         """onnxruntime intra-op threads per worker process, so processes don't oversubscribe."""

@@ -21,7 +21,9 @@ from PIL import Image
 
 from shared import workers
 from shared.errors import ServiceUnavailableError
-from shared.jobs import JobStore, Replication
+from shared.jobs import JobStore, Keeping, Replication
+from shared.kombu_messages import webhook_queue
+from shared.queue import make_celery
 from shared.redis_client import connect
 from shared.settings import Settings, get_settings
 from shared.store_health import StoreHealth
@@ -144,8 +146,10 @@ def _runner(
             client,
             ttl_seconds=settings.job_ttl_seconds,
             max_attempts=settings.max_attempts,
-            replication=Replication(
-                settings.replicas_to_wait_for(), settings.redis_wait_timeout_ms
+            keeping=Keeping(
+                settings.job_ttl_seconds,
+                Replication(settings.replicas_to_wait_for(), settings.redis_wait_timeout_ms),
+                webhook_queue(settings.webhook_queue, make_celery(settings)),
             ),
         ),
         classifier=classifier,

@@ -19,7 +19,7 @@ from shared.jobs.keys import (
     job_key,
     new_job_id,
 )
-from shared.jobs.operations import Claim, Replication
+from shared.jobs.operations import Claim, Keeping, Replication
 from shared.jobs.record import announced_job
 from shared.jobs.runners import AsyncJobStore, JobStore
 from shared.schemas import NewJob
@@ -31,6 +31,7 @@ __all__ = [
     "Claim",
     "Idempotency",
     "JobStore",
+    "Keeping",
     "NewJob",
     "QueueLimits",
     "Replication",

@@ -27,6 +27,8 @@ WORKER_INFO_KEY = f"{KEY_PREFIX}:workers:info"
 # The submits an Idempotency-Key has made, per caller (API key) and key; and the name passed in
 # its place to the enqueue script when a submit has none (never written).
 NO_IDEMPOTENCY_KEY = f"{KEY_PREFIX}:idempotency:-"
+# Passed in place of the webhooks list where no webhook can be queued (never written).
+NO_WEBHOOKS_KEY = f"{KEY_PREFIX}:webhooks:-"
 
 
 def idempotency_key(scope: str, key: str) -> str:

@@ -19,7 +19,7 @@ from shared.errors import (
 from shared.jobs import keys, record, scripts
 from shared.jobs.steps import Operation, send
 from shared.kombu_messages import UNACKED_KEY, ClassifyQueue
-from shared.schemas import ErrorBody, Job, JobResult, JobStatus
+from shared.schemas import CallbackState, ErrorBody, Job, JobResult, JobStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,8 @@ class Keeping:
 
     ttl: int
     replication: Replication | None = None
+    # Where a finished job's webhook message goes (`worker.webhook_app` consumes it).
+    webhooks: ClassifyQueue | None = None
 
 
 def claim(
@@ -115,15 +117,18 @@ def _end(
     the outcome again to the new master; a replica merely slow to answer is not worth stalling
     the worker for, so WAIT's count is not checked.
     """
+    webhooks = keeping.webhooks
     script_keys = [
         keys.job_key(job_id),
         keys.image_key(job_id),
         keys.STATS_KEY,
         keys.RUNNING_KEY,
         *keys.QUEUED_BOOKKEEPING,
+        webhooks.name if webhooks else keys.NO_WEBHOOKS_KEY,
     ]
     args = [status.value, field, payload, repr(time.time()), keys.EVENTS_CHANNEL, job_id]
     args += [str(keeping.ttl), keys.FAILURES_PREFIX, str(keys.MAX_LISTED_FAILURES)]
+    args += [webhooks.message(job_id) if webhooks else ""]
     (done,) = yield from send(scripts.FINISH.call(script_keys, args))
     replication = keeping.replication
     if replication is not None and replication.replicas > 0:
@@ -131,15 +136,22 @@ def _end(
     return bool(done)
 
 
-def cancel(job_id: str) -> Operation[Job]:
-    """Cancel a queued job; `JobNotCancelableError` once it runs or has finished."""
+def cancel(job_id: str, webhooks: ClassifyQueue | None = None) -> Operation[Job]:
+    """Cancel a queued job (its webhook, if any, to `webhooks`); `JobNotCancelableError` once it
+    runs or has finished."""
     script_keys = [
         keys.job_key(job_id),
         keys.image_key(job_id),
         keys.STATS_KEY,
         *keys.QUEUED_BOOKKEEPING,
+        webhooks.name if webhooks else keys.NO_WEBHOOKS_KEY,
     ]
-    args = [repr(time.time()), keys.EVENTS_CHANNEL, job_id]
+    args = [
+        repr(time.time()),
+        keys.EVENTS_CHANNEL,
+        job_id,
+        webhooks.message(job_id) if webhooks else "",
+    ]
     (outcome,) = yield from send(scripts.CANCEL.call(script_keys, args))
     if outcome == b"missing":
         raise not_found(job_id)
@@ -169,6 +181,14 @@ def with_image(job_id: str) -> Operation[tuple[Job, bytes | None]]:
     if not raw:
         raise not_found(job_id)
     return record.job_from_fields(job_id, record.decoded(raw)), image
+
+
+def record_callback(job_id: str, state: CallbackState) -> Operation[bool]:
+    """A webhook delivery's progress on its job; False once the job has expired."""
+    (done,) = yield from send(
+        scripts.CALLBACK_STATE.call([keys.job_key(job_id)], [state.model_dump_json()])
+    )
+    return bool(done)
 
 
 def queued_bytes() -> Operation[int]:

@@ -19,7 +19,7 @@ from shared.jobs.operations import Claim, Replication
 from shared.jobs.steps import Operation, Step
 from shared.kombu_messages import ClassifyQueue
 from shared.redis_client import unavailable_as_store_error
-from shared.schemas import Job, JobResult, NewJob
+from shared.schemas import CallbackState, Job, JobResult, NewJob
 
 T = TypeVar("T")
 
@@ -62,12 +62,13 @@ class JobStore:
         *,
         ttl_seconds: int,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        replication: Replication | None = None,
+        keeping: ops.Keeping | None = None,
     ) -> None:
+        """`keeping`: how outcomes are recorded (replicas, webhooks), beyond the TTL."""
         self._redis = client
         self._ttl = ttl_seconds
         self._max_attempts = max_attempts
-        self._keeping = ops.Keeping(ttl_seconds, replication)
+        self._keeping = keeping or ops.Keeping(ttl_seconds)
 
     def _run(self, operation: Operation[T]) -> T:
         exchange = _Exchange(operation)
@@ -115,6 +116,9 @@ class JobStore:
     def cancel(self, job_id: str) -> Job:
         return self._run(ops.cancel(job_id))
 
+    def record_callback(self, job_id: str, state: CallbackState) -> bool:
+        return self._run(ops.record_callback(job_id, state))
+
     def queue_length(self, queue_name: str) -> int:
         return self._run(ops.queue_length(queue_name))
 
@@ -156,10 +160,12 @@ class AsyncJobStore:
         *,
         ttl_seconds: int,
         replication: Replication | None = None,
+        webhooks: ClassifyQueue | None = None,
     ) -> None:
         self._redis = client
         self._ttl = ttl_seconds
         self._replication = replication
+        self._webhooks = webhooks
 
     async def _run(self, operation: Operation[T]) -> T:
         exchange = _Exchange(operation)
@@ -227,7 +233,7 @@ class AsyncJobStore:
         return await self._run(ops.with_image(job_id))
 
     async def cancel(self, job_id: str) -> Job:
-        return await self._run(ops.cancel(job_id))
+        return await self._run(ops.cancel(job_id, self._webhooks))
 
     async def queue_length(self, queue_name: str) -> int:
         return await self._run(ops.queue_length(queue_name))

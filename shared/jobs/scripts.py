@@ -50,6 +50,19 @@ local function off_queued(index, bytes, sizes, id)
 end
 """
 
+# Queues a job's webhook message (KEYS[8]-style: the webhooks list, ARGV the message) when the
+# job has a callback URL: in the same script that ends the job, so no ended job misses its
+# webhook. Its state starts `pending`.
+_WEBHOOK = """
+local function queue_webhook(job_key, webhooks, message)
+  local url = redis.call('HGET', job_key, 'callback_url')
+  if url and url ~= '' and message ~= '' then
+    redis.call('HSET', job_key, 'callback', '{"status":"pending","attempts":0}')
+    redis.call('LPUSH', webhooks, message)
+  end
+end
+"""
+
 # Runs after the images were SET in the same transaction.
 # KEYS: queue list, the queued bookkeeping (3), the idempotency record (or a name never written),
 # then the job hash and image key of each job.
@@ -165,15 +178,17 @@ local function announce(channel, job_key, job_id)
 end
 """
 
-# KEYS: job hash, image, finished-stats hash, running set, the queued bookkeeping (3).
+# KEYS: job hash, image, finished-stats hash, running set, the queued bookkeeping (3), the
+# webhooks list.
 # ARGV: status, field ('result' or 'error'), its JSON, now, events channel, job id, TTL, the
-# failures lists' prefix, how many each keeps.
+# failures lists' prefix, how many each keeps, the webhook message ('' for none).
 # Only the first terminal state is recorded; a late duplicate changes nothing. A failed job keeps
 # its image (it expires with the job) so that it can be retried, and joins its owner's list of
 # failures (the owner is an API key's digest, so the list's name is built here from the job).
 FINISH = Script(
     _ANNOUNCE
     + _QUEUED
+    + _WEBHOOK
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' and status ~= 'queued' then return 0 end
@@ -189,17 +204,19 @@ end
 redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 redis.call('SREM', KEYS[4], ARGV[6])
 off_queued(KEYS[5], KEYS[6], KEYS[7], ARGV[6])
+queue_webhook(KEYS[1], KEYS[8], ARGV[10])
 announce(ARGV[5], KEYS[1], ARGV[6])
 return 1
 """
 )
 
-# KEYS: job hash, image, finished-stats hash, the queued bookkeeping (3).
-# ARGV: now, events channel, job id.
+# KEYS: job hash, image, finished-stats hash, the queued bookkeeping (3), the webhooks list.
+# ARGV: now, events channel, job id, the webhook message ('' for none).
 # The image stays (it expires with the job), so that a canceled job can be retried.
 CANCEL = Script(
     _ANNOUNCE
     + _QUEUED
+    + _WEBHOOK
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
@@ -207,6 +224,7 @@ if status ~= 'queued' then return status end
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1])
 redis.call('HINCRBY', KEYS[3], 'canceled', 1)
 off_queued(KEYS[4], KEYS[5], KEYS[6], ARGV[3])
+queue_webhook(KEYS[1], KEYS[7], ARGV[4])
 announce(ARGV[2], KEYS[1], ARGV[3])
 return 'ok'
 """
@@ -289,6 +307,17 @@ return 1
 """
 )
 
+# KEYS: job hash. ARGV: the callback state's JSON.
+# A webhook delivery's progress, recorded only while the job exists (an HSET on an expired job
+# would make a hash without a TTL).
+CALLBACK_STATE = Script(
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'callback', ARGV[1])
+return 1
+"""
+)
+
 # KEYS: job hash, image, queue list, the queued bookkeeping (3). ARGV: job id, message.
 # Takes back a job whose submit was refused after ENQUEUE ran (no replica copied it in time): it
 # goes as if it never came, message included, unless a worker has claimed it already (a message
@@ -307,5 +336,15 @@ return 1
 
 BY_SHA = {
     script.sha: script
-    for script in (ENQUEUE, CLAIM, FINISH, CANCEL, REQUEUE, RECONCILE, REPUBLISH, WITHDRAW)
+    for script in (
+        ENQUEUE,
+        CLAIM,
+        FINISH,
+        CANCEL,
+        REQUEUE,
+        RECONCILE,
+        REPUBLISH,
+        WITHDRAW,
+        CALLBACK_STATE,
+    )
 }

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from shared.settings import Settings
 from tests.processes import ROOT
 
 pytestmark = pytest.mark.integration
 
-SERVICES = {"redis", "api", "worker", "ui", "flower", "prometheus", "grafana"}
+SERVICES = {"redis", "api", "worker", "webhooks", "ui", "flower", "prometheus", "grafana"}
 SECRETS = {"FLOWER_BASIC_AUTH": "ops:secret", "GRAFANA_ADMIN_PASSWORD": "secret"}
 
 
@@ -107,6 +108,8 @@ def test_commands_match_real_entry_points(compose: dict) -> None:
     for name in ("worker", "flower"):
         assert commands[name][:3] == ["celery", "-A", "worker.celery_app"]
         assert hasattr(importlib.import_module("worker.celery_app"), "app")
+    assert commands["webhooks"][:3] == ["celery", "-A", "worker.webhook_app"]
+    assert commands["webhooks"][commands["webhooks"].index("-Q") + 1] == Settings().webhook_queue
     conf = next(arg for arg in commands["flower"] if arg.startswith("--conf="))
     assert (ROOT / conf.split("=", 1)[1]).is_file()
     ui_script = commands["ui"][commands["ui"].index("run") + 1]

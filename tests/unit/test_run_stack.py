@@ -14,18 +14,19 @@ pytestmark = pytest.mark.unit
 
 def test_stack_starts_every_part_with_its_real_entry_point() -> None:
     commands = run_stack._commands(run_stack._parse([]), Settings(_env_file=None))  # type: ignore[call-arg]
-    assert set(commands) == {"worker", "api", "ui", "flower"}
+    assert set(commands) == {"worker", "webhooks", "api", "ui", "flower"}
     assert commands["worker"][1:6] == ["-m", "celery", "-A", "worker.celery_app", "worker"]
     assert commands["api"][1:3] == ["-m", "api"]
     assert commands["ui"][1:5] == ["-m", "streamlit", "run", "ui/app.py"]
     assert "--conf=worker/flower_config.py" in commands["flower"]
+    assert commands["webhooks"][4:7] == ["worker.webhook_app", "worker", "-Q"]
 
 
 def test_flags_leave_out_ui_and_flower() -> None:
     commands = run_stack._commands(
         run_stack._parse(["--no-ui", "--no-flower", "--workers", "3"]), Settings(_env_file=None)
     )  # type: ignore[call-arg]
-    assert set(commands) == {"worker", "api"}
+    assert set(commands) == {"worker", "webhooks", "api"}
     assert commands["worker"][-1] == "3"
 
 

@@ -1,0 +1,205 @@
+"""Webhooks: each finished job with a `callback_url` is POSTed, signed the Standard Webhooks way,
+to a real HTTP receiver started by the test, by a real webhook node; failures are retried with
+backoff, and destinations inside the network are refused."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+from starlette.testclient import TestClient
+
+from api.main import create_app
+from scripts.processes import free_port
+from shared.settings import Settings
+from tests.conftest import Stack
+from tests.images import encode, gradient
+from tests.processes import RedisServer, running, service_env
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+class Receiver:
+    """An HTTP server on loopback that answers each POST with the next of `answers` (then
+    200) and keeps what it was sent."""
+
+    def __init__(self) -> None:
+        self.answers: list[int] = []
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers.items()), body))
+                self.send_response(receiver.answers.pop(0) if receiver.answers else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    made = Receiver()
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The API (in this process) and a webhook node (a real Celery worker process) on the
+    stack's Redis; the stack's classify worker runs the jobs."""
+    hooks = {"WEBHOOK_SECRET": SECRET, "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
+             "WEBHOOK_MAX_ATTEMPTS": "3"}  # fmt: skip
+    node = [sys.executable, "-m", "celery", "-A", "worker.webhook_app", "worker", "-Q",
+            Settings().webhook_queue, "--pool", "threads", "--concurrency", "4",
+            "--hostname", "webhooks@%h", "--without-gossip", "--without-mingle"]  # fmt: skip
+    log = tmp_path_factory.mktemp("webhooks") / "webhooks.log"
+    settings = Settings(
+        redis_url=stack.redis.url, webhook_secret=SECRET, callback_allowed_hosts="127.0.0.1"
+    )
+    with (
+        running(node, env=service_env(stack.redis.url, **hooks), log=log),
+        TestClient(create_app(settings)) as api,
+    ):
+        yield api
+
+
+def _submit(client: TestClient, image: bytes, callback_url: str) -> httpx.Response:
+    return client.post(
+        "/api/v1/jobs",
+        params={"callback_url": callback_url},
+        files={"file": ("d.jpg", image, "image/jpeg")},
+    )
+
+
+def _callback_settled(client: TestClient, job_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        if (job.get("callback") or {}).get("status") in ("delivered", "failed"):
+            return job
+        time.sleep(0.2)
+    pytest.fail(f"webhook of {job_id} not settled: {job}")
+
+
+def test_each_job_is_posted_once_signed(
+    client: TestClient, receiver: Receiver, labrador_bytes: bytes
+) -> None:
+    job_id = _submit(client, labrador_bytes, receiver.url).json()["job_id"]
+    job = _callback_settled(client, job_id)
+    assert job["status"] == "succeeded"
+    assert (job["callback"]["status"], job["callback"]["attempts"]) == ("delivered", 1)
+    assert job["callback"]["delivered_at"]
+    ((headers, body),) = receiver.received
+    event = Webhook(SECRET).verify(body, headers)  # raises on a bad signature
+    assert event["type"] == "job.finished"
+    assert event["data"]["job_id"] == job_id
+    assert event["data"]["result"]["predictions"][0]["label"] == "Labrador retriever"
+    assert headers["webhook-id"] == job_id
+    with pytest.raises(Exception, match="signature"):
+        Webhook("whsec_" + "A" * 32).verify(body, headers)
+
+
+def test_a_failing_receiver_gets_attempts_until_it_answers(
+    client: TestClient, receiver: Receiver, labrador_bytes: bytes
+) -> None:
+    receiver.answers = [500, 503]
+    job_id = _submit(client, labrador_bytes, receiver.url).json()["job_id"]
+    job = _callback_settled(client, job_id)
+    assert (job["callback"]["status"], job["callback"]["attempts"]) == ("delivered", 3)
+    assert len(receiver.received) == 3
+    assert {h["webhook-id"] for h, _ in receiver.received} == {job_id}  # one id for all
+
+
+def test_a_receiver_down_for_good_fails_the_callback_not_the_job(
+    client: TestClient, labrador_bytes: bytes
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}/hooks"  # nothing listens
+    job_id = _submit(client, labrador_bytes, down).json()["job_id"]
+    job = _callback_settled(client, job_id)
+    assert job["status"] == "succeeded"
+    assert (job["callback"]["status"], job["callback"]["attempts"]) == ("failed", 3)
+    assert "ConnectError" in job["callback"]["last_error"]
+
+
+def test_a_4xx_other_than_408_and_429_is_not_retried(
+    client: TestClient, receiver: Receiver, labrador_bytes: bytes
+) -> None:
+    receiver.answers = [410]
+    job_id = _submit(client, labrador_bytes, receiver.url).json()["job_id"]
+    job = _callback_settled(client, job_id)
+    assert (job["callback"]["status"], job["callback"]["attempts"]) == ("failed", 1)
+    assert job["callback"]["last_error"] == "HTTP 410"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",  # the cloud's metadata service
+        "http://10.0.0.1/hooks",
+        "http://[::1]:8080/hooks",
+        "ftp://example.com/hooks",
+        "http://user:pw@example.com/hooks",
+    ],
+)
+def test_destinations_inside_the_network_are_refused(
+    client: TestClient, labrador_bytes: bytes, url: str
+) -> None:
+    answer = _submit(client, labrador_bytes, url)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "validation_error"
+
+
+def test_without_a_secret_callbacks_are_refused(stack: Stack, labrador_bytes: bytes) -> None:
+    with TestClient(create_app(Settings(redis_url=stack.redis.url))) as api:
+        answer = _submit(api, labrador_bytes, "http://example.com/hooks")
+    assert answer.status_code == 422
+    assert "WEBHOOK_SECRET" in answer.json()["message"]
+
+
+def test_a_canceled_job_is_posted_too(tmp_path: Path, receiver: Receiver) -> None:
+    """No worker runs here: the job stays queued until canceled, and the cancel queues its
+    webhook in the same step (delivered by a webhook node of this test's own)."""
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    try:
+        env = service_env(redis.url, WEBHOOK_SECRET=SECRET, CALLBACK_ALLOWED_HOSTS="127.0.0.1")
+        node = [sys.executable, "-m", "celery", "-A", "worker.webhook_app", "worker", "-Q",
+                Settings().webhook_queue, "--pool", "threads", "--without-mingle",
+                "--without-gossip", "--hostname", "hooks2@%h"]  # fmt: skip
+        settings = Settings(
+            redis_url=redis.url, webhook_secret=SECRET, callback_allowed_hosts="127.0.0.1"
+        )
+        with (
+            running(node, env=env, log=tmp_path / "webhooks.log"),
+            TestClient(create_app(settings)) as api,
+        ):
+            job_id = _submit(api, encode(gradient(), "JPEG"), receiver.url).json()["job_id"]
+            assert api.delete(f"/api/v1/jobs/{job_id}").json()["status"] == "canceled"
+            job = _callback_settled(api, job_id)
+        assert job["callback"]["status"] == "delivered"
+        event = json.loads(receiver.received[0][1])
+        assert event["data"]["status"] == "canceled"
+    finally:
+        redis.stop()
