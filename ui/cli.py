@@ -80,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--top-k", type=int, default=None, help="classes per image (default: the API's, 5)"
     )
+    submit.add_argument(
+        "--callback-url",
+        default=None,
+        help="POST each finished job there too (a webhook signed with the API's WEBHOOK_SECRET)",
+    )
     submit.add_argument("--json", action="store_true", help="print the jobs as JSON")
     submit.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
     submit.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -124,7 +129,9 @@ def _submit(client: ApiClient, args: argparse.Namespace) -> Exit:
     for item in items:
         try:
             item.job = client.submit(
-                Upload(item.path.name, item.path.read_bytes()), top_k=args.top_k
+                Upload(item.path.name, item.path.read_bytes()),
+                top_k=args.top_k,
+                callback_url=args.callback_url,
             )
         except ApiUnavailableError:
             raise

@@ -60,15 +60,20 @@ class ApiClient:
     def close(self) -> None:
         self._http.close()
 
-    def submit(self, upload: Upload, *, top_k: int | None = None) -> Job:
-        """Queue one image; `top_k` None leaves the number of classes to the API's default.
+    def submit(
+        self, upload: Upload, *, top_k: int | None = None, callback_url: str | None = None
+    ) -> Job:
+        """Queue one image; `top_k` None leaves the number of classes to the API's default, and
+        `callback_url` asks for a signed webhook once the job ends.
 
         The request carries an Idempotency-Key of its own, so that it can be sent again when
         the network drops it or the API is briefly unavailable: the API answers a repeat with
         the job the first one made, never a second job.
         """
         files = {"file": (upload.filename, upload.data, upload.content_type)}
-        params = {"top_k": top_k} if top_k is not None else {}
+        params: dict[str, str | int] = {"top_k": top_k} if top_k is not None else {}
+        if callback_url is not None:
+            params["callback_url"] = callback_url
         headers = {"Idempotency-Key": str(uuid.uuid4())}
         backoff = Backoff(first=0.5, most=4.0)
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):

@@ -5,6 +5,7 @@ backoff, and destinations inside the network are refused."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -22,7 +23,7 @@ from scripts.processes import free_port
 from shared.settings import Settings
 from tests.conftest import Stack
 from tests.images import encode, gradient
-from tests.processes import RedisServer, running, service_env
+from tests.processes import RedisServer, api_server, running, service_env
 
 pytestmark = pytest.mark.integration
 
@@ -203,3 +204,23 @@ def test_a_canceled_job_is_posted_too(tmp_path: Path, receiver: Receiver) -> Non
         assert event["data"]["status"] == "canceled"
     finally:
         redis.stop()
+
+
+def test_the_cli_asks_for_a_webhook(
+    client: TestClient, stack: Stack, receiver: Receiver, tmp_path: Path, labrador_bytes: bytes
+) -> None:
+    """`imgclf submit --callback-url`: against a real API process with webhooks on."""
+    photo = tmp_path / "cli.jpg"
+    photo.write_bytes(labrador_bytes)
+    env = service_env(stack.redis.url, WEBHOOK_SECRET=SECRET, CALLBACK_ALLOWED_HOSTS="127.0.0.1")
+    with api_server(env, tmp_path / "api.log") as api:
+        result = subprocess.run(
+            [sys.executable, "-m", "ui.cli", "submit", "--json", str(photo),
+             "--callback-url", receiver.url, "--api-url", api],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        (job,) = json.loads(result.stdout)
+        assert job["callback_url"] == receiver.url
+        settled = _callback_settled(client, job["job_id"])
+    assert settled["callback"]["status"] == "delivered"
