@@ -97,6 +97,10 @@ class ApiClient:
         )
         return Job.model_validate(body)
 
+    def retry(self, job_id: str) -> Job:
+        """A new job for a failed or canceled job's image (`retry_of` names the old one)."""
+        return Job.model_validate(self._request("POST", f"/api/v1/jobs/{job_id}/retry"))
+
     def cancel(self, job_id: str) -> Job:
         return Job.model_validate(self._request("DELETE", f"/api/v1/jobs/{job_id}"))
 

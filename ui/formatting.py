@@ -104,3 +104,21 @@ def thumbnail(data: bytes) -> bytes | None:
             return out.getvalue()
     except Exception:
         return None
+
+
+def job_details(job: Job) -> list[str]:
+    """The lines that say where a job came from and where its result went: the job it retries,
+    and its webhook's delivery."""
+    lines = []
+    if job.retry_of:
+        lines.append(f"retry of `{job.retry_of}`")
+    if job.callback is not None:
+        callback = job.callback
+        attempts = f"{callback.attempts} attempt{'s' if callback.attempts != 1 else ''}"
+        line = f"webhook {callback.status} ({attempts})"
+        if callback.last_error and callback.status != "delivered":
+            line += f": {callback.last_error}"
+        lines.append(line)
+    elif job.callback_url:
+        lines.append("webhook waits for the job to end")
+    return lines

@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import Stack
+from tests.images import encode, gradient
 from tests.processes import SHARED_IMAGES, Trap, free_port, running, service_env, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -115,6 +116,25 @@ def test_bad_file_shows_the_api_error(page: Page, ui_url: str, tmp_path: Path) -
     expect(page.get_by_text("Rejected: Invalid image file", exact=False)).to_be_visible(
         timeout=30_000
     )
+
+
+def test_a_job_found_by_id_shows_its_failure_and_can_be_retried(
+    page: Page, ui_url: str, stack: Stack
+) -> None:
+    """A job a program submitted (a JPEG whose pixels are broken: it fails in the worker),
+    looked up by its id, retried from the page: the new job names the one it retries."""
+    jpeg = encode(gradient(), "JPEG")
+    broken = jpeg[:300] + b"\0" * 300 + jpeg[-2:]
+    job = httpx.post(f"{stack.api_url}/api/v1/jobs", params={"wait": 20},
+                     files={"file": ("broken.jpg", broken, "image/jpeg")}, timeout=30).json()  # fmt: skip
+    assert job["status"] == "failed"
+    page.goto(ui_url)
+    expect(page.get_by_role("heading", name="Classify images")).to_be_visible(timeout=30_000)
+    page.get_by_placeholder("job id").fill(job["job_id"])
+    page.get_by_role("button", name="Find", exact=True).click()
+    expect(page.get_by_text(job["job_id"], exact=False).first).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Retry").first.click()
+    expect(page.get_by_text(f"retry of {job['job_id']}", exact=False)).to_be_visible(timeout=30_000)
 
 
 def test_model_info_page_shows_the_model(page: Page, ui_url: str) -> None:

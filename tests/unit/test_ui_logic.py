@@ -5,11 +5,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.schemas import Prediction
+from shared.schemas import Job, Prediction
 from tests.images import encode, gradient
 from ui.cli import Item, find_images, format_table
 from ui.client import ApiClient, ApiError, ApiUnavailableError, Upload
-from ui.formatting import chart_rows, percent, quantile_from_buckets, ratio, thumbnail
+from ui.formatting import (
+    chart_rows,
+    job_details,
+    percent,
+    quantile_from_buckets,
+    ratio,
+    thumbnail,
+)
 from ui.monitoring import Prometheus, PrometheusUnavailableError, from_api, from_prometheus
 
 pytestmark = pytest.mark.unit
@@ -213,3 +220,20 @@ def test_client_reads_the_apis_upload_limits() -> None:
         )
 
     assert _client(handler).limits()["max_upload_bytes"] == 5 * 2**20
+
+
+def test_job_details_name_the_retried_job_and_the_webhook_state() -> None:
+    base = {"job_id": "j", "status": "failed", "created_at": "2026-12-02T00:00:00Z",
+            "filename": "a.jpg", "content_type": "image/jpeg", "size_bytes": 1, "width": 1,
+            "height": 1, "top_k": 5}  # fmt: skip
+    assert job_details(Job.model_validate(base)) == []
+    retried = Job.model_validate({**base, "retry_of": "old", "callback_url": "https://h/x"})
+    assert job_details(retried) == ["retry of `old`", "webhook waits for the job to end"]
+    failing = {"status": "retrying", "attempts": 2, "last_error": "HTTP 503"}
+    assert job_details(Job.model_validate({**base, "callback": failing})) == [
+        "webhook retrying (2 attempts): HTTP 503"
+    ]
+    done = {"status": "delivered", "attempts": 1, "last_error": None}
+    assert job_details(Job.model_validate({**base, "callback": done})) == [
+        "webhook delivered (1 attempt)"
+    ]

@@ -7,8 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from shared.image_checks import FILE_EXTENSIONS, SUPPORTED_FORMATS
+from shared.schemas import JobStatus
 from ui.client import ApiError, ApiUnavailableError, Upload
-from ui.formatting import chart_rows, percent, progress, status_label, thumbnail
+from ui.formatting import chart_rows, job_details, percent, progress, status_label, thumbnail
 from ui.session import Entry, api_client, history
 
 EXTENSIONS = [suffix.removeprefix(".") for suffix in FILE_EXTENSIONS]
@@ -39,7 +40,22 @@ def render() -> None:
         _submit([Upload(f.name, f.getvalue(), f.type or "application/octet-stream") for f in files])
     elif submitted:
         st.warning("Choose one or more images first.")
+    _lookup()
     _jobs()
+
+
+def _lookup() -> None:
+    """Any job by its id (one a program submitted, say): its state, webhook and a retry."""
+    with st.form("lookup", clear_on_submit=True):
+        job_id = st.text_input("Find a job by its id", placeholder="job id")
+        found = st.form_submit_button("Find")
+    if found and job_id.strip():
+        try:
+            job = api_client().job(job_id.strip())
+        except ApiError as exc:
+            st.error(exc.message)
+            return
+        history().add(Entry(job.filename, None, job))
 
 
 def _upload_limits() -> tuple[list[str], int]:
@@ -123,8 +139,14 @@ def _card(entry: Entry) -> None:
             assert entry.job is not None
             job = entry.job
             st.markdown(f"{status_label(job.status)} `{job.job_id}`")
+            for line in job_details(job):
+                st.caption(line)
             if job.error is not None:
                 st.error(f"{job.error.message} ({job.error.code})")
+            if job.status in (JobStatus.FAILED, JobStatus.CANCELED) and st.button(
+                "Retry", key=f"retry-{entry.history_id}"
+            ):
+                _retry(entry)
             if job.result is not None:
                 top = job.result.predictions[0]
                 st.subheader(f"{top.label} — {percent(top.probability)}")
@@ -135,6 +157,17 @@ def _card(entry: Entry) -> None:
                     f"preprocess {timings.preprocess_ms:.1f} ms · "
                     f"inference {timings.inference_ms:.1f} ms"
                 )
+
+
+def _retry(entry: Entry) -> None:
+    assert entry.job is not None
+    try:
+        job = api_client().retry(entry.job.job_id)
+    except ApiError as exc:
+        st.error(exc.message)
+        return
+    history().add(Entry(entry.filename, entry.preview, job))
+    st.rerun()
 
 
 def _chart(entry: Entry) -> None:
