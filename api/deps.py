@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Annotated, TypedDict, cast
 
 from fastapi import Depends, Header, Query, Request
@@ -11,6 +12,7 @@ from fastapi import Depends, Header, Query, Request
 from api.security import offered_key
 from api.service import JobService
 from api.submissions import IdempotentRequest, SubmitOptions
+from shared.priorities import DEFAULT_PRIORITY, Priority
 
 
 class State(TypedDict):
@@ -95,19 +97,11 @@ CallbackUrl = Annotated[
 ]
 
 
-async def _submit_options(
-    wait: WaitDep,
-    idempotency: IdempotencyDep,
-    caller: CallerDep,
-    top_k: TopK = None,
-    callback_url: CallbackUrl = None,
-) -> SubmitOptions:
-    return SubmitOptions(
-        top_k=top_k, wait=wait, idempotency=idempotency, owner=caller, callback_url=callback_url
-    )
-
-
-SubmitOptionsDep = Annotated[SubmitOptions, Depends(_submit_options)]
+PriorityParam = Annotated[
+    Priority,
+    Query(description="high, normal or low: every worker takes high jobs before normal ones, "
+          "and normal before low (each has a queue of its own)"),
+]  # fmt: skip
 
 
 async def _batch_options(
@@ -115,10 +109,23 @@ async def _batch_options(
     caller: CallerDep,
     top_k: TopK = None,
     callback_url: CallbackUrl = None,
+    priority: PriorityParam = DEFAULT_PRIORITY,
 ) -> SubmitOptions:
     return SubmitOptions(
-        top_k=top_k, idempotency=idempotency, owner=caller, callback_url=callback_url
+        top_k=top_k,
+        idempotency=idempotency,
+        owner=caller,
+        callback_url=callback_url,
+        priority=priority,
     )
 
 
 BatchOptionsDep = Annotated[SubmitOptions, Depends(_batch_options)]
+
+
+async def _submit_options(wait: WaitDep, options: BatchOptionsDep) -> SubmitOptions:
+    """A single submit's options: a batch's, and how long to wait for the job."""
+    return replace(options, wait=wait)
+
+
+SubmitOptionsDep = Annotated[SubmitOptions, Depends(_submit_options)]

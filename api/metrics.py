@@ -7,7 +7,7 @@ process writes its samples there and whichever process answers a scrape adds the
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import (
     REGISTRY,
@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from shared import metrics_dir
 from shared.errors import StoreUnavailableError
 from shared.jobs import JobStore
+from shared.kombu_messages import ClassifyQueue
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -119,13 +120,13 @@ def observe_submission(route: str, sizes: list[int]) -> None:
 class QueueCollector(Collector):
     """Read at scrape time from Redis, so every API process reports the same true numbers."""
 
-    def __init__(self, store: JobStore, queue_name: str) -> None:
+    def __init__(self, store: JobStore, queues: Mapping[str, ClassifyQueue]) -> None:
         self._store = store
-        self._queue = queue_name
+        self._queues = queues
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         try:
-            length = self._store.queue_length(self._queue)
+            lengths = self._store.queue_lengths(self._queues)
             running = self._store.running_count()
             queued_bytes = self._store.queued_bytes()
             finished = self._store.finished_counts()
@@ -133,8 +134,14 @@ class QueueCollector(Collector):
             log.warning("metrics: Redis unavailable; queue figures left out of this scrape")
             return
         yield GaugeMetricFamily(
-            "imgclf_queue_length", "Jobs waiting in the Redis queue", value=length
+            "imgclf_queue_length", "Jobs waiting, all priorities", value=sum(lengths.values())
         )
+        by_priority = GaugeMetricFamily(
+            "imgclf_queue_length_by_priority", "Jobs waiting, per priority", labels=["priority"]
+        )
+        for priority, length in lengths.items():
+            by_priority.add_metric([priority], length)
+        yield by_priority
         yield GaugeMetricFamily(
             "imgclf_jobs_running", "Jobs claimed by a worker and not yet finished", value=running
         )
@@ -162,8 +169,8 @@ def metrics_registry() -> CollectorRegistry:
     return registry
 
 
-def queue_registry(store: JobStore, queue_name: str) -> CollectorRegistry:
+def queue_registry(store: JobStore, queues: Mapping[str, ClassifyQueue]) -> CollectorRegistry:
     """Figures read from Redis at scrape time; never written to multiprocess files."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(QueueCollector(store, queue_name))
+    registry.register(QueueCollector(store, queues))
     return registry

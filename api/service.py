@@ -43,7 +43,7 @@ from shared.jobs import (
     idempotency_key,
     new_job_id,
 )
-from shared.kombu_messages import ClassifyQueue, webhook_queue
+from shared.kombu_messages import classify_queues, webhook_queue
 from shared.queue import make_celery
 from shared.redis_client import check_eviction_policy, connect, connect_async
 from shared.schemas import Job, JobStatus, NewJob, Prediction
@@ -72,7 +72,7 @@ class JobService:
             webhooks=webhook_queue(settings.webhook_queue, celery),
         )
         self.blocking_store = JobStore(self.redis, ttl_seconds=settings.job_ttl_seconds)
-        self.queue = ClassifyQueue(settings.queue_name, celery)
+        self.queues = classify_queues(settings.queue_name, celery)
         self.queue_limits = QueueLimits(settings.max_queue_length, settings.max_queued_bytes)
         self.api_keys = encoded_keys(settings.accepted_api_keys())
         self.events = JobEvents(async_redis)
@@ -84,7 +84,7 @@ class JobService:
         )
         self.registries = (
             metrics.metrics_registry(),
-            metrics.queue_registry(self.blocking_store, settings.queue_name),
+            metrics.queue_registry(self.blocking_store, self.queues),
         )
 
     async def start(self) -> None:
@@ -150,8 +150,8 @@ class JobService:
             max_pixels=self.settings.max_image_pixels,
             check_seconds=self.settings.upload_check_timeout_seconds,
         )
-        if options.callback_url is not None:
-            jobs = [job.model_copy(update={"callback_url": options.callback_url}) for job in jobs]
+        extra = {"priority": options.priority, "callback_url": options.callback_url}
+        jobs = [job.model_copy(update=extra) for job in jobs]
         idempotency = None
         if options.idempotency is not None:
             idempotency = Idempotency(
@@ -160,7 +160,7 @@ class JobService:
             )
         return await self.store.enqueue(
             list(zip(jobs, contents, strict=True)),
-            queue=self.queue,
+            queue=self.queues[options.priority],
             limits=self.queue_limits,
             submission=Submission(job_ids, idempotency, owner=options.owner),
         )
@@ -199,7 +199,7 @@ class JobService:
         again = NewJob.model_validate({**fields, "retry_of": job_id})
         (made,) = await self.store.enqueue(
             [(again, image)],
-            queue=self.queue,
+            queue=self.queues[again.priority],
             limits=self.queue_limits,
             submission=Submission(owner=owner),
         )

@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from shared.priorities import DEFAULT_PRIORITY, Priority
 from shared.schemas import NewJob
 
 
@@ -29,13 +30,15 @@ class SubmitOptions:
     owner: str = ""
     # Where each finished job is POSTed (a signed webhook), if anywhere.
     callback_url: str | None = None
+    priority: Priority = DEFAULT_PRIORITY
 
 
 def fingerprint(route: str, top_k: int, jobs: Sequence[NewJob], contents: Sequence[bytes]) -> str:
     """What makes two submits the same request: route, options, and each file's name and bytes
     (the jobs carry the callback URL)."""
     callback = jobs[0].callback_url if jobs else None
-    digest = hashlib.sha256(f"{route}\0{top_k}\0{callback or ''}".encode())
+    priority = jobs[0].priority if jobs else DEFAULT_PRIORITY
+    digest = hashlib.sha256(f"{route}\0{top_k}\0{priority}\0{callback or ''}".encode())
     for job, data in zip(jobs, contents, strict=True):
         digest.update(f"\0{job.filename}\0".encode())
         digest.update(hashlib.sha256(data).digest())

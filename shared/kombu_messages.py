@@ -14,6 +14,7 @@ from typing import Any
 
 from celery import Celery
 
+from shared.priorities import PRIORITIES, queue_name
 from shared.queue import CLASSIFY_TASK, WEBHOOK_TAG_SUFFIX, WEBHOOK_TASK
 
 PERSISTENT_DELIVERY_MODE = 2
@@ -83,3 +84,8 @@ def webhook_queue(name: str, app: Celery) -> ClassifyQueue:
     """The queue of webhook deliveries (`worker.webhook_app`), its messages tagged apart from
     the same jobs' classify messages."""
     return ClassifyQueue(name, app, task_name=WEBHOOK_TASK, tag_suffix=WEBHOOK_TAG_SUFFIX)
+
+
+def classify_queues(base: str, app: Celery) -> dict[str, ClassifyQueue]:
+    """The classify queue of each priority (`base` is QUEUE_NAME, the normal one's)."""
+    return {priority: ClassifyQueue(queue_name(base, priority), app) for priority in PRIORITIES}

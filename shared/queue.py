@@ -10,7 +10,9 @@ import ssl
 from urllib.parse import urlsplit
 
 from celery import Celery
+from kombu.entity import Queue
 
+from shared.priorities import PRIORITIES, queue_name
 from shared.redis_client import tls_options
 from shared.settings import Settings
 
@@ -32,6 +34,11 @@ def make_celery(settings: Settings) -> Celery:
         # Results live in the job store; Celery's backend would only duplicate them.
         task_ignore_result=True,
         task_default_queue=settings.queue_name,
+        # One queue per priority, consumed in this order: the Redis transport's BRPOP takes the
+        # first of its lists that holds a message (its "priority" queue order), so a high job
+        # waits only for jobs already running. (Redis has no message priorities of its own;
+        # Celery's emulation of them misroutes.)
+        task_queues=[Queue(queue_name(settings.queue_name, p)) for p in PRIORITIES],  # type: ignore[no-untyped-call]
         # A task is acknowledged only after it ran, and requeued if its process dies mid-run.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -45,6 +52,7 @@ def make_celery(settings: Settings) -> Celery:
             # Names this process's broker connections in Redis's CLIENT LIST: operators see who
             # is who, and a node's watchdog sees whether its own consumer is fetching.
             "client_name": broker_client_name(),
+            "queue_order_strategy": "priority",
             **_sentinel_transport_options(settings),
         },
         broker_use_ssl=_broker_tls(settings),

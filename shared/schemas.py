@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from shared.priorities import Priority
+
 
 class JobStatus(StrEnum):
     QUEUED = "queued"
@@ -69,6 +71,9 @@ class NewJob(BaseModel):
     width: int
     height: int
     top_k: int
+    priority: Priority = Field(
+        default="normal", description="Workers take high before normal before low"
+    )
     retry_of: str | None = Field(
         default=None, description="The failed or canceled job this one retries, if any"
     )

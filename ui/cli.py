@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         "--top-k", type=int, default=None, help="classes per image (default: the API's, 5)"
     )
     submit.add_argument(
+        "--priority",
+        choices=["high", "normal", "low"],
+        default=None,
+        help="workers take high before normal before low (default: normal)",
+    )
+    submit.add_argument(
         "--callback-url",
         default=None,
         help="POST each finished job there too (a webhook signed with the API's WEBHOOK_SECRET)",
@@ -132,6 +138,7 @@ def _submit(client: ApiClient, args: argparse.Namespace) -> Exit:
                 Upload(item.path.name, item.path.read_bytes()),
                 top_k=args.top_k,
                 callback_url=args.callback_url,
+                priority=args.priority,
             )
         except ApiUnavailableError:
             raise

@@ -61,7 +61,12 @@ class ApiClient:
         self._http.close()
 
     def submit(
-        self, upload: Upload, *, top_k: int | None = None, callback_url: str | None = None
+        self,
+        upload: Upload,
+        *,
+        top_k: int | None = None,
+        callback_url: str | None = None,
+        priority: str | None = None,
     ) -> Job:
         """Queue one image; `top_k` None leaves the number of classes to the API's default, and
         `callback_url` asks for a signed webhook once the job ends.
@@ -74,6 +79,8 @@ class ApiClient:
         params: dict[str, str | int] = {"top_k": top_k} if top_k is not None else {}
         if callback_url is not None:
             params["callback_url"] = callback_url
+        if priority is not None:
+            params["priority"] = priority
         headers = {"Idempotency-Key": str(uuid.uuid4())}
         backoff = Backoff(first=0.5, most=4.0)
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):

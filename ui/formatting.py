@@ -107,9 +107,11 @@ def thumbnail(data: bytes) -> bytes | None:
 
 
 def job_details(job: Job) -> list[str]:
-    """The lines that say where a job came from and where its result went: the job it retries,
-    and its webhook's delivery."""
+    """The lines that say how a job was asked for and where its result went: its priority (when
+    not normal), the job it retries, and its webhook's delivery."""
     lines = []
+    if job.priority != "normal":
+        lines.append(f"{job.priority} priority")
     if job.retry_of:
         lines.append(f"retry of `{job.retry_of}`")
     if job.callback is not None:

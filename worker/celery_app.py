@@ -20,7 +20,7 @@ from prometheus_client import multiprocess
 
 from shared.errors import ModelError
 from shared.jobs import JobStore
-from shared.kombu_messages import ClassifyQueue
+from shared.kombu_messages import classify_queues
 from shared.queue import make_celery
 from shared.redis_client import check_eviction_policy, connect
 from shared.settings import get_settings
@@ -48,7 +48,7 @@ def _start_node(sender: Any = None, **_: Any) -> None:
     recovery.start_sweeper(
         JobStore(client, ttl_seconds=settings.job_ttl_seconds),
         client,
-        ClassifyQueue(settings.queue_name, app),
+        classify_queues(settings.queue_name, app),
         node=socket.gethostname(),
         settings=settings,
     )

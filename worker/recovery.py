@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 
 import redis
 
@@ -40,24 +41,29 @@ LOST_PER_SWEEP = 100
 def sweep(
     store: JobStore,
     client: redis.Redis,
-    queue: ClassifyQueue,
+    queues: Mapping[str, ClassifyQueue],
     *,
     max_running_seconds: float = 0,
     lost_grace_seconds: float = LOST_MESSAGE_GRACE_SECONDS,
 ) -> list[str]:
-    """Put back on `queue` every running job whose worker process is gone or that has run longer
-    than `max_running_seconds` (0: no limit), and every queued job whose message was lost;
-    returns their ids."""
+    """Put back on its priority's queue (`queues`) every running job whose worker process is
+    gone or that has run longer than `max_running_seconds` (0: no limit), and every queued job
+    whose message was lost; returns their ids."""
     requeued: list[str] = []
     overdue: list[str] = []
+    max_running_ms = int(max_running_seconds * 1000)
     for job_id, worker_id in store.running_jobs().items():
         outcome = store.requeue_orphan(
-            job_id, worker_id=worker_id, queue=queue, max_running_ms=int(max_running_seconds * 1000)
+            job_id, worker_id=worker_id, queues=queues, max_running_ms=max_running_ms
         )
         (requeued if outcome == 1 else overdue if outcome == 2 else []).append(job_id)
     grace_ms = int(lost_grace_seconds * 1000)
-    lost = store.lost_messages(queue, grace_ms=grace_ms, limit=LOST_PER_SWEEP)
-    republished = [job_id for job_id in lost if store.republish(job_id, queue=queue)]
+    republished = []
+    for priority, queue in queues.items():
+        lost = store.lost_messages(
+            queue, priority=priority, grace_ms=grace_ms, limit=LOST_PER_SWEEP
+        )
+        republished += [job_id for job_id in lost if store.republish(job_id, queue=queue)]
     workers.prune(client)
     for jobs, reason, why in (
         (requeued, "dead_worker", "of dead worker processes"),
@@ -73,7 +79,7 @@ def sweep(
 def start_sweeper(
     store: JobStore,
     client: redis.Redis,
-    queue: ClassifyQueue,
+    queues: Mapping[str, ClassifyQueue],
     *,
     node: str,
     settings: Settings,
@@ -100,7 +106,7 @@ def start_sweeper(
         check_consumer()
         locked = client.set(SWEEPER_LOCK_KEY, node, nx=True, px=int(interval * 1000))
         if locked and time.monotonic() - healthy_since >= grace:
-            sweep(store, client, queue, max_running_seconds=max_running)
+            sweep(store, client, queues, max_running_seconds=max_running)
         metrics.loop_succeeded("recovery")
 
     def check_consumer() -> None:
@@ -110,7 +116,7 @@ def start_sweeper(
         lost_slots = progress.lost_slots()
         look = watchdog.Look(
             fetching=watchdog.consumer_fetching(client, consumer),
-            queued=store.queue_length(queue.name),
+            queued=sum(store.queue_lengths(queues).values()),
             held=progress.held(),
             received=progress.received,
             lost_slots=lost_slots,

@@ -11,23 +11,34 @@ from api.errors import error_responses
 router = APIRouter(tags=["queue"])
 
 
-class QueueStatus(BaseModel):
+class PriorityQueue(BaseModel):
     queued: int
+    max_queue_length: int
+
+
+class QueueStatus(BaseModel):
+    queued: int = Field(description="Jobs waiting, all priorities")
     running: int
     workers_online: int
     max_queue_length: int
     queued_bytes: int = Field(description="Bytes of the images waiting in the queue")
     max_queued_bytes: int
+    priorities: dict[str, PriorityQueue] = Field(
+        description="Per priority (high, normal, low): jobs waiting, and the cap on them"
+    )
 
 
 @router.get("/queue", response_model=QueueStatus, responses=error_responses())
 async def queue_status(service: ServiceDep) -> QueueStatus:
     """Jobs waiting, jobs running, and live worker processes."""
+    lengths = await service.store.queue_lengths(service.queues)
+    cap = service.settings.max_queue_length
     return QueueStatus(
-        queued=await service.store.queue_length(service.settings.queue_name),
+        queued=sum(lengths.values()),
         running=await service.store.running_count(),
         workers_online=len(await service.live_workers()),
         max_queue_length=service.settings.max_queue_length,
         queued_bytes=await service.store.queued_bytes(),
         max_queued_bytes=service.settings.max_queued_bytes,
+        priorities={p: PriorityQueue(queued=n, max_queue_length=cap) for p, n in lengths.items()},
     )

@@ -18,6 +18,7 @@ from shared.jobs import keys, record, scripts
 from shared.jobs.operations import Replication, get
 from shared.jobs.steps import Operation, send
 from shared.kombu_messages import ClassifyQueue
+from shared.priorities import DEFAULT_PRIORITY
 from shared.schemas import Job, NewJob
 
 
@@ -81,6 +82,8 @@ def enqueue(
         if idempotency
         else ["", ""]
     )
+    # A submission's jobs share one priority, whose queue is `queue`.
+    args.append(uploads[0][0].priority if uploads else DEFAULT_PRIORITY)
     for job_id, job_fields, (_, image) in zip(ids, fields, uploads, strict=True):
         script_keys += [keys.job_key(job_id), keys.image_key(job_id)]
         args += [queue.message(job_id), job_id, str(len(image))]

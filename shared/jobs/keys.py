@@ -5,19 +5,39 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+from shared.priorities import DEFAULT_PRIORITY, PRIORITIES
+
 KEY_PREFIX = "imgclf"
 EVENTS_CHANNEL = f"{KEY_PREFIX}:events"
 STATS_KEY = f"{KEY_PREFIX}:stats:finished"
 RUNNING_KEY = f"{KEY_PREFIX}:running"
-# Queued job ids scored by when they were queued (Redis's clock, ms), and the latest such time of
-# a job claimed so far: together they find queued jobs whose message was lost.
+# Per priority, queued job ids scored by when they were queued (Redis's clock, ms), and the
+# latest such time of a job claimed so far: together they find queued jobs whose message was
+# lost (each queue is first in, first out; the three together are not). `normal` keeps the names
+# of the time before priorities.
 QUEUED_KEY = f"{KEY_PREFIX}:queued"
 CLAIM_WATERMARK_KEY = f"{KEY_PREFIX}:claimed-watermark"
+
+
+def _per_priority(name: str, priority: str) -> str:
+    return name if priority == DEFAULT_PRIORITY else f"{name}:{priority}"
+
+
+def queued_key(priority: str) -> str:
+    return _per_priority(QUEUED_KEY, priority)
+
+
+def watermark_key(priority: str) -> str:
+    return _per_priority(CLAIM_WATERMARK_KEY, priority)
+
+
 # Bytes of queued images, in all and per job (MAX_QUEUED_BYTES).
 QUEUED_BYTES_KEY = f"{KEY_PREFIX}:queued-bytes"
 QUEUED_SIZES_KEY = f"{KEY_PREFIX}:queued-sizes"
-# The three keys the scripts keep together for every queued job, in this order.
-QUEUED_BOOKKEEPING = (QUEUED_KEY, QUEUED_BYTES_KEY, QUEUED_SIZES_KEY)
+# The five keys the scripts keep together for every queued job, in this order: the queued
+# indexes by priority (high, normal, low), then the bytes and the sizes.
+QUEUED_BOOKKEEPING = (*(queued_key(p) for p in PRIORITIES), QUEUED_BYTES_KEY, QUEUED_SIZES_KEY)
+WATERMARKS = tuple(watermark_key(p) for p in PRIORITIES)
 SWEEPER_LOCK_KEY = f"{KEY_PREFIX}:sweeper-lock"
 # Live worker processes: a sorted set of ids scored by expiry (Redis's clock, ms), and their info.
 WORKERS_KEY = f"{KEY_PREFIX}:workers"

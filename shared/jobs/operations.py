@@ -8,6 +8,7 @@ and async clients as thin twins over one base.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared.errors import (
@@ -19,6 +20,7 @@ from shared.errors import (
 from shared.jobs import keys, record, scripts
 from shared.jobs.steps import Operation, send
 from shared.kombu_messages import UNACKED_KEY, ClassifyQueue
+from shared.priorities import DEFAULT_PRIORITY
 from shared.schemas import CallbackState, ErrorBody, Job, JobResult, JobStatus
 
 
@@ -78,7 +80,7 @@ def claim(
         keys.job_key(job_id),
         keys.RUNNING_KEY,
         keys.WORKERS_KEY,
-        keys.CLAIM_WATERMARK_KEY,
+        *keys.WATERMARKS,
         *keys.QUEUED_BOOKKEEPING,
     ]
     reply, image = yield from send(
@@ -202,6 +204,12 @@ def queue_length(queue_name: str) -> Operation[int]:
     return int(length)
 
 
+def queue_lengths(queues: Mapping[str, ClassifyQueue]) -> Operation[dict[str, int]]:
+    """Jobs waiting in each priority's queue, in one round trip."""
+    lengths = yield from send(*(("LLEN", queue.name) for queue in queues.values()))
+    return {priority: int(n) for priority, n in zip(queues, lengths, strict=True)}
+
+
 def running_count() -> Operation[int]:
     """Jobs a worker has claimed and not yet finished."""
     (count,) = yield from send(("SCARD", keys.RUNNING_KEY))
@@ -225,11 +233,14 @@ def running_jobs() -> Operation[dict[str, str]]:
 
 
 def requeue_orphan(
-    job_id: str, *, worker_id: str, queue: ClassifyQueue, max_running_ms: int = 0
+    job_id: str, *, worker_id: str, queues: Mapping[str, ClassifyQueue], max_running_ms: int = 0
 ) -> Operation[int]:
-    """Put a job back to 'queued', with a new message on `queue`, if `worker_id` still holds it
-    and its heartbeat has expired (1), or it has run longer than `max_running_ms` (2, when not
-    0); 0 when another process has it now, it is alive and in time, or it has finished."""
+    """Put a job back to 'queued', with a new message on its priority's queue, if `worker_id`
+    still holds it and its heartbeat has expired (1), or it has run longer than `max_running_ms`
+    (2, when not 0); 0 when another process has it now, it is alive and in time, or it has
+    finished."""
+    (priority,) = yield from send(("HGET", keys.job_key(job_id), "priority"))
+    queue = queues[priority.decode() if priority else DEFAULT_PRIORITY]
     script_keys = [
         keys.job_key(job_id),
         keys.RUNNING_KEY,
@@ -242,9 +253,13 @@ def requeue_orphan(
     return int(outcome)
 
 
-def lost_messages(queue: ClassifyQueue, *, grace_ms: int, limit: int) -> Operation[list[str]]:
-    """Queued jobs whose queue message is gone (see `scripts.RECONCILE`), at most `limit`."""
-    script_keys = [keys.QUEUED_KEY, keys.CLAIM_WATERMARK_KEY, queue.name, UNACKED_KEY]
+def lost_messages(
+    queue: ClassifyQueue, *, priority: str, grace_ms: int, limit: int
+) -> Operation[list[str]]:
+    """Queued jobs of `priority` (whose queue is `queue`) whose queue message is gone (see
+    `scripts.RECONCILE`), at most `limit`."""
+    index, watermark = keys.queued_key(priority), keys.watermark_key(priority)
+    script_keys = [index, watermark, queue.name, UNACKED_KEY]
     (ids,) = yield from send(scripts.RECONCILE.call(script_keys, [grace_ms, limit]))
     return [job_id.decode() for job_id in ids]
 

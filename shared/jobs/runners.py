@@ -3,7 +3,7 @@ requests): thin twins that send the steps of `shared.jobs.operations` to Redis."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
@@ -135,16 +135,28 @@ class JobStore:
         return self._run(ops.running_jobs())
 
     def requeue_orphan(
-        self, job_id: str, *, worker_id: str, queue: ClassifyQueue, max_running_ms: int = 0
+        self,
+        job_id: str,
+        *,
+        worker_id: str,
+        queues: Mapping[str, ClassifyQueue],
+        max_running_ms: int = 0,
     ) -> int:
         return self._run(
             ops.requeue_orphan(
-                job_id, worker_id=worker_id, queue=queue, max_running_ms=max_running_ms
+                job_id, worker_id=worker_id, queues=queues, max_running_ms=max_running_ms
             )
         )
 
-    def lost_messages(self, queue: ClassifyQueue, *, grace_ms: int, limit: int) -> list[str]:
-        return self._run(ops.lost_messages(queue, grace_ms=grace_ms, limit=limit))
+    def lost_messages(
+        self, queue: ClassifyQueue, *, priority: str, grace_ms: int, limit: int
+    ) -> list[str]:
+        return self._run(
+            ops.lost_messages(queue, priority=priority, grace_ms=grace_ms, limit=limit)
+        )
+
+    def queue_lengths(self, queues: Mapping[str, ClassifyQueue]) -> dict[str, int]:
+        return self._run(ops.queue_lengths(queues))
 
     def republish(self, job_id: str, *, queue: ClassifyQueue) -> bool:
         return self._run(ops.republish(job_id, queue=queue))
@@ -237,6 +249,9 @@ class AsyncJobStore:
 
     async def queue_length(self, queue_name: str) -> int:
         return await self._run(ops.queue_length(queue_name))
+
+    async def queue_lengths(self, queues: Mapping[str, ClassifyQueue]) -> dict[str, int]:
+        return await self._run(ops.queue_lengths(queues))
 
     async def running_count(self) -> int:
         return await self._run(ops.running_count())

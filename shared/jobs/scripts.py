@@ -30,21 +30,36 @@ class Script:
 # script against microseconds for a plain SET or GET, so the store sends them beside the scripts
 # in the same MULTI/EXEC transaction.
 
-# The queued bookkeeping, three keys that always travel together: the queued index (job id ->
-# when queued, Redis's clock), which lets the sweep find a queued job whose message was lost; the
-# bytes of queued images (MAX_QUEUED_BYTES); and each queued job's bytes, to take off again.
+# The queued bookkeeping, five keys that always travel together, from KEYS[b] on: the queued
+# indexes of the high, normal and low priorities (job id -> when queued, Redis's clock), which
+# let the sweep find a queued job whose message was lost; the bytes of queued images
+# (MAX_QUEUED_BYTES); and each queued job's bytes, to take off again. `by_priority` also picks a
+# priority's key from any three keys laid out the same way (the claim watermarks).
 _QUEUED = """
-local function to_queued(index, bytes, sizes, id, size, now)
-  redis.call('ZADD', index, now, id)
-  if redis.call('HSETNX', sizes, id, size) == 1 then redis.call('INCRBY', bytes, size) end
+local function by_priority(b, priority)
+  if priority == 'high' then return KEYS[b] end
+  if priority == 'low' then return KEYS[b + 2] end
+  return KEYS[b + 1]
 end
-local function off_queued(index, bytes, sizes, id)
-  local queued_at = redis.call('ZSCORE', index, id)
-  redis.call('ZREM', index, id)
-  local size = redis.call('HGET', sizes, id)
+local function to_queued(b, id, size, now, priority)
+  redis.call('ZADD', by_priority(b, priority), now, id)
+  if redis.call('HSETNX', KEYS[b + 4], id, size) == 1 then
+    redis.call('INCRBY', KEYS[b + 3], size)
+  end
+end
+local function off_queued(b, id)
+  local queued_at
+  for i = b, b + 2 do
+    local at = redis.call('ZSCORE', KEYS[i], id)
+    if at then
+      queued_at = at
+      redis.call('ZREM', KEYS[i], id)
+    end
+  end
+  local size = redis.call('HGET', KEYS[b + 4], id)
   if size then
-    redis.call('DECRBY', bytes, size)
-    redis.call('HDEL', sizes, id)
+    redis.call('DECRBY', KEYS[b + 3], size)
+    redis.call('HDEL', KEYS[b + 4], id)
   end
   return queued_at
 end
@@ -64,11 +79,11 @@ end
 """
 
 # Runs after the images were SET in the same transaction.
-# KEYS: queue list, the queued bookkeeping (3), the idempotency record (or a name never written),
-# then the job hash and image key of each job.
+# KEYS: the priority's queue list, the queued bookkeeping (5), the idempotency record (or a name
+# never written), then the job hash and image key of each job.
 # ARGV: queue limit, queued bytes limit, TTL, field/value count per job, the request's
 # fingerprint ('' without an Idempotency-Key), the record's state ('done', or 'pending' until
-# replicas hold the jobs), then per job: message, job id, image bytes, fields.
+# replicas hold the jobs), the priority, then per job: message, job id, image bytes, fields.
 # Jobs and their queue messages are written together, all or none: a job never exists without
 # the message that gets it run; the idempotency record is written with them, so two requests with
 # one key make one set of jobs. Returns {1, queued before}; over a limit (images removed again)
@@ -79,13 +94,13 @@ ENQUEUE = Script(
     SERVER_NOW_MS
     + _QUEUED
     + """
-local jobs, width = (#KEYS - 5) / 2, tonumber(ARGV[4])
+local jobs, width = (#KEYS - 7) / 2, tonumber(ARGV[4])
 local function refuse(...)
-  for i = 1, jobs do redis.call('DEL', KEYS[2 * i + 5]) end
+  for i = 1, jobs do redis.call('DEL', KEYS[2 * i + 7]) end
   return {...}
 end
 if ARGV[5] ~= '' then
-  local seen = redis.call('HMGET', KEYS[5], 'fingerprint', 'state', 'jobs')
+  local seen = redis.call('HMGET', KEYS[7], 'fingerprint', 'state', 'jobs')
   if seen[1] then
     if seen[1] ~= ARGV[5] then return refuse(2, 'reused') end
     if seen[2] == 'pending' then return refuse(2, 'pending') end
@@ -94,41 +109,43 @@ if ARGV[5] ~= '' then
 end
 local queued = redis.call('LLEN', KEYS[1])
 if queued + jobs > tonumber(ARGV[1]) then return refuse(0, queued, 'jobs') end
-local adding, at = 0, 7
+local adding, at = 0, 8
 for i = 1, jobs do
   adding = adding + tonumber(ARGV[at + 2])
   at = at + 3 + width
 end
-local bytes = tonumber(redis.call('GET', KEYS[3]) or '0')
+local bytes = tonumber(redis.call('GET', KEYS[5]) or '0')
 if bytes + adding > tonumber(ARGV[2]) then return refuse(0, bytes, 'bytes') end
-at = 7
+at = 8
 local ids = {}
 for i = 1, jobs do
-  redis.call('HSET', KEYS[2 * i + 4], unpack(ARGV, at + 3, at + 2 + width))
-  redis.call('EXPIRE', KEYS[2 * i + 4], ARGV[3])
+  redis.call('HSET', KEYS[2 * i + 6], unpack(ARGV, at + 3, at + 2 + width))
+  redis.call('EXPIRE', KEYS[2 * i + 6], ARGV[3])
   redis.call('LPUSH', KEYS[1], ARGV[at])
-  to_queued(KEYS[2], KEYS[3], KEYS[4], ARGV[at + 1], ARGV[at + 2], now)
+  to_queued(2, ARGV[at + 1], ARGV[at + 2], now, ARGV[7])
   ids[i] = ARGV[at + 1]
   at = at + 3 + width
 end
 if ARGV[5] ~= '' then
   local state = {'fingerprint', ARGV[5], 'state', ARGV[6], 'jobs', table.concat(ids, ',')}
-  redis.call('HSET', KEYS[5], unpack(state))
-  redis.call('EXPIRE', KEYS[5], ARGV[3])
+  redis.call('HSET', KEYS[7], unpack(state))
+  redis.call('EXPIRE', KEYS[7], ARGV[3])
 end
 return {1, queued}
 """
 )
 
-# KEYS: job hash, running set, workers zset, claim watermark, the queued bookkeeping (3).
+# KEYS: job hash, running set, workers zset, the claim watermarks (high, normal, low), the queued
+# bookkeeping (5).
 # ARGV: now, job id, worker id, max attempts, takeover ('1', or '0' from a process that has just
 # seen Redis fail: every heartbeat expired during the outage, dead ones cannot be told yet).
 # A job redelivered while 'running' runs again only when its owner process is gone (its heartbeat
 # expired on Redis's clock) or is this very process; a terminal one never does. `attempts`
 # counts starts, so past the first only takeovers from dead processes. The store reads the image
-# in the same transaction, so a job costs a worker two round trips. The watermark is the latest
-# queue time of a job claimed so far: the queue is first in, first out, so a job queued before it
-# has had its message delivered (see RECONCILE).
+# in the same transaction, so a job costs a worker two round trips. The watermark of the job's
+# priority is the latest queue time of a job of that priority claimed so far: its queue is first
+# in, first out, so a job of that priority queued before it has had its message delivered (see
+# RECONCILE).
 CLAIM = Script(
     SERVER_NOW_MS
     + _QUEUED
@@ -151,9 +168,10 @@ redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1], 'worker'
   'claimed_ms', now)
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('SADD', KEYS[2], ARGV[2])
-local queued_at = off_queued(KEYS[5], KEYS[6], KEYS[7], ARGV[2])
-if queued_at and tonumber(queued_at) > tonumber(redis.call('GET', KEYS[4]) or '0') then
-  redis.call('SET', KEYS[4], queued_at)
+local queued_at = off_queued(7, ARGV[2])
+local watermark = by_priority(4, redis.call('HGET', KEYS[1], 'priority'))
+if queued_at and tonumber(queued_at) > tonumber(redis.call('GET', watermark) or '0') then
+  redis.call('SET', watermark, queued_at)
 end
 local meta = redis.call('HMGET', KEYS[1], 'created_at', 'top_k')
 return {'run', meta[1], meta[2]}
@@ -178,7 +196,7 @@ local function announce(channel, job_key, job_id)
 end
 """
 
-# KEYS: job hash, image, finished-stats hash, running set, the queued bookkeeping (3), the
+# KEYS: job hash, image, finished-stats hash, running set, the queued bookkeeping (5), the
 # webhooks list.
 # ARGV: status, field ('result' or 'error'), its JSON, now, events channel, job id, TTL, the
 # failures lists' prefix, how many each keeps, the webhook message ('' for none).
@@ -203,14 +221,14 @@ else
 end
 redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 redis.call('SREM', KEYS[4], ARGV[6])
-off_queued(KEYS[5], KEYS[6], KEYS[7], ARGV[6])
-queue_webhook(KEYS[1], KEYS[8], ARGV[10])
+off_queued(5, ARGV[6])
+queue_webhook(KEYS[1], KEYS[10], ARGV[10])
 announce(ARGV[5], KEYS[1], ARGV[6])
 return 1
 """
 )
 
-# KEYS: job hash, image, finished-stats hash, the queued bookkeeping (3), the webhooks list.
+# KEYS: job hash, image, finished-stats hash, the queued bookkeeping (5), the webhooks list.
 # ARGV: now, events channel, job id, the webhook message ('' for none).
 # The image stays (it expires with the job), so that a canceled job can be retried.
 CANCEL = Script(
@@ -223,15 +241,16 @@ if not status then return 'missing' end
 if status ~= 'queued' then return status end
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1])
 redis.call('HINCRBY', KEYS[3], 'canceled', 1)
-off_queued(KEYS[4], KEYS[5], KEYS[6], ARGV[3])
-queue_webhook(KEYS[1], KEYS[7], ARGV[4])
+off_queued(4, ARGV[3])
+queue_webhook(KEYS[1], KEYS[9], ARGV[4])
 announce(ARGV[2], KEYS[1], ARGV[3])
 return 'ok'
 """
 )
 
 
-# KEYS: job hash, running set, queue list, workers zset, the queued bookkeeping (3).
+# KEYS: job hash, running set, the job's priority's queue list, workers zset, the queued
+# bookkeeping (5).
 # ARGV: worker id that must still hold it, job id, message, max running ms (0: no limit).
 # The sweep's move: a job whose worker process is gone (its heartbeat expired), or that has run
 # longer than any task may (the hard time limit would have ended it), goes back to 'queued' with a
@@ -260,12 +279,13 @@ redis.call('HSET', KEYS[1], 'status', 'queued')
 redis.call('HDEL', KEYS[1], 'worker')
 redis.call('SREM', KEYS[2], ARGV[2])
 redis.call('LPUSH', KEYS[3], ARGV[3])
-to_queued(KEYS[5], KEYS[6], KEYS[7], ARGV[2], redis.call('HGET', KEYS[1], 'size_bytes') or 0, now)
+local size, priority = unpack(redis.call('HMGET', KEYS[1], 'size_bytes', 'priority'))
+to_queued(5, ARGV[2], size or 0, now, priority)
 return outcome
 """
 )
 
-# KEYS: queued index, claim watermark, queue list, kombu's unacked hash.
+# KEYS: one priority's queued index, claim watermark and queue list, kombu's unacked hash.
 # ARGV: grace ms, at most this many ids.
 # Queued jobs whose message is lost: kombu pops a message before it records it as unacked, so a
 # connection reset or a node's death in between loses it. A queued job is due once the queue
@@ -287,8 +307,8 @@ return lost
 """
 )
 
-# KEYS: job hash, queue list, kombu's unacked hash, the queued bookkeeping (3).
-# ARGV: job id, message.
+# KEYS: job hash, the job's priority's queue list, kombu's unacked hash, the queued bookkeeping
+# (5). ARGV: job id, message.
 # Publishes a lost job's message again if it is still queued and still has none; forgets the
 # queued entry of a job that has gone (expired). Returns 1 when it published.
 REPUBLISH = Script(
@@ -297,12 +317,12 @@ REPUBLISH = Script(
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'queued' then
-  off_queued(KEYS[4], KEYS[5], KEYS[6], ARGV[1])
+  off_queued(4, ARGV[1])
   return 0
 end
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[4], now, ARGV[1])
+redis.call('ZADD', by_priority(4, redis.call('HGET', KEYS[1], 'priority')), now, ARGV[1])
 return 1
 """
 )
@@ -318,7 +338,7 @@ return 1
 """
 )
 
-# KEYS: job hash, image, queue list, the queued bookkeeping (3). ARGV: job id, message.
+# KEYS: job hash, image, queue list, the queued bookkeeping (5). ARGV: job id, message.
 # Takes back a job whose submit was refused after ENQUEUE ran (no replica copied it in time): it
 # goes as if it never came, message included, unless a worker has claimed it already (a message
 # a worker has taken finds no job and is dropped). Returns 1 when it went.
@@ -328,7 +348,7 @@ WITHDRAW = Script(
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('LREM', KEYS[3], 1, ARGV[2])
-off_queued(KEYS[4], KEYS[5], KEYS[6], ARGV[1])
+off_queued(4, ARGV[1])
 return 1
 """
 )

@@ -152,6 +152,13 @@ def test_a_submit_whose_answer_was_lost_is_sent_again_and_makes_one_job(
     assert made == [f"imgclf:job:{job['job_id']}".encode()]
 
 
+def test_submit_with_a_priority(stack: Stack) -> None:
+    photo = str(SHARED_IMAGES / "labrador.jpg")
+    result = _imgclf(stack.api_url, "submit", "--json", "--priority", "high", photo)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["priority"] == "high"
+
+
 def test_connection_options_work_after_the_subcommand_too(stack: Stack) -> None:
     photo = str(SHARED_IMAGES / "labrador.jpg")
     command = [sys.executable, "-m", "ui.cli", "submit", photo, "--api-url", stack.api_url]

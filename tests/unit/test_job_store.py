@@ -20,7 +20,7 @@ from shared.jobs import (
 )
 from shared.queue import CLASSIFY_TASK
 from shared.schemas import JobResult, JobStatus, ModelRef, Prediction, Timings
-from tests.jobs import QUEUE, queue_job
+from tests.jobs import QUEUE, QUEUES, queue_job
 
 pytestmark = pytest.mark.unit
 
@@ -291,5 +291,5 @@ def test_queued_image_bytes_are_capped_and_given_back_when_jobs_leave_the_queue(
     assert store.queued_bytes() == 3
     store.claim(third.job_id, worker_id="w")  # no heartbeat: its process counts as gone
     assert store.queued_bytes() == 0
-    assert store.requeue_orphan(third.job_id, worker_id="w", queue=QUEUE) == 1
+    assert store.requeue_orphan(third.job_id, worker_id="w", queues=QUEUES) == 1
     assert store.queued_bytes() == 3

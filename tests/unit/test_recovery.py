@@ -9,7 +9,7 @@ import pytest
 from shared import workers
 from shared.jobs import JobStore
 from shared.schemas import JobStatus
-from tests.jobs import NEW, QUEUE, queue_job
+from tests.jobs import NEW, QUEUE, QUEUES, queue_job
 from worker.recovery import sweep
 
 pytestmark = pytest.mark.unit
@@ -47,7 +47,7 @@ def test_sweep_requeues_only_jobs_of_dead_worker_processes(client: fakeredis.Fak
     workers.beat(client, _info("host:222"), ttl_seconds=10)
     client.delete(QUEUE.name)  # both messages were consumed when the jobs were claimed
 
-    assert sweep(store, client, QUEUE) == [orphan.job_id]
+    assert sweep(store, client, QUEUES) == [orphan.job_id]
     assert [_task_id(m) for m in client.lrange(QUEUE.name, 0, -1)] == [orphan.job_id]
     assert store.get(orphan.job_id).status is JobStatus.QUEUED
     assert store.get(healthy.job_id).status is JobStatus.RUNNING
@@ -59,7 +59,7 @@ def test_requeue_leaves_a_job_reclaimed_by_another_process(client: fakeredis.Fak
     job = queue_job(store, NEW, b"x")
     store.claim(job.job_id, worker_id="host:1")
     store.claim(job.job_id, worker_id="host:2")  # redelivered to a live process meanwhile
-    assert not store.requeue_orphan(job.job_id, worker_id="host:1", queue=QUEUE)
+    assert not store.requeue_orphan(job.job_id, worker_id="host:1", queues=QUEUES)
     assert store.get(job.job_id).status is JobStatus.RUNNING
 
 
@@ -68,7 +68,7 @@ def test_sweep_forgets_running_entries_of_expired_jobs(client: fakeredis.FakeRed
     job = queue_job(store, NEW, b"x")
     store.claim(job.job_id, worker_id="host:1")
     client.delete(f"imgclf:job:{job.job_id}")
-    assert sweep(store, client, QUEUE) == []
+    assert sweep(store, client, QUEUES) == []
     assert store.running_count() == 0
 
 
@@ -100,9 +100,9 @@ def test_a_queued_job_whose_message_was_lost_is_published_again(
     workers.beat(client, _info("host:1"), ttl_seconds=60)
     store.claim(delivered[0], worker_id="host:1")  # a job queued after `lost` has started
 
-    assert sweep(store, client, QUEUE, lost_grace_seconds=0) == lost
+    assert sweep(store, client, QUEUES, lost_grace_seconds=0) == lost
     assert [_task_id(m) for m in client.lrange(QUEUE.name, 0, -1)] == [lost[0], waiting[0]]
-    assert sweep(store, client, QUEUE, lost_grace_seconds=0) == []  # published once
+    assert sweep(store, client, QUEUES, lost_grace_seconds=0) == []  # published once
     assert store.get(lost[0]).status is JobStatus.QUEUED
 
 
@@ -110,8 +110,8 @@ def test_a_lost_message_is_not_republished_within_its_grace(client: fakeredis.Fa
     store = JobStore(client, ttl_seconds=60)
     job = queue_job(store, NEW, b"x")
     client.delete(QUEUE.name)
-    assert sweep(store, client, QUEUE, lost_grace_seconds=60) == []
-    assert sweep(store, client, QUEUE, lost_grace_seconds=0) == [job.job_id]
+    assert sweep(store, client, QUEUES, lost_grace_seconds=60) == []
+    assert sweep(store, client, QUEUES, lost_grace_seconds=0) == [job.job_id]
 
 
 def test_a_job_running_past_the_hard_time_limit_is_requeued_though_its_owner_lives(
@@ -125,5 +125,5 @@ def test_a_job_running_past_the_hard_time_limit_is_requeued_though_its_owner_liv
     store.claim(fresh.job_id, worker_id="host:1")
     client.hset(f"imgclf:job:{stuck.job_id}", "claimed_ms", 0)
     client.delete(QUEUE.name)
-    assert sweep(store, client, QUEUE, max_running_seconds=100) == [stuck.job_id]
+    assert sweep(store, client, QUEUES, max_running_seconds=100) == [stuck.job_id]
     assert store.get(fresh.job_id).status is JobStatus.RUNNING

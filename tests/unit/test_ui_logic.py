@@ -227,8 +227,14 @@ def test_job_details_name_the_retried_job_and_the_webhook_state() -> None:
             "filename": "a.jpg", "content_type": "image/jpeg", "size_bytes": 1, "width": 1,
             "height": 1, "top_k": 5}  # fmt: skip
     assert job_details(Job.model_validate(base)) == []
-    retried = Job.model_validate({**base, "retry_of": "old", "callback_url": "https://h/x"})
-    assert job_details(retried) == ["retry of `old`", "webhook waits for the job to end"]
+    retried = Job.model_validate(
+        {**base, "retry_of": "old", "callback_url": "https://h/x", "priority": "high"}
+    )
+    assert job_details(retried) == [
+        "high priority",
+        "retry of `old`",
+        "webhook waits for the job to end",
+    ]
     failing = {"status": "retrying", "attempts": 2, "last_error": "HTTP 503"}
     assert job_details(Job.model_validate({**base, "callback": failing})) == [
         "webhook retrying (2 attempts): HTTP 503"
