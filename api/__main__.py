@@ -38,6 +38,8 @@ def main() -> None:
         workers=args.workers,
         proxy_headers=True,
         log_level=settings.log_level.lower(),
+        # JSON lines: uvicorn's loggers reach the root logger's JSON handler (`api.main`).
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
 
 

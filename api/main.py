@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +13,7 @@ from api.middleware import RequestMetrics
 from api.routes import jobs, limits, predict, queue, system
 from api.security import KEY_SCHEMES, ApiKeyMiddleware, encoded_keys
 from api.service import JobService
+from shared import log_format
 from shared.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -24,7 +24,7 @@ MAX_FORM_FIELD_BYTES = 16 * 1024
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A fully wired API for `settings` (the process's own by default)."""
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level)
+    log_format.configure(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:

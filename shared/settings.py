@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
 
     log_level: str = "INFO"
+    # `json`: one JSON object per line, each line about a job with its `job_id`.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("webhook_secret", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from celery.signals import (
+    setup_logging,
     worker_init,
     worker_process_init,
     worker_process_shutdown,
@@ -18,6 +19,7 @@ from celery.signals import (
 )
 from prometheus_client import multiprocess
 
+from shared import log_format
 from shared.errors import ModelError
 from shared.jobs import JobStore
 from shared.kombu_messages import classify_queues
@@ -28,6 +30,15 @@ from worker import lifecycle, memory, metrics, recovery, watchdog
 
 app = make_celery(get_settings())
 app.conf.imports = ("worker.tasks",)
+
+
+def _json_logging(**_: Any) -> None:
+    log_format.configure(get_settings().log_level, "json")
+
+
+# Connected, Celery leaves logging to us: JSON lines with LOG_FORMAT=json, else Celery's own.
+if get_settings().log_format == "json":
+    setup_logging.connect(_json_logging, weak=False)
 
 
 @worker_init.connect  # type: ignore[untyped-decorator]

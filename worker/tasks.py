@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from shared.errors import StoreUnavailableError
+from shared.log_format import job_context
 from shared.queue import CLASSIFY_TASK
 from worker import lifecycle, metrics
 from worker.celery_app import app
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 def classify(job_id: str) -> str | None:
     """Classify the image of job `job_id`; the message carries the id, never the image."""
     process = lifecycle.current()
-    with process.trimmer.job():
+    with job_context(job_id), process.trimmer.job():
         try:
             processed = process.runner.process(job_id)
         except StoreUnavailableError as exc:

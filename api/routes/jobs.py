@@ -13,6 +13,7 @@ from api.errors import error_responses
 from api.upload_form import BatchUploadRoute, UploadRoute
 from shared.image_checks import FORMAT_NAMES
 from shared.jobs.keys import MAX_LISTED_FAILURES
+from shared.log_format import job_context
 from shared.schemas import Job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=UploadRoute)
@@ -79,15 +80,17 @@ async def submit_batch(
 @router.get("/{job_id}", response_model=Job, responses=error_responses(404))
 async def get_job(job_id: UUID, service: ServiceDep, wait: WaitDep) -> Job:
     """A job's status, and its result or error once it has finished."""
-    if wait:
-        return await service.wait_for(str(job_id), wait_seconds=wait)
-    return await service.store.get(str(job_id))
+    with job_context(str(job_id)):
+        if wait:
+            return await service.wait_for(str(job_id), wait_seconds=wait)
+        return await service.store.get(str(job_id))
 
 
 @router.delete("/{job_id}", response_model=Job, responses=error_responses(404, 409))
 async def cancel_job(job_id: UUID, service: ServiceDep) -> Job:
     """Cancel a queued job; 409 once it runs or has finished."""
-    return await service.store.cancel(str(job_id))
+    with job_context(str(job_id)):
+        return await service.store.cancel(str(job_id))
 
 
 @router.post(
@@ -97,7 +100,8 @@ async def retry_job(
     job_id: UUID, request: Request, response: Response, service: ServiceDep, caller: CallerDep
 ) -> Job:
     """Queue a failed or canceled job's image again, as a new job whose `retry_of` names it."""
-    job = await service.retry(str(job_id), owner=caller)
+    with job_context(str(job_id)):
+        job = await service.retry(str(job_id), owner=caller)
     response.headers["Location"] = f"{request.scope['path'].rsplit('/', 2)[0]}/{job.job_id}"
     return job
 

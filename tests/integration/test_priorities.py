@@ -42,7 +42,9 @@ def test_high_jobs_finish_before_the_normal_queue_drains(
     last_high = max(_finished(jobs[i]) for i in high)
     normal_done = sorted(_finished(jobs[i]) for i in normal)
     # Every high job was done while most of the normal ones still waited.
-    assert sum(t > last_high for t in normal_done) >= 50, (last_high, normal_done[-1])
+    left = sum(t > last_high for t in normal_done)
+    print(f"priorities: the last high job finished with {left} of 200 normal jobs still to go")
+    assert left >= 50, (last_high, normal_done[-1])
 
 
 def test_a_priority_outside_the_three_is_refused(api: httpx.Client, labrador_bytes: bytes) -> None:

@@ -62,12 +62,14 @@ def _long_poll(api: str, job_id: str, outcomes: dict[str, str]) -> None:
 
 
 def _flower_sees_the_queue(flower: str) -> bool:
-    """Flower's broker page lists the classify queue (it reads it from the master)."""
+    """Flower's broker page lists the classify queues (it reads them from the master)."""
     try:
         page = httpx.get(f"{flower}/broker", timeout=5)
     except httpx.TransportError:
         return False
-    return page.status_code == 200 and ">imgclf<" in page.text
+    # The classify queue of each priority.
+    names = (">imgclf<", ">imgclf.high<", ">imgclf.low<")
+    return page.status_code == 200 and all(name in page.text for name in names)
 
 
 def test_a_killed_master_loses_no_accepted_job(tmp_path: Path) -> None:
