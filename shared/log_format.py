@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Literal
 
+from celery.signals import setup_logging
 from pythonjsonlogger.json import JsonFormatter
 
 LogFormat = Literal["text", "json"]
@@ -84,3 +85,15 @@ def configure(level: str, log_format: LogFormat) -> None:
         root.addHandler(json_handler())
     elif not root.handlers:
         logging.basicConfig(level=level)
+
+
+def for_celery(level: str, log_format: LogFormat) -> None:
+    """In a Celery node: JSON lines with LOG_FORMAT=json (a `setup_logging` receiver makes
+    Celery leave logging to it), else Celery's own text."""
+    if log_format != "json":
+        return
+
+    def configure_json(**_: object) -> None:
+        configure(level, "json")
+
+    setup_logging.connect(configure_json, weak=False, dispatch_uid="imgclf-json-logging")

@@ -11,7 +11,6 @@ import sys
 from typing import Any
 
 from celery.signals import (
-    setup_logging,
     worker_init,
     worker_process_init,
     worker_process_shutdown,
@@ -32,13 +31,7 @@ app = make_celery(get_settings())
 app.conf.imports = ("worker.tasks",)
 
 
-def _json_logging(**_: Any) -> None:
-    log_format.configure(get_settings().log_level, "json")
-
-
-# Connected, Celery leaves logging to us: JSON lines with LOG_FORMAT=json, else Celery's own.
-if get_settings().log_format == "json":
-    setup_logging.connect(_json_logging, weak=False)
+log_format.for_celery(get_settings().log_level, get_settings().log_format)
 
 
 @worker_init.connect  # type: ignore[untyped-decorator]

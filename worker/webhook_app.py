@@ -12,6 +12,7 @@ import httpx
 from celery.signals import worker_init
 from standardwebhooks import Webhook
 
+from shared import log_format
 from shared.jobs import JobStore
 from shared.queue import WEBHOOK_TASK, make_celery
 from shared.redis_client import connect
@@ -20,6 +21,7 @@ from worker.webhooks import Deliverer
 
 app = make_celery(get_settings())
 app.conf.task_default_queue = get_settings().webhook_queue
+log_format.for_celery(get_settings().log_level, get_settings().log_format)
 
 
 log = logging.getLogger(__name__)
