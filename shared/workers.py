@@ -15,7 +15,7 @@ import redis
 from pydantic import BaseModel, ValidationError
 
 from shared.jobs.keys import WORKER_INFO_KEY, WORKERS_KEY
-from shared.jobs.scripts import SERVER_NOW_MS
+from shared.jobs.lua import SERVER_NOW_MS
 from shared.metrics_dir import process_alive
 from shared.redis_client import store_errors
 

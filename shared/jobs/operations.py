@@ -17,7 +17,7 @@ from shared.errors import (
     JobNotFoundError,
     WorkerLostError,
 )
-from shared.jobs import keys, record, scripts
+from shared.jobs import keys, record, recovery_scripts, scripts
 from shared.jobs.steps import Operation, send
 from shared.kombu_messages import UNACKED_KEY, ClassifyQueue
 from shared.priorities import DEFAULT_PRIORITY
@@ -249,7 +249,7 @@ def requeue_orphan(
         *keys.QUEUED_BOOKKEEPING,
     ]
     args = [worker_id, job_id, queue.message(job_id), max_running_ms]
-    (outcome,) = yield from send(scripts.REQUEUE.call(script_keys, args))
+    (outcome,) = yield from send(recovery_scripts.REQUEUE.call(script_keys, args))
     return int(outcome)
 
 
@@ -260,7 +260,7 @@ def lost_messages(
     `scripts.RECONCILE`), at most `limit`."""
     index, watermark = keys.queued_key(priority), keys.watermark_key(priority)
     script_keys = [index, watermark, queue.name, UNACKED_KEY]
-    (ids,) = yield from send(scripts.RECONCILE.call(script_keys, [grace_ms, limit]))
+    (ids,) = yield from send(recovery_scripts.RECONCILE.call(script_keys, [grace_ms, limit]))
     return [job_id.decode() for job_id in ids]
 
 
@@ -268,6 +268,6 @@ def republish(job_id: str, *, queue: ClassifyQueue) -> Operation[bool]:
     """A new queue message for a queued job that has none; False when it no longer needs one."""
     script_keys = [keys.job_key(job_id), queue.name, UNACKED_KEY, *keys.QUEUED_BOOKKEEPING]
     (published,) = yield from send(
-        scripts.REPUBLISH.call(script_keys, [job_id, queue.message(job_id)])
+        recovery_scripts.REPUBLISH.call(script_keys, [job_id, queue.message(job_id)])
     )
     return bool(published)

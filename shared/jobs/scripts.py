@@ -1,73 +1,13 @@
-"""Lua scripts behind the job store's state changes: each runs atomically inside Redis."""
+"""Lua scripts behind the job store's state changes: each runs atomically inside Redis. The
+recovery sweep's are in `shared.jobs.recovery_scripts`; `BY_SHA` knows them all."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from shared.jobs.lua import QUEUED, SERVER_NOW_MS, Script
+from shared.jobs.recovery_scripts import RECONCILE, REPUBLISH, REQUEUE
 
-# Redis's clock in milliseconds: TIME is {seconds, microseconds}. Scripts compare heartbeats and
-# ages on it, so nodes whose clocks disagree still agree on who is alive.
-SERVER_NOW_MS = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
-
-
-@dataclass(frozen=True, slots=True)
-class Script:
-    """A Lua script, called by its SHA1 (`EVALSHA`) and loaded again where Redis lost it."""
-
-    body: str
-    sha: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sha", hashlib.sha1(self.body.encode()).hexdigest())  # noqa: S324
-
-    def call(self, keys: Sequence[str], args: Sequence[object]) -> tuple[object, ...]:
-        """The `EVALSHA` command that runs this script on `keys` and `args`."""
-        return ("EVALSHA", self.sha, len(keys), *keys, *args)
-
-
-# Images never pass through Lua: a half-megabyte argument or reply costs Redis far more inside a
-# script against microseconds for a plain SET or GET, so the store sends them beside the scripts
-# in the same MULTI/EXEC transaction.
-
-# The queued bookkeeping, five keys that always travel together, from KEYS[b] on: the queued
-# indexes of the high, normal and low priorities (job id -> when queued, Redis's clock), which
-# let the sweep find a queued job whose message was lost; the bytes of queued images
-# (MAX_QUEUED_BYTES); and each queued job's bytes, to take off again. `by_priority` also picks a
-# priority's key from any three keys laid out the same way (the claim watermarks).
-_QUEUED = """
-local function by_priority(b, priority)
-  if priority == 'high' then return KEYS[b] end
-  if priority == 'low' then return KEYS[b + 2] end
-  return KEYS[b + 1]
-end
-local function to_queued(b, id, size, now, priority)
-  redis.call('ZADD', by_priority(b, priority), now, id)
-  if redis.call('HSETNX', KEYS[b + 4], id, size) == 1 then
-    redis.call('INCRBY', KEYS[b + 3], size)
-  end
-end
-local function off_queued(b, id)
-  local queued_at
-  for i = b, b + 2 do
-    local at = redis.call('ZSCORE', KEYS[i], id)
-    if at then
-      queued_at = at
-      redis.call('ZREM', KEYS[i], id)
-    end
-  end
-  local size = redis.call('HGET', KEYS[b + 4], id)
-  if size then
-    redis.call('DECRBY', KEYS[b + 3], size)
-    redis.call('HDEL', KEYS[b + 4], id)
-  end
-  return queued_at
-end
-"""
-
-# Queues a job's webhook message (KEYS[8]-style: the webhooks list, ARGV the message) when the
-# job has a callback URL: in the same script that ends the job, so no ended job misses its
-# webhook. Its state starts `pending`.
+# Pushes a job's webhook message onto the webhooks list when the job has a callback URL, in the
+# same script that ends the job, so no ended job misses its webhook. Its state starts `pending`.
 _WEBHOOK = """
 local function queue_webhook(job_key, webhooks, message)
   local url = redis.call('HGET', job_key, 'callback_url')
@@ -92,7 +32,7 @@ end
 # {3, the job ids it made, comma-separated}.
 ENQUEUE = Script(
     SERVER_NOW_MS
-    + _QUEUED
+    + QUEUED
     + """
 local jobs, width = (#KEYS - 7) / 2, tonumber(ARGV[4])
 local function refuse(...)
@@ -148,7 +88,7 @@ return {1, queued}
 # RECONCILE).
 CLAIM = Script(
     SERVER_NOW_MS
-    + _QUEUED
+    + QUEUED
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing'} end
@@ -205,7 +145,7 @@ end
 # failures (the owner is an API key's digest, so the list's name is built here from the job).
 FINISH = Script(
     _ANNOUNCE
-    + _QUEUED
+    + QUEUED
     + _WEBHOOK
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -233,7 +173,7 @@ return 1
 # The image stays (it expires with the job), so that a canceled job can be retried.
 CANCEL = Script(
     _ANNOUNCE
-    + _QUEUED
+    + QUEUED
     + _WEBHOOK
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -248,84 +188,6 @@ return 'ok'
 """
 )
 
-
-# KEYS: job hash, running set, the job's priority's queue list, workers zset, the queued
-# bookkeeping (5).
-# ARGV: worker id that must still hold it, job id, message, max running ms (0: no limit).
-# The sweep's move: a job whose worker process is gone (its heartbeat expired), or that has run
-# longer than any task may (the hard time limit would have ended it), goes back to 'queued' with a
-# new queue message, unless another process has claimed it since (then `worker` differs) or it has
-# finished. Returns 1 (owner gone), 2 (ran too long) or 0.
-REQUEUE = Script(
-    SERVER_NOW_MS
-    + _QUEUED
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'running' then
-  redis.call('SREM', KEYS[2], ARGV[2])
-  return 0
-end
-if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then return 0 end
-local expiry = redis.call('ZSCORE', KEYS[4], ARGV[1])
-local outcome = 0
-if not expiry or tonumber(expiry) <= now then
-  outcome = 1
-elseif tonumber(ARGV[4]) > 0 then
-  local claimed = tonumber(redis.call('HGET', KEYS[1], 'claimed_ms') or now)
-  if now - claimed > tonumber(ARGV[4]) then outcome = 2 end
-end
-if outcome == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'queued')
-redis.call('HDEL', KEYS[1], 'worker')
-redis.call('SREM', KEYS[2], ARGV[2])
-redis.call('LPUSH', KEYS[3], ARGV[3])
-local size, priority = unpack(redis.call('HMGET', KEYS[1], 'size_bytes', 'priority'))
-to_queued(5, ARGV[2], size or 0, now, priority)
-return outcome
-"""
-)
-
-# KEYS: one priority's queued index, claim watermark and queue list, kombu's unacked hash.
-# ARGV: grace ms, at most this many ids.
-# Queued jobs whose message is lost: kombu pops a message before it records it as unacked, so a
-# connection reset or a node's death in between loses it. A queued job is due once the queue
-# list is empty or a job queued after it has been claimed (the list is first in, first out), and
-# older than the grace; a due job whose message kombu does not hold as unacked (keyed by the job
-# id, our delivery tag) has none left. Returns their ids.
-RECONCILE = Script(
-    SERVER_NOW_MS
-    + """
-local due = now - tonumber(ARGV[1])
-if redis.call('LLEN', KEYS[3]) > 0 then
-  due = math.min(due, tonumber(redis.call('GET', KEYS[2]) or '0') - 1)
-end
-local lost = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', due, 'LIMIT', 0, ARGV[2])) do
-  if redis.call('HEXISTS', KEYS[4], id) == 0 then table.insert(lost, id) end
-end
-return lost
-"""
-)
-
-# KEYS: job hash, the job's priority's queue list, kombu's unacked hash, the queued bookkeeping
-# (5). ARGV: job id, message.
-# Publishes a lost job's message again if it is still queued and still has none; forgets the
-# queued entry of a job that has gone (expired). Returns 1 when it published.
-REPUBLISH = Script(
-    SERVER_NOW_MS
-    + _QUEUED
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'queued' then
-  off_queued(4, ARGV[1])
-  return 0
-end
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
-redis.call('LPUSH', KEYS[2], ARGV[2])
-redis.call('ZADD', by_priority(4, redis.call('HGET', KEYS[1], 'priority')), now, ARGV[1])
-return 1
-"""
-)
 
 # KEYS: job hash. ARGV: the callback state's JSON.
 # A webhook delivery's progress, recorded only while the job exists (an HSET on an expired job
@@ -343,7 +205,7 @@ return 1
 # goes as if it never came, message included, unless a worker has claimed it already (a message
 # a worker has taken finds no job and is dropped). Returns 1 when it went.
 WITHDRAW = Script(
-    _QUEUED
+    QUEUED
     + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
