@@ -184,6 +184,32 @@ def api_server(env: dict[str, str], log: Path) -> Iterator[str]:
         yield base
 
 
+@contextmanager
+def supervised(command: list[str], *, env: dict[str, str], log: Path) -> Iterator[list[int]]:
+    """`command`, started again whenever it exits, as Docker's restart policy or Kubernetes
+    would; yields the exit statuses of the runs that ended (the restarts)."""
+    exits: list[int] = []
+    stop = threading.Event()
+
+    def keep_running() -> None:
+        run = 0
+        while not stop.is_set():
+            with running(command, env=env, log=log.with_suffix(f".{run}.log")) as proc:
+                while proc.poll() is None and not stop.wait(0.2):
+                    pass
+                if proc.poll() is not None and not stop.is_set():
+                    exits.append(proc.returncode)
+            run += 1
+
+    thread = threading.Thread(target=keep_running, daemon=True)
+    thread.start()
+    try:
+        yield exits
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
 def children(pid: int) -> list[int]:
     """Direct child processes of `pid` (Linux /proc)."""
     found = []

@@ -21,6 +21,7 @@ from tests.processes import (
     flower_command,
     running,
     service_env,
+    supervised,
     wait_until,
     worker_command,
 )
@@ -72,6 +73,7 @@ def _flower_sees_the_queue(flower: str) -> bool:
     return page.status_code == 200 and all(name in page.text for name in names)
 
 
+@pytest.mark.timeout(240)
 def test_a_killed_master_loses_no_accepted_job(tmp_path: Path) -> None:
     cluster = SentinelCluster(tmp_path / "redis")
     cluster.start()
@@ -82,7 +84,10 @@ def test_a_killed_master_loses_no_accepted_job(tmp_path: Path) -> None:
         flower = f"http://127.0.0.1:{flower_port}"
         with (
             api_server(env, tmp_path / "api.log") as api,
-            running(worker_command(), env=env, log=tmp_path / "worker.log"),
+            # Supervised as compose and Kubernetes do: kombu's Sentinel channel can fail to
+            # close during the failover ("Unrecoverable error: AttributeError ... hostname",
+            # seen once in CI) and the node then exits; a restarted node recovers its jobs.
+            supervised(worker_command(), env=env, log=tmp_path / "worker.log") as restarts,
             running(
                 flower_command(flower_port), env={**env, "DEV_MODE": "1"}, log=tmp_path / "f.log"
             ),
@@ -124,7 +129,8 @@ def test_a_killed_master_loses_no_accepted_job(tmp_path: Path) -> None:
             assert cluster.master_port() != old_master
             print(f"failover: {len(refused)} submits refused, 202 again after {refused_for:.1f} s")
 
-            jobs = wait_all_terminal(api, accepted, timeout=120)
+            jobs = wait_all_terminal(api, accepted, timeout=90)
+            print(f"failover: worker node restarts {restarts}")
             assert {job["status"] for job in jobs.values()} == {"succeeded"}
             for poller in pollers:
                 poller.join(timeout=130)
@@ -141,9 +147,11 @@ def test_a_killed_master_loses_no_accepted_job(tmp_path: Path) -> None:
         assert "Traceback" not in (tmp_path / "api.log").read_text()
         # kombu logs an ack the dead master never answered (CRITICAL, with its traceback); the
         # job's outcome is in the job store already, and a redelivery is skipped.
-        records = re.split(r"\n(?=\[\d{4}-)", (tmp_path / "worker.log").read_text())
-        tracebacks = [r.split("\n")[0] for r in records if "Traceback" in r]
-        assert all("Couldn't ack" in first for first in tracebacks), tracebacks
+        for log in sorted(tmp_path.glob("worker.*.log")):
+            records = re.split(r"\n(?=\[\d{4}-)", log.read_text())
+            tracebacks = [r.split("\n")[0] for r in records if "Traceback" in r]
+            known = ("Couldn't ack", "Unrecoverable error", "Error on stopping Hub")
+            assert all(any(k in first for k in known) for first in tracebacks), tracebacks
     finally:
         cluster.stop()
 
