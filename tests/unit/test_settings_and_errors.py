@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from api.errors import error_response, status_for
 from shared import errors
 from shared.queue import broker_url, make_celery
-from shared.settings import Settings
+from shared.settings import PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.unit
 
@@ -104,3 +104,10 @@ def test_worker_error_codes_round_trip_to_the_same_type() -> None:
     assert isinstance(rebuilt, errors.InvalidImageError)
     assert status_for(rebuilt) == 400
     assert isinstance(errors.error_from_code("no-such-code", "m"), errors.ImgclfError)
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    """A setting the README does not name is one no operator finds."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in readme]
+    assert missing == []
