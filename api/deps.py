@@ -1,5 +1,6 @@
-"""The one dependency routes declare: the app's `JobService` (tests may replace it with
-`app.dependency_overrides[get_service]`), and the query parameters whose range is a setting."""
+"""What routes declare: the app's `JobService` (tests may replace it with
+`app.dependency_overrides[get_service]`), the caller (a digest of its API key), and a submit's
+options: query parameters whose range is a setting, priority, callback URL, Idempotency-Key."""
 
 from __future__ import annotations
 
