@@ -13,7 +13,7 @@ from celery import Celery
 from kombu.entity import Queue
 
 from shared.priorities import PRIORITIES, queue_name
-from shared.redis_client import tls_options
+from shared.redis_client import CONNECT_TIMEOUT_SECONDS, SOCKET_TIMEOUT_SECONDS, tls_options
 from shared.settings import Settings
 
 CLASSIFY_TASK = "imgclf.classify"
@@ -47,8 +47,8 @@ def make_celery(settings: Settings) -> Celery:
         task_time_limit=settings.task_time_limit_seconds,
         broker_transport_options={
             "visibility_timeout": settings.broker_visibility_timeout_seconds,
-            "socket_connect_timeout": 2,
-            "socket_timeout": 5,
+            "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            "socket_timeout": SOCKET_TIMEOUT_SECONDS,
             # Names this process's broker connections in Redis's CLIENT LIST: operators see who
             # is who, and a node's watchdog sees whether its own consumer is fetching.
             "client_name": broker_client_name(),
@@ -95,7 +95,10 @@ def _netloc(host: str, port: int) -> str:
 def _sentinel_transport_options(settings: Settings) -> dict[str, object]:
     if not settings.sentinel_addresses():
         return {}
-    sentinel: dict[str, object] = {"socket_connect_timeout": 2, "socket_timeout": 5}
+    sentinel: dict[str, object] = {
+        "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": SOCKET_TIMEOUT_SECONDS,
+    }
     if settings.redis_sentinel_password is not None:
         sentinel["password"] = settings.redis_sentinel_password.get_secret_value()
     return {"master_name": settings.redis_sentinel_master, "sentinel_kwargs": sentinel}

@@ -114,9 +114,12 @@ def start_sweeper(
             return
         progress = watchdog.PROGRESS
         lost_slots = progress.lost_slots()
+        fetching = watchdog.consumer_fetching(client, consumer)
+        # The queue's length matters only where CLIENT LIST cannot tell whether it fetches.
+        queued = sum(store.queue_lengths(queues).values()) if fetching is None else 0
         look = watchdog.Look(
-            fetching=watchdog.consumer_fetching(client, consumer),
-            queued=sum(store.queue_lengths(queues).values()),
+            fetching=fetching,
+            queued=queued,
             held=progress.held(),
             received=progress.received,
             lost_slots=lost_slots,

@@ -15,7 +15,7 @@ from shared.errors import (
     StoreUnavailableError,
 )
 from shared.jobs import keys, record, scripts
-from shared.jobs.operations import Replication, get
+from shared.jobs.operations import Replication, not_found, read_jobs
 from shared.jobs.steps import Operation, send
 from shared.kombu_messages import ClassifyQueue
 from shared.priorities import DEFAULT_PRIORITY
@@ -96,7 +96,7 @@ def enqueue(
         *images, scripts.ENQUEUE.call(script_keys, args), atomic=True
     )
     if accepted >= 2:
-        return (yield from _seen_before(accepted, queued))
+        return (yield from _seen_before(queued))
     if not accepted and over == [b"bytes"]:
         raise QueueFullError(
             f"The queue is full ({queued} bytes of images waiting, limit {limits.image_bytes}, "
@@ -109,7 +109,7 @@ def enqueue(
     return [record.job_from_fields(i, f) for i, f in zip(ids, fields, strict=True)]
 
 
-def _seen_before(answer: int, detail: bytes) -> Operation[list[Job]]:
+def _seen_before(detail: bytes) -> Operation[list[Job]]:
     if detail == b"reused":
         raise IdempotencyKeyReusedError(
             "This Idempotency-Key was used with another request (other images or options); "
@@ -119,10 +119,12 @@ def _seen_before(answer: int, detail: bytes) -> Operation[list[Job]]:
         raise IdempotencyInProgressError(
             "A request with this Idempotency-Key is still being accepted; retry shortly"
         )
-    made = []
-    for job_id in detail.decode().split(","):
-        made.append((yield from get(job_id)))
-    return made
+    ids = detail.decode().split(",")
+    made = yield from read_jobs(ids)
+    for job_id, job in zip(ids, made, strict=True):
+        if job is None:
+            raise not_found(job_id)
+    return [job for job in made if job is not None]
 
 
 def settle_idempotency(idempotency: Idempotency, *, accepted: bool) -> Operation[None]:

@@ -8,7 +8,7 @@ and async clients as thin twins over one base.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.errors import (
@@ -164,17 +164,22 @@ def cancel(job_id: str, webhooks: ClassifyQueue | None = None) -> Operation[Job]
     return (yield from get(job_id))
 
 
+def read_jobs(job_ids: Sequence[str]) -> Operation[list[Job | None]]:
+    """The jobs `job_ids` name, read in one round trip; None for one that has gone."""
+    if not job_ids:
+        return []
+    raws = yield from send(*(("HGETALL", keys.job_key(job_id)) for job_id in job_ids))
+    return [
+        record.job_from_fields(job_id, record.decoded(raw)) if raw else None
+        for job_id, raw in zip(job_ids, raws, strict=True)
+    ]
+
+
 def failures(owner: str, *, limit: int) -> Operation[list[Job]]:
     """`owner`'s most recent failed jobs, newest first (those expired since are left out)."""
     (ids,) = yield from send(("ZREVRANGE", keys.failures_key(owner), 0, limit - 1))
-    if not ids:
-        return []
-    raws = yield from send(*(("HGETALL", keys.job_key(i.decode())) for i in ids))
-    return [
-        record.job_from_fields(i.decode(), record.decoded(raw))
-        for i, raw in zip(ids, raws, strict=True)
-        if raw
-    ]
+    jobs = yield from read_jobs([job_id.decode() for job_id in ids])
+    return [job for job in jobs if job is not None]
 
 
 def with_image(job_id: str) -> Operation[tuple[Job, bytes | None]]:
@@ -197,11 +202,6 @@ def queued_bytes() -> Operation[int]:
     """Bytes of the images of queued jobs (MAX_QUEUED_BYTES counts them)."""
     (count,) = yield from send(("GET", keys.QUEUED_BYTES_KEY))
     return int(count or 0)
-
-
-def queue_length(queue_name: str) -> Operation[int]:
-    (length,) = yield from send(("LLEN", queue_name))
-    return int(length)
 
 
 def queue_lengths(queues: Mapping[str, ClassifyQueue]) -> Operation[dict[str, int]]:

@@ -119,9 +119,6 @@ class JobStore:
     def record_callback(self, job_id: str, state: CallbackState) -> bool:
         return self._run(ops.record_callback(job_id, state))
 
-    def queue_length(self, queue_name: str) -> int:
-        return self._run(ops.queue_length(queue_name))
-
     def running_count(self) -> int:
         return self._run(ops.running_count())
 
@@ -246,9 +243,6 @@ class AsyncJobStore:
 
     async def cancel(self, job_id: str) -> Job:
         return await self._run(ops.cancel(job_id, self._webhooks))
-
-    async def queue_length(self, queue_name: str) -> int:
-        return await self._run(ops.queue_length(queue_name))
 
     async def queue_lengths(self, queues: Mapping[str, ClassifyQueue]) -> dict[str, int]:
         return await self._run(ops.queue_lengths(queues))
