@@ -17,7 +17,7 @@ from api.main import create_app
 from shared.settings import Settings
 from tests.conftest import Stack
 from tests.images import encode, gradient
-from tests.processes import RedisServer
+from tests.processes import RedisServer, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -113,10 +113,11 @@ def test_a_duplicate_during_acceptance_is_409_and_a_refused_submit_keeps_no_key(
             )
             thread.start()
             client_redis = redis.client()
-            deadline = 50
-            while not client_redis.keys("imgclf:idempotency:*") and deadline:
-                threading.Event().wait(0.02)
-                deadline -= 1
+            # The duplicate goes only once the first holds its key (pending), however slow the
+            # machine: sent before, it would be the first itself.
+            wait_until(
+                lambda: bool(client_redis.keys("imgclf:idempotency:*")), timeout=10, what="key"
+            )
             duplicate = _post(client, key, labrador_bytes)
             thread.join(10)
             assert duplicate.status_code == 409, duplicate.text
