@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import redis
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 RECONNECT_DELAY_SECONDS = 1.0
 STOP_SECONDS = 5.0
+# Waiters re-read the job this often even without an event: a safety net, not the mechanism.
+RECHECK_SECONDS = 2.0
 
 
 @dataclass(slots=True)
@@ -117,3 +120,18 @@ class JobEvents:
             self.notify(data.decode())
         except (UnicodeDecodeError, ValueError) as exc:  # not an event of ours: skip it
             log.warning("job events: skipped a malformed event (%s)", exc)
+
+
+async def until_terminal(
+    job: Job, finished: Finished, read: Callable[[str], Awaitable[Job]], *, deadline: float
+) -> Job:
+    """`job` once it is terminal (from its event, or `read` again every RECHECK_SECONDS), or as
+    it stands at `deadline` (monotonic)."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if job.status.terminal or remaining <= 0:
+            return job
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
+                await finished.event.wait()
+        job = finished.job or await read(job.job_id)

@@ -6,7 +6,6 @@ and the upload budget and limits; routes unpack a request, call one method, and 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
@@ -16,14 +15,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api import metrics
-from api.events import Finished, JobEvents
+from api.events import JobEvents, until_terminal
 from api.security import encoded_keys
-from api.submissions import SubmitOptions, fingerprint
+from api.submissions import SubmitOptions, check_callback, fingerprint
 from api.upload_form import BudgetedUpload, UploadLimits
 from api.upload_spool import MemoryBudget, disk_turn
 from api.uploads import check_uploads, upload_bytes
 from shared import workers
-from shared.callbacks import destination_problem
 from shared.errors import (
     ForbiddenError,
     InvalidParameterError,
@@ -49,8 +47,6 @@ from shared.redis_client import check_eviction_policy, connect, connect_async
 from shared.schemas import Job, JobStatus, NewJob, Prediction
 from shared.settings import Settings
 
-# Waiters re-read the job this often even without an event: a safety net, not the mechanism.
-RECHECK_SECONDS = 2.0
 PREDICT_TOP_K = 10
 
 
@@ -139,7 +135,7 @@ class JobService:
         job_ids: list[str] | None,
     ) -> list[Job]:
         if options.callback_url is not None:
-            await self._check_callback(options.callback_url)
+            await check_callback(options.callback_url, self.settings)
         contents = [await upload_bytes(file) for file in files]
         top_k = options.top_k or self.settings.default_top_k
 
@@ -165,14 +161,6 @@ class JobService:
             submission=Submission(job_ids, idempotency, owner=options.owner),
         )
 
-    async def _check_callback(self, url: str) -> None:
-        """422 for a callback that cannot be signed, or whose destination is refused."""
-        if self.settings.webhook_secret is None:
-            raise InvalidParameterError("callback_url needs webhooks on: WEBHOOK_SECRET is not set")
-        allowed = self.settings.allowed_callback_hosts()
-        if problem := await run_in_threadpool(destination_problem, url, allowed):
-            raise InvalidParameterError(problem)
-
     async def submit_and_wait(self, file: UploadFile, *, options: SubmitOptions, route: str) -> Job:
         """Queue one image, then the job as soon as it is terminal or when `options.wait`
         seconds have passed. The watch is set before the job exists, so its end cannot slip by
@@ -182,7 +170,7 @@ class JobService:
         async with self.events.watch(job_id) as finished:
             (job,) = await self.submit([file], options=options, route=route, job_ids=[job_id])
             if job.job_id == job_id:
-                return await self._until_terminal(job, finished, deadline=deadline)
+                return await until_terminal(job, finished, self.store.get, deadline=deadline)
         # An Idempotency-Key's earlier job: wait for that one instead.
         return await self.wait_for(job.job_id, wait_seconds=max(0.0, deadline - time.monotonic()))
 
@@ -220,17 +208,7 @@ class JobService:
         deadline = time.monotonic() + wait_seconds
         async with self.events.watch(job_id) as finished:
             job = await self.store.get(job_id)
-            return await self._until_terminal(job, finished, deadline=deadline)
-
-    async def _until_terminal(self, job: Job, finished: Finished, *, deadline: float) -> Job:
-        while True:
-            remaining = deadline - time.monotonic()
-            if job.status.terminal or remaining <= 0:
-                return job
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
-                    await finished.event.wait()
-            job = finished.job or await self.store.get(job.job_id)
+            return await until_terminal(job, finished, self.store.get, deadline=deadline)
 
     async def predict(self, file: UploadFile) -> list[Prediction]:
         """The seed's synchronous call: the 10 best classes, or the job's error, or

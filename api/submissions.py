@@ -1,5 +1,5 @@
-"""What a submission carries besides its files: options, Idempotency-Key, owner; and what
-makes two submissions the same request."""
+"""What a submission carries besides its files: options, Idempotency-Key, owner; what makes two
+submissions the same request; and whether its callback URL may be called."""
 
 from __future__ import annotations
 
@@ -7,8 +7,13 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from starlette.concurrency import run_in_threadpool
+
+from shared.callbacks import destination_problem
+from shared.errors import InvalidParameterError
 from shared.priorities import DEFAULT_PRIORITY, Priority
 from shared.schemas import NewJob
+from shared.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +48,12 @@ def fingerprint(route: str, top_k: int, jobs: Sequence[NewJob], contents: Sequen
         digest.update(f"\0{job.filename}\0".encode())
         digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()
+
+
+async def check_callback(url: str, settings: Settings) -> None:
+    """422 for a callback that cannot be signed, or whose destination is refused."""
+    if settings.webhook_secret is None:
+        raise InvalidParameterError("callback_url needs webhooks on: WEBHOOK_SECRET is not set")
+    allowed = settings.allowed_callback_hosts()
+    if problem := await run_in_threadpool(destination_problem, url, allowed):
+        raise InvalidParameterError(problem)

@@ -45,16 +45,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.task_soft_time_limit_seconds,
         task_time_limit=settings.task_time_limit_seconds,
-        broker_transport_options={
-            "visibility_timeout": settings.broker_visibility_timeout_seconds,
-            "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
-            "socket_timeout": SOCKET_TIMEOUT_SECONDS,
-            # Names this process's broker connections in Redis's CLIENT LIST: operators see who
-            # is who, and a node's watchdog sees whether its own consumer is fetching.
-            "client_name": broker_client_name(),
-            "queue_order_strategy": "priority",
-            **_sentinel_transport_options(settings),
-        },
+        broker_transport_options=_transport_options(settings),
         broker_use_ssl=_broker_tls(settings),
         broker_connection_retry_on_startup=True,
         # Redis answering "full" (OOM), "read-only" or "busy" to the consumer is a passing state,
@@ -67,6 +58,19 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
     )
     return app
+
+
+def _transport_options(settings: Settings) -> dict[str, object]:
+    return {
+        "visibility_timeout": settings.broker_visibility_timeout_seconds,
+        "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": SOCKET_TIMEOUT_SECONDS,
+        # Names this process's broker connections in Redis's CLIENT LIST: operators see who is
+        # who, and a node's watchdog sees whether its own consumer is fetching.
+        "client_name": broker_client_name(),
+        "queue_order_strategy": "priority",
+        **_sentinel_transport_options(settings),
+    }
 
 
 def broker_client_name() -> str:

@@ -93,47 +93,37 @@ def start_sweeper(
     survives any error, with backoff, and reports each pass in
     `imgclf_loop_last_success_timestamp_seconds{loop="recovery"}`.
     """
-    stop = threading.Event()
-    interval = settings.recovery_interval_seconds
-    grace = 3 * settings.worker_heartbeat_seconds
-    max_running = settings.task_time_limit_seconds + grace
+    sweeper = _Sweeper(store, client, queues, node=node, settings=settings)
+    threading.Thread(target=sweeper.loop, name="imgclf-recovery", daemon=True).start()
+    return sweeper.stop
 
-    watch = watchdog.StallWatch(settings.worker_stall_seconds)
-    consumer = broker_client_name()
 
-    def one_pass(healthy_since: float) -> None:
-        workers.forget_dead_children(client, hostname=node, node_pid=os.getpid())
-        check_consumer()
-        locked = client.set(SWEEPER_LOCK_KEY, node, nx=True, px=int(interval * 1000))
-        if locked and time.monotonic() - healthy_since >= grace:
-            sweep(store, client, queues, max_running_seconds=max_running)
-        metrics.loop_succeeded("recovery")
+class _Sweeper:
+    def __init__(
+        self,
+        store: JobStore,
+        client: redis.Redis,
+        queues: Mapping[str, ClassifyQueue],
+        *,
+        node: str,
+        settings: Settings,
+    ) -> None:
+        self.stop = threading.Event()
+        self._store, self._client, self._queues, self._node = store, client, queues, node
+        self._interval = settings.recovery_interval_seconds
+        self._grace = 3 * settings.worker_heartbeat_seconds
+        self._max_running = settings.task_time_limit_seconds + self._grace
+        self._watch = watchdog.StallWatch(settings.worker_stall_seconds)
+        self._consumer = broker_client_name()
 
-    def check_consumer() -> None:
-        if watch.stall_seconds <= 0:
-            return
-        progress = watchdog.PROGRESS
-        lost_slots = progress.lost_slots()
-        fetching = watchdog.consumer_fetching(client, consumer)
-        # The queue's length matters only where CLIENT LIST cannot tell whether it fetches.
-        queued = sum(store.queue_lengths(queues).values()) if fetching is None else 0
-        look = watchdog.Look(
-            fetching=fetching,
-            queued=queued,
-            held=progress.held(),
-            received=progress.received,
-            lost_slots=lost_slots,
-        )
-        if watch.stalled(time.monotonic(), look):
-            watchdog.stop_stalled_node(watch.stall_seconds, lost_slots=lost_slots)
-
-    def loop() -> None:
+    def loop(self) -> None:
+        interval = self._interval
         backoff = Backoff(first=interval, most=max(interval, 60.0))
         healthy_since: float | None = time.monotonic()
         delay = interval
-        while not stop.wait(delay):
+        while not self.stop.wait(delay):
             try:
-                one_pass(healthy_since := healthy_since or time.monotonic())
+                self._one_pass(healthy_since := healthy_since or time.monotonic())
                 delay = interval
                 backoff.reset()
             except (ServiceUnavailableError, redis.RedisError) as exc:
@@ -143,5 +133,29 @@ def start_sweeper(
                 log.exception("recovery sweep failed; retrying")
                 delay = backoff.next_delay()
 
-    threading.Thread(target=loop, name="imgclf-recovery", daemon=True).start()
-    return stop
+    def _one_pass(self, healthy_since: float) -> None:
+        client = self._client
+        workers.forget_dead_children(client, hostname=self._node, node_pid=os.getpid())
+        self._check_consumer()
+        locked = client.set(SWEEPER_LOCK_KEY, self._node, nx=True, px=int(self._interval * 1000))
+        if locked and time.monotonic() - healthy_since >= self._grace:
+            sweep(self._store, client, self._queues, max_running_seconds=self._max_running)
+        metrics.loop_succeeded("recovery")
+
+    def _check_consumer(self) -> None:
+        if self._watch.stall_seconds <= 0:
+            return
+        progress = watchdog.PROGRESS
+        lost_slots = progress.lost_slots()
+        fetching = watchdog.consumer_fetching(self._client, self._consumer)
+        # The queue's length matters only where CLIENT LIST cannot tell whether it fetches.
+        queued = sum(self._store.queue_lengths(self._queues).values()) if fetching is None else 0
+        look = watchdog.Look(
+            fetching=fetching,
+            queued=queued,
+            held=progress.held(),
+            received=progress.received,
+            lost_slots=lost_slots,
+        )
+        if self._watch.stalled(time.monotonic(), look):
+            watchdog.stop_stalled_node(self._watch.stall_seconds, lost_slots=lost_slots)

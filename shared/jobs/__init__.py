@@ -6,8 +6,9 @@ changes run as Lua scripts, so a claim, a finish and a cancel never interleave, 
 already terminal is never overwritten (a task redelivered after a crash cannot corrupt it).
 
 Read it in this order: `keys` (names), `record` (the job's hash, declared by the schema),
-`lua`, `scripts` and `recovery_scripts` (Lua), `operations` and `intake` (what each call does,
-without I/O), `runners` (blocking and asyncio stores that send the operations' round trips).
+`lua`, `scripts` and `recovery_scripts` (Lua), `operations`, `intake` and `recovery` (what each
+call does, without I/O), `runners` (blocking and asyncio stores that send the operations' round
+trips).
 """
 
 from shared.jobs.intake import Idempotency, QueueLimits, Submission

@@ -66,22 +66,15 @@ def enqueue(
     every job is queued, or none is (`QueueFullError` past either limit). For an Idempotency-Key
     seen before: the jobs it made (other ids than `submission.job_ids`), or
     `IdempotencyKeyReusedError` / `IdempotencyInProgressError`."""
-    now = time.time()
-    job_ids, idempotency = submission.job_ids, submission.idempotency
+    job_ids = submission.job_ids
     ids = list(job_ids) if job_ids is not None else [keys.new_job_id() for _ in uploads]
+    now = time.time()
     fields = [
         record.queued_fields(job, created_at=now, owner=submission.owner) for job, _ in uploads
     ]
     # Every job has the same fields, so the script reads them in strides of one width.
     width = 2 * len(fields[0]) if fields else 0
-    idem_record = idempotency.record if idempotency else keys.NO_IDEMPOTENCY_KEY
-    script_keys = [queue.name, *keys.QUEUED_BOOKKEEPING, idem_record]
-    args = [str(limits.jobs), str(limits.image_bytes), str(ttl), str(width)]
-    args += (
-        [idempotency.fingerprint, "pending" if idempotency.pending else "done"]
-        if idempotency
-        else ["", ""]
-    )
+    script_keys, args = _enqueue_header(queue, limits, ttl, width, submission.idempotency)
     # A submission's jobs share one priority, whose queue is `queue`.
     args.append(uploads[0][0].priority if uploads else DEFAULT_PRIORITY)
     for job_id, job_fields, (_, image) in zip(ids, fields, uploads, strict=True):
@@ -97,16 +90,34 @@ def enqueue(
     )
     if accepted >= 2:
         return (yield from _seen_before(queued))
-    if not accepted and over == [b"bytes"]:
-        raise QueueFullError(
+    if not accepted:
+        raise _queue_full(queued, by_bytes=over == [b"bytes"], limits=limits)
+    return [record.job_from_fields(i, f) for i, f in zip(ids, fields, strict=True)]
+
+
+def _enqueue_header(
+    queue: ClassifyQueue, limits: QueueLimits, ttl: int, width: int, idem: Idempotency | None
+) -> tuple[list[str], list[str]]:
+    """ENQUEUE's keys, and its arguments before the priority and the jobs' own."""
+    idem_record = idem.record if idem else keys.NO_IDEMPOTENCY_KEY
+    script_keys = [queue.name, *keys.QUEUED_BOOKKEEPING, idem_record]
+    args = [str(limits.jobs), str(limits.image_bytes), str(ttl), str(width)]
+    if idem:
+        args += [idem.fingerprint, "pending" if idem.pending else "done"]
+    else:
+        args += ["", ""]
+    return script_keys, args
+
+
+def _queue_full(queued: int, *, by_bytes: bool, limits: QueueLimits) -> QueueFullError:
+    if by_bytes:
+        return QueueFullError(
             f"The queue is full ({queued} bytes of images waiting, limit {limits.image_bytes}, "
             "MAX_QUEUED_BYTES); retry later"
         )
-    if not accepted:
-        raise QueueFullError(
-            f"The queue is full ({queued} jobs waiting, limit {limits.jobs}); retry later"
-        )
-    return [record.job_from_fields(i, f) for i, f in zip(ids, fields, strict=True)]
+    return QueueFullError(
+        f"The queue is full ({queued} jobs waiting, limit {limits.jobs}); retry later"
+    )
 
 
 def _seen_before(detail: bytes) -> Operation[list[Job]]:

@@ -17,10 +17,9 @@ from shared.errors import (
     JobNotFoundError,
     WorkerLostError,
 )
-from shared.jobs import keys, record, recovery_scripts, scripts
+from shared.jobs import keys, record, scripts
 from shared.jobs.steps import Operation, send
-from shared.kombu_messages import UNACKED_KEY, ClassifyQueue
-from shared.priorities import DEFAULT_PRIORITY
+from shared.kombu_messages import ClassifyQueue
 from shared.schemas import CallbackState, ErrorBody, Job, JobResult, JobStatus
 
 
@@ -220,54 +219,3 @@ def finished_counts() -> Operation[dict[str, int]]:
     """Jobs that reached each terminal status since Redis was set up (cluster-wide)."""
     (raw,) = yield from send(("HGETALL", keys.STATS_KEY))
     return {k.decode(): int(v) for k, v in raw.items()}
-
-
-def running_jobs() -> Operation[dict[str, str]]:
-    """Running job id -> the worker process that claimed it."""
-    (members,) = yield from send(("SMEMBERS", keys.RUNNING_KEY))
-    ids = sorted(member.decode() for member in members)
-    if not ids:
-        return {}
-    owners = yield from send(*(("HGET", keys.job_key(job_id), "worker") for job_id in ids))
-    return {job_id: (owner or b"").decode() for job_id, owner in zip(ids, owners, strict=True)}
-
-
-def requeue_orphan(
-    job_id: str, *, worker_id: str, queues: Mapping[str, ClassifyQueue], max_running_ms: int = 0
-) -> Operation[int]:
-    """Put a job back to 'queued', with a new message on its priority's queue, if `worker_id`
-    still holds it and its heartbeat has expired (1), or it has run longer than `max_running_ms`
-    (2, when not 0); 0 when another process has it now, it is alive and in time, or it has
-    finished."""
-    (priority,) = yield from send(("HGET", keys.job_key(job_id), "priority"))
-    queue = queues[priority.decode() if priority else DEFAULT_PRIORITY]
-    script_keys = [
-        keys.job_key(job_id),
-        keys.RUNNING_KEY,
-        queue.name,
-        keys.WORKERS_KEY,
-        *keys.QUEUED_BOOKKEEPING,
-    ]
-    args = [worker_id, job_id, queue.message(job_id), max_running_ms]
-    (outcome,) = yield from send(recovery_scripts.REQUEUE.call(script_keys, args))
-    return int(outcome)
-
-
-def lost_messages(
-    queue: ClassifyQueue, *, priority: str, grace_ms: int, limit: int
-) -> Operation[list[str]]:
-    """Queued jobs of `priority` (whose queue is `queue`) whose queue message is gone (see
-    `scripts.RECONCILE`), at most `limit`."""
-    index, watermark = keys.queued_key(priority), keys.watermark_key(priority)
-    script_keys = [index, watermark, queue.name, UNACKED_KEY]
-    (ids,) = yield from send(recovery_scripts.RECONCILE.call(script_keys, [grace_ms, limit]))
-    return [job_id.decode() for job_id in ids]
-
-
-def republish(job_id: str, *, queue: ClassifyQueue) -> Operation[bool]:
-    """A new queue message for a queued job that has none; False when it no longer needs one."""
-    script_keys = [keys.job_key(job_id), queue.name, UNACKED_KEY, *keys.QUEUED_BOOKKEEPING]
-    (published,) = yield from send(
-        recovery_scripts.REPUBLISH.call(script_keys, [job_id, queue.message(job_id)])
-    )
-    return bool(published)

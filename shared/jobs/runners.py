@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
 
 from shared.errors import ImgclfError, StoreUnavailableError
-from shared.jobs import intake
+from shared.jobs import intake, recovery
 from shared.jobs import operations as ops
 from shared.jobs.intake import QueueLimits, Submission
 from shared.jobs.keys import new_job_id
 from shared.jobs.operations import Claim, Replication
-from shared.jobs.steps import Operation, Step
+from shared.jobs.steps import Exchange, Operation, Step
 from shared.kombu_messages import ClassifyQueue
 from shared.redis_client import unavailable_as_store_error
 from shared.schemas import CallbackState, Job, JobResult, NewJob
@@ -24,33 +24,6 @@ from shared.schemas import CallbackState, Job, JobResult, NewJob
 T = TypeVar("T")
 
 DEFAULT_MAX_ATTEMPTS = 3
-
-
-class _Exchange(Generic[T]):
-    """Drives one operation: `step` is what to send next, None once it has returned `value`."""
-
-    def __init__(self, operation: Operation[T]) -> None:
-        self._operation = operation
-        self.step: Step | None = None
-        self.value: T
-        self._advance(None, None)
-
-    def _advance(self, replies: list[Any] | None, error: redis.ResponseError | None) -> None:
-        try:
-            if error is not None:
-                self.step = self._operation.throw(error)
-            elif replies is None:
-                self.step = next(self._operation)
-            else:
-                self.step = self._operation.send(replies)
-        except StopIteration as done:
-            self.step, self.value = None, done.value
-
-    def reply(self, replies: list[Any]) -> None:
-        self._advance(replies, None)
-
-    def fail(self, error: redis.ResponseError) -> None:
-        self._advance(None, error)
 
 
 class JobStore:
@@ -71,7 +44,7 @@ class JobStore:
         self._keeping = keeping or ops.Keeping(ttl_seconds)
 
     def _run(self, operation: Operation[T]) -> T:
-        exchange = _Exchange(operation)
+        exchange = Exchange(operation)
         with unavailable_as_store_error():
             while exchange.step is not None:
                 try:
@@ -129,7 +102,7 @@ class JobStore:
         return self._run(ops.finished_counts())
 
     def running_jobs(self) -> dict[str, str]:
-        return self._run(ops.running_jobs())
+        return self._run(recovery.running_jobs())
 
     def requeue_orphan(
         self,
@@ -140,7 +113,7 @@ class JobStore:
         max_running_ms: int = 0,
     ) -> int:
         return self._run(
-            ops.requeue_orphan(
+            recovery.requeue_orphan(
                 job_id, worker_id=worker_id, queues=queues, max_running_ms=max_running_ms
             )
         )
@@ -149,14 +122,14 @@ class JobStore:
         self, queue: ClassifyQueue, *, priority: str, grace_ms: int, limit: int
     ) -> list[str]:
         return self._run(
-            ops.lost_messages(queue, priority=priority, grace_ms=grace_ms, limit=limit)
+            recovery.lost_messages(queue, priority=priority, grace_ms=grace_ms, limit=limit)
         )
 
     def queue_lengths(self, queues: Mapping[str, ClassifyQueue]) -> dict[str, int]:
         return self._run(ops.queue_lengths(queues))
 
     def republish(self, job_id: str, *, queue: ClassifyQueue) -> bool:
-        return self._run(ops.republish(job_id, queue=queue))
+        return self._run(recovery.republish(job_id, queue=queue))
 
 
 class AsyncJobStore:
@@ -177,7 +150,7 @@ class AsyncJobStore:
         self._webhooks = webhooks
 
     async def _run(self, operation: Operation[T]) -> T:
-        exchange = _Exchange(operation)
+        exchange = Exchange(operation)
         with unavailable_as_store_error():
             while exchange.step is not None:
                 try:

@@ -1,11 +1,12 @@
 """The I/O-free core's primitives: a round trip (`Step`), an operation (a generator of steps),
-and `send`, the one place where a lost script cache (NOSCRIPT) is handled."""
+and `send`, the one place where a lost script cache (NOSCRIPT) is handled; `Exchange` drives an
+operation for the runners."""
 
 from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import redis
 
@@ -39,3 +40,30 @@ def send(*commands: Command, atomic: bool = False) -> Operation[list[Any]]:
         used = {command[1] for command in commands if command[0] == "EVALSHA"}
         yield Step(tuple(("SCRIPT", "LOAD", scripts.BY_SHA[sha].body) for sha in sorted(used)))
         return (yield step)
+
+
+class Exchange(Generic[T]):
+    """Drives one operation: `step` is what to send next, None once it has returned `value`."""
+
+    def __init__(self, operation: Operation[T]) -> None:
+        self._operation = operation
+        self.step: Step | None = None
+        self.value: T
+        self._advance(None, None)
+
+    def _advance(self, replies: list[Any] | None, error: redis.ResponseError | None) -> None:
+        try:
+            if error is not None:
+                self.step = self._operation.throw(error)
+            elif replies is None:
+                self.step = next(self._operation)
+            else:
+                self.step = self._operation.send(replies)
+        except StopIteration as done:
+            self.step, self.value = None, done.value
+
+    def reply(self, replies: list[Any]) -> None:
+        self._advance(replies, None)
+
+    def fail(self, error: redis.ResponseError) -> None:
+        self._advance(None, error)
