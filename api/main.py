@@ -13,7 +13,7 @@ from api.middleware import RequestMetrics
 from api.routes import jobs, limits, predict, queue, system
 from api.security import KEY_SCHEMES, ApiKeyMiddleware, encoded_keys
 from api.service import JobService
-from shared import log_format
+from shared import log_format, tracing
 from shared.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -54,6 +54,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             docs_open=settings.api_docs_open,
         )
     app.add_middleware(RequestMetrics, predict_path=f"{API_PREFIX}/predict")
+    if tracing.configure("imgclf-api"):
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        # Probes and scrapes are not worth a trace each; the body's chunks are not either.
+        FastAPIInstrumentor.instrument_app(
+            app, excluded_urls="/health,/ready,/metrics", exclude_spans=["receive", "send"]
+        )
     return app
 
 

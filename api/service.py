@@ -21,7 +21,7 @@ from api.submissions import SubmitOptions, check_callback, fingerprint
 from api.upload_form import BudgetedUpload, UploadLimits
 from api.upload_spool import MemoryBudget, disk_turn
 from api.uploads import check_uploads, upload_bytes
-from shared import workers
+from shared import tracing, workers
 from shared.errors import (
     ForbiddenError,
     InvalidParameterError,
@@ -139,13 +139,14 @@ class JobService:
         contents = [await upload_bytes(file) for file in files]
         top_k = options.top_k or self.settings.default_top_k
 
-        jobs = await check_uploads(
-            files,
-            contents,
-            top_k=top_k,
-            max_pixels=self.settings.max_image_pixels,
-            check_seconds=self.settings.upload_check_timeout_seconds,
-        )
+        with tracing.span("check uploads"):
+            jobs = await check_uploads(
+                files,
+                contents,
+                top_k=top_k,
+                max_pixels=self.settings.max_image_pixels,
+                check_seconds=self.settings.upload_check_timeout_seconds,
+            )
         extra = {"priority": options.priority, "callback_url": options.callback_url}
         jobs = [job.model_copy(update=extra) for job in jobs]
         idempotency = None
@@ -154,12 +155,15 @@ class JobService:
                 idempotency_key(options.idempotency.caller, options.idempotency.key),
                 fingerprint(route, top_k, jobs, contents),
             )
-        return await self.store.enqueue(
-            list(zip(jobs, contents, strict=True)),
-            queue=self.queues[options.priority],
-            limits=self.queue_limits,
-            submission=Submission(job_ids, idempotency, owner=options.owner),
-        )
+        with tracing.span("enqueue") as span:
+            queued = await self.store.enqueue(
+                list(zip(jobs, contents, strict=True)),
+                queue=self.queues[options.priority],
+                limits=self.queue_limits,
+                submission=Submission(job_ids, idempotency, owner=options.owner),
+            )
+            span.set_attribute("imgclf.job_ids", [job.job_id for job in queued])
+        return queued
 
     async def submit_and_wait(self, file: UploadFile, *, options: SubmitOptions, route: str) -> Job:
         """Queue one image, then the job as soon as it is terminal or when `options.wait`

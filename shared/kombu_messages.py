@@ -14,6 +14,7 @@ from typing import Any
 
 from celery import Celery
 
+from shared import tracing
 from shared.priorities import PRIORITIES, queue_name
 from shared.queue import CLASSIFY_TASK, WEBHOOK_TAG_SUFFIX, WEBHOOK_TASK
 
@@ -52,7 +53,8 @@ class ClassifyQueue:
         """The classify task for `job_id`, as kombu's Redis transport stores it in the list.
 
         The task id is the job id, so Flower and the logs name tasks by the job they run, and so
-        is the delivery tag, so kombu's unacked hash says whether it holds a job's message.
+        is the delivery tag, so kombu's unacked hash says whether it holds a job's message. With
+        tracing on, the headers carry the current trace context (`shared.tracing`).
         """
         body = json.dumps([[job_id], {}, self._options]).encode()
         tag = job_id + self._suffix
@@ -66,6 +68,7 @@ class ClassifyQueue:
                     "id": tag,
                     "root_id": tag,
                     "argsrepr": repr([job_id]),
+                    **tracing.message_headers(),
                 },
                 "properties": {
                     **self._properties,

@@ -1,6 +1,7 @@
 """Log lines that join up: with LOG_FORMAT=json every process writes one JSON object per line
 (python-json-logger), and every line written while a job is being handled carries its `job_id`,
-in the API and the worker alike, so one job's story is a filter away.
+in the API and the worker alike, so one job's story is a filter away; with tracing on, the trace
+and span ids too, so a line leads to its trace.
 
 The job comes from `job_context` (a context variable, so concurrent requests on one event loop
 keep theirs apart) or, for Celery's own lines about a task, from the task id, which is the job
@@ -19,6 +20,8 @@ from typing import Literal
 
 from celery.signals import setup_logging
 from pythonjsonlogger.json import JsonFormatter
+
+from shared import tracing
 
 LogFormat = Literal["text", "json"]
 
@@ -43,12 +46,15 @@ _JOB_PATH = re.compile(r"/jobs/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-
 class JobIdFilter(logging.Filter):
     """Adds `job_id` to a record: the current job's; else the id of the Celery task a line of
     Celery's is about (its arguments carry it as `id`), or the job in an access log line's path
-    (uvicorn logs it after the request, outside its context)."""
+    (uvicorn logs it after the request, outside its context). With tracing on, `trace_id` and
+    `span_id` of the current span too."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         job_id = _JOB_ID.get() or _job_in_args(record.args)
         if job_id is not None:
             record.job_id = job_id
+        if ids := tracing.current_ids():
+            record.trace_id, record.span_id = ids
         return True
 
 

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from scripts.processes import free_port, running, wait_for_http
+from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MODELS = ROOT.parent / "shared" / "models"
@@ -153,6 +154,13 @@ def worker_command(*, concurrency: int = 2, hostname: str = "w1") -> list[str]:
         "--without-gossip",
         "--without-mingle",
     ]
+
+
+def webhook_node_command(*, hostname: str = "webhooks", concurrency: int = 4) -> list[str]:
+    """A webhook node (`worker.webhook_app`, threads) consuming the default webhook queue."""
+    return [sys.executable, "-m", "celery", "-A", "worker.webhook_app", "worker", "-Q",
+            Settings().webhook_queue, "--pool", "threads", "--concurrency", str(concurrency),
+            "--hostname", f"{hostname}@%h", "--without-gossip", "--without-mingle"]  # fmt: skip
 
 
 def flower_command(port: int) -> list[str]:

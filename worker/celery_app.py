@@ -18,7 +18,7 @@ from celery.signals import (
 )
 from prometheus_client import multiprocess
 
-from shared import log_format
+from shared import log_format, tracing
 from shared.errors import ModelError
 from shared.jobs import JobStore
 from shared.kombu_messages import classify_queues
@@ -29,6 +29,7 @@ from worker import lifecycle, memory, metrics, recovery, watchdog
 
 app = make_celery(get_settings())
 app.conf.imports = ("worker.tasks",)
+TRACE_SERVICE = "imgclf-worker"
 
 
 log_format.for_celery(get_settings().log_level, get_settings().log_format)
@@ -59,7 +60,9 @@ def _start_node(sender: Any = None, **_: Any) -> None:
     metrics.serve(port=settings.worker_metrics_port)
     lifecycle.expect_node_consuming()
     if "prefork" not in str(getattr(sender, "pool_cls", "prefork")).lower():
-        lifecycle.current()  # solo/threads pools run tasks in this very process
+        # solo/threads pools run tasks in this very process
+        tracing.instrument_celery(TRACE_SERVICE)
+        lifecycle.current()
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]
@@ -70,11 +73,13 @@ def _consuming(sender: Any = None, **_: Any) -> None:
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]
 def _load_model_in_child(**_: Any) -> None:
+    tracing.instrument_celery(TRACE_SERVICE)
     lifecycle.current()
 
 
 @worker_process_shutdown.connect  # type: ignore[untyped-decorator]
 def _leave(**_: Any) -> None:
     lifecycle.shutdown()
+    tracing.flush()
     if metrics.GROUP_DIR is not None:
         multiprocess.mark_process_dead(os.getpid(), str(metrics.GROUP_DIR))  # type: ignore[no-untyped-call]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shared import tracing
 from shared.schemas import Prediction
 from worker.images import decode_image, preprocess
 from worker.model import Classifier
@@ -41,16 +42,19 @@ def classify(
 ) -> Classification:
     """Classify encoded image bytes; raises the `shared.errors` types on bad input."""
     t0 = time.perf_counter()
-    image = decode_image(
-        data,
-        max_pixels=max_pixels,
-        fast_progressive=decoding.fast_progressive,
-        max_memory_mb=decoding.max_memory_mb,
-    )
+    with tracing.span("decode"):
+        image = decode_image(
+            data,
+            max_pixels=max_pixels,
+            fast_progressive=decoding.fast_progressive,
+            max_memory_mb=decoding.max_memory_mb,
+        )
     t1 = time.perf_counter()
-    batch = preprocess(image)
+    with tracing.span("preprocess"):
+        batch = preprocess(image)
     t2 = time.perf_counter()
-    scores = classifier.scores(batch)[0]
+    with tracing.span("inference"):
+        scores = classifier.scores(batch)[0]
     t3 = time.perf_counter()
     predictions = top_predictions(softmax(scores), classifier.labels, k=top_k)
     return Classification(predictions, t1 - t0, t2 - t1, t3 - t2)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from shared import tracing
 from shared.backoff import Backoff
 from shared.errors import ImgclfError, JobTimeoutError, StoreUnavailableError
 from shared.jobs import Claim, JobStore
@@ -52,7 +53,8 @@ class JobRunner:
 
         Safe to run twice: the claim refuses terminal jobs and the first recorded outcome wins.
         """
-        claim = self._retrying("claim", lambda: self._claim(job_id))
+        with tracing.span("claim", job_id):
+            claim = self._retrying("claim", lambda: self._claim(job_id))
         if claim is None:
             log.info("job %s skipped: canceled, finished, expired or running elsewhere", job_id)
             return None
@@ -70,7 +72,8 @@ class JobRunner:
             return self._failed(job_id, internal)
         queue_wait = max(0.0, claim.started_at - claim.created_at)
         result = _result(outcome, queue_wait, self.classifier)
-        self._retrying("result", lambda: self.store.succeed(job_id, result))
+        with tracing.span("finish", job_id):
+            self._retrying("result", lambda: self.store.succeed(job_id, result))
         return Processed(JobStatus.SUCCEEDED, result, outcome, queue_wait)
 
     def _claim(self, job_id: str) -> Claim | None:
@@ -78,7 +81,9 @@ class JobRunner:
         return self.store.claim(job_id, worker_id=self.worker_id, takeover=takeover)
 
     def _failed(self, job_id: str, error: ImgclfError) -> Processed:
-        self._retrying("failure", lambda: self.store.fail(job_id, error))
+        with tracing.span("finish", job_id) as span:
+            span.set_attribute("imgclf.error_code", error.code)
+            self._retrying("failure", lambda: self.store.fail(job_id, error))
         return Processed(JobStatus.FAILED)
 
     def _retrying(self, what: str, call: Callable[[], T]) -> T:

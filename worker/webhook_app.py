@@ -12,7 +12,7 @@ import httpx
 from celery.signals import worker_init
 from standardwebhooks import Webhook
 
-from shared import log_format
+from shared import log_format, tracing
 from shared.jobs import JobStore
 from shared.queue import WEBHOOK_TASK, make_celery
 from shared.redis_client import connect
@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 @worker_init.connect  # type: ignore[untyped-decorator]
-def _check_secret(**_: Any) -> None:
+def _start(**_: Any) -> None:
+    tracing.instrument_celery("imgclf-webhooks")  # threads: tasks run in this process
     if get_settings().webhook_secret is None:
         log.warning("WEBHOOK_SECRET is not set: the API refuses callback_url, no webhook is sent")
 

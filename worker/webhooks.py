@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import httpx
 from standardwebhooks import Webhook
 
+from shared import tracing
 from shared.backoff import Backoff
 from shared.callbacks import destination_problem, worth_retrying
 from shared.errors import JobNotFoundError
@@ -81,17 +82,22 @@ class Deliverer:
         """One POST; a string where the destination was refused before sending."""
         if problem := destination_problem(url, self.allowed_hosts):
             return problem
-        timestamp = datetime.now(UTC)
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": job_id,
-            "webhook-timestamp": str(int(timestamp.timestamp())),
-            "webhook-signature": self.signer.sign(job_id, timestamp, payload),
-        }
-        try:
-            return self.http.post(url, content=payload.encode(), headers=headers)
-        except httpx.HTTPError as exc:
-            return exc
+        with tracing.span("webhook attempt", job_id) as span:
+            timestamp = datetime.now(UTC)
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": job_id,
+                "webhook-timestamp": str(int(timestamp.timestamp())),
+                "webhook-signature": self.signer.sign(job_id, timestamp, payload),
+                # A receiver that traces continues the job's trace.
+                **tracing.message_headers(),
+            }
+            try:
+                response = self.http.post(url, content=payload.encode(), headers=headers)
+            except httpx.HTTPError as exc:
+                return exc
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
 
 
 def _describe(outcome: httpx.Response | Exception) -> str:

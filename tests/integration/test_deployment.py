@@ -167,6 +167,23 @@ def test_the_sentinel_profile_runs_replicas_and_sentinels_the_services_follow() 
         assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
 
 
+def test_the_tracing_profile_sends_every_process_s_spans_to_jaeger() -> None:
+    env = {**SECRETS, "OTEL_TRACES_EXPORTER": "otlp"}
+    result = _compose("--profile", "tracing", "config", "--format", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert set(services) == SERVICES | {"jaeger"}
+    assert "healthcheck" in services["jaeger"]
+    for name in ("api", "worker", "webhooks"):
+        assert services[name]["environment"]["OTEL_TRACES_EXPORTER"] == "otlp"
+        assert services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    # Off unless asked for.
+    plain = _compose("config", "--format", "json", env=SECRETS)
+    assert (
+        json.loads(plain.stdout)["services"]["api"]["environment"]["OTEL_TRACES_EXPORTER"] == "none"
+    )
+
+
 def test_the_ui_image_carries_its_streamlit_settings() -> None:
     """The UI runs from Dockerfile.api's image: without .streamlit/config.toml in it, the page
     would send usage statistics and Streamlit would look up the host's public IP."""

@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -23,40 +21,12 @@ from scripts.processes import free_port
 from shared.settings import Settings
 from tests.conftest import Stack
 from tests.images import encode, gradient
-from tests.processes import RedisServer, api_server, running, service_env
+from tests.processes import RedisServer, api_server, running, service_env, webhook_node_command
+from tests.receivers import Receiver
 
 pytestmark = pytest.mark.integration
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-class Receiver:
-    """An HTTP server on loopback that answers each POST with the next of `answers` (then
-    200) and keeps what it was sent."""
-
-    def __init__(self) -> None:
-        self.answers: list[int] = []
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((dict(self.headers.items()), body))
-                self.send_response(receiver.answers.pop(0) if receiver.answers else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -72,9 +42,7 @@ def client(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
     stack's Redis; the stack's classify worker runs the jobs."""
     hooks = {"WEBHOOK_SECRET": SECRET, "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
              "WEBHOOK_MAX_ATTEMPTS": "3"}  # fmt: skip
-    node = [sys.executable, "-m", "celery", "-A", "worker.webhook_app", "worker", "-Q",
-            Settings().webhook_queue, "--pool", "threads", "--concurrency", "4",
-            "--hostname", "webhooks@%h", "--without-gossip", "--without-mingle"]  # fmt: skip
+    node = webhook_node_command()
     log = tmp_path_factory.mktemp("webhooks") / "webhooks.log"
     settings = Settings(
         redis_url=stack.redis.url, webhook_secret=SECRET, callback_allowed_hosts="127.0.0.1"
@@ -186,9 +154,7 @@ def test_a_canceled_job_is_posted_too(tmp_path: Path, receiver: Receiver) -> Non
     redis.start()
     try:
         env = service_env(redis.url, WEBHOOK_SECRET=SECRET, CALLBACK_ALLOWED_HOSTS="127.0.0.1")
-        node = [sys.executable, "-m", "celery", "-A", "worker.webhook_app", "worker", "-Q",
-                Settings().webhook_queue, "--pool", "threads", "--without-mingle",
-                "--without-gossip", "--hostname", "hooks2@%h"]  # fmt: skip
+        node = webhook_node_command(hostname="hooks2")
         settings = Settings(
             redis_url=redis.url, webhook_secret=SECRET, callback_allowed_hosts="127.0.0.1"
         )
