@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,7 +13,8 @@ from ui.client import ApiClient
 from ui.formatting import quantile_from_buckets, ratio
 
 _TERMINAL = ("succeeded", "failed", "canceled")
-WINDOWS = {"5 minutes": "5m", "15 minutes": "15m", "1 hour": "1h", "6 hours": "6h", "1 day": "1d"}
+# The page's time windows, in seconds.
+WINDOWS = {"5 minutes": 300, "15 minutes": 900, "1 hour": 3600, "6 hours": 21600, "1 day": 86400}
 LATENCIES = {
     "queue wait": "imgclf_worker_queue_wait_seconds",
     "inference": "imgclf_worker_inference_seconds",
@@ -53,8 +55,11 @@ class PrometheusUnavailableError(Exception):
     pass
 
 
+Series = list[tuple[float, float]]
+
+
 class Prometheus:
-    """Just enough of Prometheus's HTTP API: instant queries."""
+    """Just enough of Prometheus's HTTP API: instant and range queries."""
 
     def __init__(
         self, base_url: str, *, timeout: float = 3.0, transport: httpx.BaseTransport | None = None
@@ -62,14 +67,30 @@ class Prometheus:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 
-    def vector(self, promql: str) -> list[tuple[dict[str, str], float]]:
+    def _result(self, path: str, params: dict[str, str | float]) -> list[dict[str, Any]]:
         try:
-            response = self._http.get("/api/v1/query", params={"query": promql})
+            response = self._http.get(path, params=params)
             response.raise_for_status()
-            result = response.json()["data"]["result"]
+            result: list[dict[str, Any]] = response.json()["data"]["result"]
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             raise PrometheusUnavailableError(str(exc)) from exc
+        return result
+
+    def vector(self, promql: str) -> list[tuple[dict[str, str], float]]:
+        result = self._result("/api/v1/query", {"query": promql})
         return [(item["metric"], float(item["value"][1])) for item in result]
+
+    def matrix(
+        self, promql: str, *, start: float, end: float, step: float
+    ) -> list[tuple[dict[str, str], Series]]:
+        """Each series of a range query: its labels and its (unix time, value) points, the
+        steps where it had no value (NaN: no job in a latency's step) left out."""
+        params: dict[str, str | float] = {"query": promql, "start": start, "end": end, "step": step}
+        result = self._result("/api/v1/query_range", params)
+        return [
+            (item["metric"], [(float(t), float(v)) for t, v in item["values"] if v != "NaN"])
+            for item in result
+        ]
 
     def scalar(self, promql: str) -> float | None:
         values = [v for _, v in self.vector(promql) if not math.isnan(v)]
@@ -77,7 +98,7 @@ class Prometheus:
 
 
 def from_prometheus(prom: Prometheus, window: str) -> Snapshot:
-    """Windowed figures for the whole cluster."""
+    """Windowed figures for the whole cluster; `window` is a PromQL duration."""
     finished = {
         labels.get("status", ""): value
         for labels, value in prom.vector(

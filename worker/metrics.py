@@ -55,6 +55,13 @@ QUEUE_WAIT_SECONDS = Histogram(
     buckets=_WAIT_BUCKETS,
     registry=WORKER_REGISTRY,
 )
+END_TO_END_SECONDS = Histogram(
+    "imgclf_job_end_to_end_seconds",
+    "From a job's acceptance to its recorded outcome (queue wait and processing), by status",
+    ["status"],
+    buckets=_WAIT_BUCKETS,
+    registry=WORKER_REGISTRY,
+)
 DECODE_SECONDS = Histogram(
     "imgclf_worker_decode_seconds",
     "Image decoding time",
@@ -127,6 +134,10 @@ def observe_model_loaded(load_seconds: float) -> None:
 def observe_task(processed: Processed | None) -> None:
     """Record one task: its outcome and, for a classified image, where the time went."""
     TASKS.labels(outcome=processed.status.value if processed else "skipped").inc()
+    if processed is not None and processed.end_to_end_seconds is not None:
+        END_TO_END_SECONDS.labels(status=processed.status.value).observe(
+            processed.end_to_end_seconds
+        )
     if processed is None or processed.classification is None:
         return
     IMAGES.inc()

@@ -30,6 +30,8 @@ class Processed:
     result: JobResult | None = None
     classification: Classification | None = None
     queue_wait_seconds: float = 0.0
+    # From the job's acceptance to its outcome being recorded.
+    end_to_end_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,28 +65,28 @@ class JobRunner:
         except self.soft_limit_errors as exc:
             log.warning("job %s hit the soft time limit: %r", job_id, exc)
             timeout = JobTimeoutError("Processing took longer than the task time limit")
-            return self._failed(job_id, timeout)
+            return self._failed(claim, timeout)
         except ImgclfError as exc:
-            return self._failed(job_id, exc)
+            return self._failed(claim, exc)
         except Exception:
             log.exception("job %s failed unexpectedly", job_id)
             internal = ImgclfError("Internal error while classifying; see the worker log")
-            return self._failed(job_id, internal)
+            return self._failed(claim, internal)
         queue_wait = max(0.0, claim.started_at - claim.created_at)
         result = _result(outcome, queue_wait, self.classifier)
         with tracing.span("finish", job_id):
             self._retrying("result", lambda: self.store.succeed(job_id, result))
-        return Processed(JobStatus.SUCCEEDED, result, outcome, queue_wait)
+        return Processed(JobStatus.SUCCEEDED, result, outcome, queue_wait, _since(claim.created_at))
 
     def _claim(self, job_id: str) -> Claim | None:
         takeover = self.health is None or self.health.settled()
         return self.store.claim(job_id, worker_id=self.worker_id, takeover=takeover)
 
-    def _failed(self, job_id: str, error: ImgclfError) -> Processed:
-        with tracing.span("finish", job_id) as span:
+    def _failed(self, claim: Claim, error: ImgclfError) -> Processed:
+        with tracing.span("finish", claim.job_id) as span:
             span.set_attribute("imgclf.error_code", error.code)
-            self._retrying("failure", lambda: self.store.fail(job_id, error))
-        return Processed(JobStatus.FAILED)
+            self._retrying("failure", lambda: self.store.fail(claim.job_id, error))
+        return Processed(JobStatus.FAILED, end_to_end_seconds=_since(claim.created_at))
 
     def _retrying(self, what: str, call: Callable[[], T]) -> T:
         """`call`, retried with backoff while the store is unavailable, for at most
@@ -113,6 +115,10 @@ class JobRunner:
             max_pixels=self.max_pixels,
             decoding=self.decoding,
         )
+
+
+def _since(created_at: float) -> float:
+    return max(0.0, time.time() - created_at)
 
 
 def _result(outcome: Classification, queue_wait: float, classifier: Classifier) -> JobResult:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import sys
+import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,6 +20,9 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.conftest import Stack
 from tests.images import encode, gradient
 from tests.processes import SHARED_IMAGES, Trap, free_port, running, service_env, wait_until
+from tests.prometheus import monitored_stack
+from ui.monitoring import Prometheus
+from ui.trends import CHARTS, Window, chart_points
 
 pytestmark = pytest.mark.e2e
 
@@ -40,15 +47,16 @@ HOSTS_ASKED: set[str] = set()
 # Proxies pointed at a trap for the UI's own process: what it sends anywhere but to the API on
 # loopback (NO_PROXY) lands there.
 TRAP = Trap()
+TRAFFIC_SECONDS = 30
 
 
-@pytest.fixture(scope="module")
-def ui_url(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def _ui(redis_url: str, api_url: str, prometheus_url: str, log: Path) -> Iterator[str]:
     port = free_port()
     env = service_env(
-        stack.redis.url,
-        API_URL=stack.api_url,
-        PROMETHEUS_URL=f"http://127.0.0.1:{free_port()}",
+        redis_url,
+        API_URL=api_url,
+        PROMETHEUS_URL=prometheus_url,
         **TRAP.proxy_env(),
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
@@ -56,12 +64,52 @@ def ui_url(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     # No --browser.gatherUsageStats here: .streamlit/config.toml must turn it off by itself.
     command = [sys.executable, "-m", "streamlit", "run", "ui/app.py",
                "--server.port", str(port), "--server.headless", "true"]  # fmt: skip
-    with running(command, env=env, log=tmp_path_factory.mktemp("ui") / "ui.log"):
+    with running(command, env=env, log=log):
         url = f"http://127.0.0.1:{port}"
         wait_until(
             lambda: httpx.get(f"{url}/_stcore/health").status_code == 200, timeout=60, what="UI"
         )
         yield url
+
+
+@pytest.fixture(scope="module")
+def ui_url(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The UI on the session's stack, with no Prometheus where it looks for one."""
+    log = tmp_path_factory.mktemp("ui") / "ui.log"
+    with _ui(stack.redis.url, stack.api_url, f"http://127.0.0.1:{free_port()}", log) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def monitored_ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The UI on a stack of its own that a real Prometheus scrapes, after real traffic spread
+    over half a minute: good and broken images, a refused upload and unknown job ids."""
+    tmp = tmp_path_factory.mktemp("monitored")
+    with monitored_stack(tmp) as monitored:
+        _traffic(monitored.api, seconds=TRAFFIC_SECONDS)
+        prom = Prometheus(monitored.prometheus)
+        wait_until(lambda: all(chart_points(prom, chart, Window(300, time.time()))
+                               for chart in CHARTS), timeout=60, what="data for every chart")  # fmt: skip
+        with _ui(monitored.redis_url, monitored.api, monitored.prometheus, tmp / "ui.log") as url:
+            yield url
+
+
+def _traffic(api: str, *, seconds: float) -> None:
+    good = (SHARED_IMAGES / "labrador.jpg").read_bytes()
+    jpeg = encode(gradient(), "JPEG")
+    broken = jpeg[:300] + b"\0" * 300 + jpeg[-2:]  # fails in the worker
+    end = time.monotonic() + seconds
+    with httpx.Client(base_url=api, timeout=30) as http:
+        for round_ in itertools.count():
+            if time.monotonic() > end:
+                break
+            image = broken if round_ % 5 == 4 else good
+            http.post("/api/v1/jobs", params={"wait": 10},
+                      files={"file": ("p.jpg", image, "image/jpeg")})  # fmt: skip
+            if round_ % 4 == 0:
+                http.get(f"/api/v1/jobs/{uuid.uuid4()}")  # 404
+                http.post("/api/v1/jobs", files={"file": ("x.jpg", b"not an image")})  # 4xx
+            time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +199,27 @@ def test_monitoring_page_falls_back_to_api_figures(page: Page, ui_url: str) -> N
         timeout=30_000
     )
     expect(page.get_by_text("Workers online")).to_be_visible()
+
+
+def test_monitoring_page_charts_what_prometheus_scraped(page: Page, monitored_ui_url: str) -> None:
+    """Every chart drawn with data over the window (none says 'No data'), the current figures
+    above them, and no fallback."""
+    # Tall enough for every chart in one screenshot (the page scrolls inside Streamlit's frame).
+    page.set_viewport_size({"width": 1300, "height": 2350})
+    page.goto(f"{monitored_ui_url}/monitoring")
+    page.locator("[data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name="5 minutes", exact=True).click()
+    for chart in CHARTS:
+        title = page.locator("strong").get_by_text(chart.title, exact=True)
+        expect(title).to_be_visible(timeout=30_000)
+    # One chart element per trend, and the inference-time distribution.
+    expect(page.locator("[data-testid='stVegaLiteChart']")).to_have_count(len(CHARTS) + 1,
+                                                                          timeout=30_000)  # fmt: skip
+    expect(page.get_by_text("No data in this window.")).to_have_count(0)
+    expect(page.get_by_text("Prometheus is not reachable", exact=False)).to_have_count(0)
+    expect(page.get_by_text("Workers online").first).to_be_visible()
+    page.get_by_role("heading", name="Monitoring").click()  # the selectbox's focus off
+    page.wait_for_timeout(1000)  # the charts' last paint
     _screenshot(page, "monitoring")
 
 

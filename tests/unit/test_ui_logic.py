@@ -18,6 +18,7 @@ from ui.formatting import (
     thumbnail,
 )
 from ui.monitoring import Prometheus, PrometheusUnavailableError, from_api, from_prometheus
+from ui.trends import CHARTS, Window, chart_points
 
 pytestmark = pytest.mark.unit
 
@@ -243,3 +244,46 @@ def test_job_details_name_the_retried_job_and_the_webhook_state() -> None:
     assert job_details(Job.model_validate({**base, "callback": done})) == [
         "webhook delivered (1 attempt)"
     ]
+
+
+def test_a_chart_reads_its_range_with_a_step_that_fits_the_window() -> None:
+    asked: list[httpx.QueryParams] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/v1/query_range"
+        asked.append(request.url.params)
+        result = [
+            {"metric": {}, "values": [[100, "0.004"], [130, "NaN"], [160, "0.006"]]},
+        ]
+        return httpx.Response(200, json={"status": "success", "data": {"result": result}})
+
+    prom = Prometheus("http://prom.test", transport=httpx.MockTransport(handler))
+    inference = next(chart for chart in CHARTS if chart.title == "Inference time")
+    points = chart_points(prom, inference, Window(seconds=3600, end=1000.0))
+    # One query per quantile; a NaN step (no job then) is left out; seconds shown as ms.
+    assert [p["query"] for p in asked] == [
+        line.promql.format(rate="120s") for line in inference.lines
+    ]
+    assert {(p["start"], p["end"], p["step"]) for p in asked} == {("-2600.0", "1000.0", "30.0")}
+    assert [(p.time, round(p.value, 3), p.series) for p in points[:2]] == [
+        (100.0, 4.0, "p50"),
+        (160.0, 6.0, "p50"),
+    ]
+    assert {p.series for p in points} == {"p50", "p95", "p99"}
+    # A short window keeps at least a 5 s step and a one-minute rate.
+    assert (Window(300, 0).step, Window(300, 0).rate) == (5.0, "60s")
+
+
+def test_a_chart_names_each_series_by_its_label() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        result = [
+            {"metric": {"status": "404"}, "values": [[1, "0.5"]]},
+            {"metric": {}, "values": [[1, "1"]]},
+        ]
+        return httpx.Response(200, json={"status": "success", "data": {"result": result}})
+
+    prom = Prometheus("http://prom.test", transport=httpx.MockTransport(handler))
+    errors = next(chart for chart in CHARTS if chart.unit == "answers/s")
+    assert '{status=~"[45].."}' in errors.lines[0].promql.format(rate="60s")
+    points = chart_points(prom, errors, Window(300, 10.0))
+    assert [p.series for p in points] == ["404", "?"]

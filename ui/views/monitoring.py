@@ -1,6 +1,9 @@
-"""Monitoring: throughput, success and error rates, latency, queue and workers."""
+"""Monitoring: the current figures (throughput, success and error rates, latency, queue and
+workers), then charts of them over the chosen window."""
 
 from __future__ import annotations
+
+import time
 
 import altair as alt
 import pandas as pd
@@ -18,6 +21,9 @@ from ui.monitoring import (
     from_prometheus,
 )
 from ui.session import api_client, prometheus
+from ui.trends import CHARTS, Chart, Window, chart_points
+
+CHARTS_PER_ROW = 2
 
 
 def render() -> None:
@@ -30,21 +36,24 @@ def render() -> None:
     st.link_button("Open Flower (queues and workers)", settings.ui_flower_url)
 
 
-def _figures(window: str) -> None:
+def _figures(window_seconds: int) -> None:
     settings = get_settings()
     try:
-        snapshot = from_prometheus(prometheus(), window)
+        snapshot = from_prometheus(prometheus(), f"{window_seconds}s")
     except PrometheusUnavailableError:
         st.info(
             f"Prometheus is not reachable at {settings.prometheus_url}: showing the API's own "
-            "figures since it started (no time window, no worker latencies)."
+            "figures since it started (no time window, no worker latencies, no charts)."
         )
         try:
             snapshot = from_api(api_client())
         except ApiError as exc:
             st.error(f"The API is unavailable too: {exc.message}")
             return
+        _show(snapshot)
+        return
     _show(snapshot)
+    _trends(Window(seconds=window_seconds, end=time.time()))
 
 
 def _show(snapshot: Snapshot) -> None:
@@ -74,6 +83,49 @@ def _show(snapshot: Snapshot) -> None:
     )
     if snapshot.distribution:
         _distribution(snapshot.distribution)
+
+
+def _trends(window: Window) -> None:
+    st.subheader("Over the window")
+    for start in range(0, len(CHARTS), CHARTS_PER_ROW):
+        for column, chart in zip(
+            st.columns(CHARTS_PER_ROW), CHARTS[start : start + CHARTS_PER_ROW], strict=False
+        ):
+            with column:
+                _trend(chart, window)
+
+
+def _trend(chart: Chart, window: Window) -> None:
+    try:
+        points = chart_points(prometheus(), chart, window)
+    except PrometheusUnavailableError as exc:
+        st.warning(f"{chart.title}: Prometheus did not answer ({exc})")
+        return
+    st.markdown(f"**{chart.title}**")
+    if not points:
+        st.caption("No data in this window.")
+        return
+    frame = pd.DataFrame(
+        {
+            "time": pd.to_datetime([p.time for p in points], unit="s", utc=True),
+            chart.unit: [p.value for p in points],
+            "series": [p.series for p in points],
+        }
+    )
+    start = pd.to_datetime(window.end - window.seconds, unit="s", utc=True)
+    end = pd.to_datetime(window.end, unit="s", utc=True)
+    line = (
+        alt.Chart(frame)
+        .mark_line(point=len(frame) < 30)
+        .encode(
+            x=alt.X("time:T", title="time (UTC)", scale=alt.Scale(domain=[start, end])),
+            y=alt.Y(f"{chart.unit}:Q", title=chart.unit, axis=alt.Axis(format=",.3~r")),
+            color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
+            tooltip=["time:T", "series:N", alt.Tooltip(f"{chart.unit}:Q", format=".3~f")],
+        )
+        .properties(height=220)
+    )
+    st.altair_chart(line, width="stretch")
 
 
 def _distribution(buckets: list[tuple[float, float]]) -> None:
