@@ -58,7 +58,7 @@ async def _predict(conn: http_wire.Connection, request: bytes) -> None:
 
 
 async def _run(
-    url: str, images: list[bytes], *, clients: int, mode: str, probe: bool
+    url: str, images: list[bytes], *, clients: int, mode: str, probe: bool, fresh: bool = False
 ) -> LoadResult:
     path, send = MODES[mode], _predict if mode == "predict" else _job
     encoded: dict[int, bytes] = {}  # the workload repeats the same photos: encode each once
@@ -77,6 +77,8 @@ async def _run(
                 request = queue.get_nowait()
                 started = time.perf_counter()
                 await send(conn, request)
+                if fresh:
+                    await conn.close()
                 result.latencies.append(time.perf_counter() - started)
         finally:
             await conn.close()
@@ -103,11 +105,18 @@ async def _run(
 
 
 def run(
-    url: str, images: list[bytes], *, clients: int, mode: str = "jobs", probe: bool = True
+    url: str,
+    images: list[bytes],
+    *,
+    clients: int,
+    mode: str = "jobs",
+    probe: bool = True,
+    fresh: bool = False,
 ) -> LoadResult:
     """Send every image once through `clients` concurrent clients (`mode`: one of `MODES`),
-    probing `GET /health` every 20 ms meanwhile when `probe` is set."""
-    return asyncio.run(_run(url, images, clients=clients, mode=mode, probe=probe))
+    probing `GET /health` every 20 ms meanwhile when `probe` is set; with `fresh`, a new
+    connection per request instead of keep-alive."""
+    return asyncio.run(_run(url, images, clients=clients, mode=mode, probe=probe, fresh=fresh))
 
 
 def idle_latency(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from scripts.bench import load, services
+from scripts.bench import load, pools, services
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration
@@ -42,3 +44,16 @@ def test_worker_node_alone_run_counts_each_job_once_finished(
 def test_worker_node_alone_run_stops_at_a_failed_job(stack: Stack) -> None:
     with pytest.raises(RuntimeError, match="failed"):
         services.drain(stack.redis.url, [b"not an image"])
+
+
+@pytest.mark.parametrize("pool", ["prefork", "solo", "threads"])
+def test_the_pool_comparison_runs_every_job_on_each_pool(
+    pool: str, labrador_bytes: bytes, tmp_path: Path
+) -> None:
+    """Each pool the comparison measures really classifies (its nodes start, take the jobs
+    from Redis and announce them), and its CPU is accounted to the node's processes."""
+    run = pools.measure(pool, [labrador_bytes] * 8, cores=2, logs=tmp_path)
+    assert run["images_per_second"] > 0
+    cpu = run["cpu_ms_per_image"]
+    assert cpu["main"] + cpu["children"] > 0
+    assert (cpu["children"] > 0) is (pool == "prefork")

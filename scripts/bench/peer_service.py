@@ -1,0 +1,40 @@
+"""The benchmark's peer: BentoML serving the same ONNX file with the same decoding and
+preprocessing as imgclf's workers (`worker.pipeline.classify`, so only the serving differs), on
+BentoML's recommended CPU settings: one worker process per core, one inference thread each.
+
+    bentoml serve scripts.bench.peer_service:Classifier --port 3000
+
+(`uv run --group peer`; `scripts/bench/peer.py` starts it.) It answers `POST /api/v1/predict`
+with a multipart `file`, as imgclf's synchronous route does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import bentoml
+
+from shared.settings import get_settings
+from worker.model import load_classifier
+from worker.pipeline import classify
+
+TOP_K = 5
+
+
+@bentoml.service(workers="cpu_count", traffic={"timeout": 60})
+class Classifier:
+    def __init__(self) -> None:
+        settings = get_settings()
+        self.settings = settings
+        self.classifier = load_classifier(settings.model_path, settings.labels_path, threads=1)
+
+    @bentoml.api(route="/api/v1/predict")
+    def predict(self, file: Path) -> dict[str, Any]:
+        outcome = classify(
+            file.read_bytes(),
+            classifier=self.classifier,
+            top_k=TOP_K,
+            max_pixels=self.settings.max_image_pixels,
+        )
+        return {"predictions": [p.model_dump() for p in outcome.predictions]}
