@@ -13,6 +13,7 @@ from fastapi import Depends, Header, Query, Request
 from api.security import offered_key
 from api.service import JobService
 from api.submissions import IdempotentRequest, SubmitOptions
+from shared.callbacks import MAX_URL_CHARS
 from shared.priorities import DEFAULT_PRIORITY, Priority
 
 
@@ -89,7 +90,7 @@ IdempotencyDep = Annotated[IdempotentRequest | None, Depends(_idempotency_key)]
 CallbackUrl = Annotated[
     str | None,
     Query(
-        max_length=2048,
+        max_length=MAX_URL_CHARS,
         description="Where to POST the job once it ends: the job's JSON as a Standard Webhooks "
         "delivery (signed with WEBHOOK_SECRET; `webhook-id` is the job id), retried with backoff "
         "on 5xx, 408, 429 and network errors. http(s) only; private, loopback, link-local and "

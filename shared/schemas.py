@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.priorities import Priority
+from shared.priorities import DEFAULT_PRIORITY, Priority
 
 
 class JobStatus(StrEnum):
@@ -72,7 +72,7 @@ class NewJob(BaseModel):
     height: int
     top_k: int
     priority: Priority = Field(
-        default="normal", description="Workers take high before normal before low"
+        default=DEFAULT_PRIORITY, description="Workers take high before normal before low"
     )
     retry_of: str | None = Field(
         default=None, description="The failed or canceled job this one retries, if any"

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from shared.image_checks import FILE_EXTENSIONS
+from shared.priorities import PRIORITIES
 from shared.schemas import Job, JobStatus
 from shared.settings import get_settings
 from ui.client import ApiClient, ApiError, ApiUnavailableError, Upload
@@ -82,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     submit.add_argument(
         "--priority",
-        choices=["high", "normal", "low"],
+        choices=PRIORITIES,
         default=None,
         help="workers take high before normal before low (default: normal)",
     )

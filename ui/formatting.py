@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from shared.priorities import DEFAULT_PRIORITY
 from shared.schemas import Job, JobStatus, Prediction
 
 # Streamlit badge markdown: colour carries the state, the word says it.
@@ -110,7 +111,7 @@ def job_details(job: Job) -> list[str]:
     """The lines that say how a job was asked for and where its result went: its priority (when
     not normal), the job it retries, and its webhook's delivery."""
     lines = []
-    if job.priority != "normal":
+    if job.priority != DEFAULT_PRIORITY:
         lines.append(f"{job.priority} priority")
     if job.retry_of:
         lines.append(f"retry of `{job.retry_of}`")

@@ -37,7 +37,7 @@ async def queue_status(service: ServiceDep) -> QueueStatus:
         queued=sum(lengths.values()),
         running=await service.store.running_count(),
         workers_online=len(await service.live_workers()),
-        max_queue_length=service.settings.max_queue_length,
+        max_queue_length=cap,
         queued_bytes=await service.store.queued_bytes(),
         max_queued_bytes=service.settings.max_queued_bytes,
         priorities={p: PriorityQueue(queued=n, max_queue_length=cap) for p, n in lengths.items()},

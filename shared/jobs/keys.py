@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from shared.priorities import DEFAULT_PRIORITY, PRIORITIES
+from shared.priorities import PRIORITIES, per_priority
 
 KEY_PREFIX = "imgclf"
 EVENTS_CHANNEL = f"{KEY_PREFIX}:events"
@@ -19,16 +19,12 @@ QUEUED_KEY = f"{KEY_PREFIX}:queued"
 CLAIM_WATERMARK_KEY = f"{KEY_PREFIX}:claimed-watermark"
 
 
-def _per_priority(name: str, priority: str) -> str:
-    return name if priority == DEFAULT_PRIORITY else f"{name}:{priority}"
-
-
 def queued_key(priority: str) -> str:
-    return _per_priority(QUEUED_KEY, priority)
+    return per_priority(QUEUED_KEY, priority, separator=":")
 
 
 def watermark_key(priority: str) -> str:
-    return _per_priority(CLAIM_WATERMARK_KEY, priority)
+    return per_priority(CLAIM_WATERMARK_KEY, priority, separator=":")
 
 
 # Bytes of queued images, in all and per job (MAX_QUEUED_BYTES).

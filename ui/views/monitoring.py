@@ -46,11 +46,9 @@ def _figures(window_seconds: int) -> None:
             "figures since it started (no time window, no worker latencies, no charts)."
         )
         try:
-            snapshot = from_api(api_client())
+            _show(from_api(api_client()))
         except ApiError as exc:
             st.error(f"The API is unavailable too: {exc.message}")
-            return
-        _show(snapshot)
         return
     _show(snapshot)
     _trends(Window(seconds=window_seconds, end=time.time()))
