@@ -21,7 +21,7 @@ command -v redis-sentinel >/dev/null || apt_install redis-sentinel   # the failo
 command -v prometheus >/dev/null || apt_install prometheus   # the Prometheus integration test
 command -v chromium >/dev/null || apt_install chromium       # the browser (e2e) tests
 command -v openssl >/dev/null || apt_install openssl         # the Redis TLS test's throwaway CA
-command -v faketime >/dev/null || apt_install faketime       # a worker node with a skewed clock
+command -v cc >/dev/null || apt_install gcc                  # tests/clock: a worker node with a skewed wall clock
 command -v ip >/dev/null || apt_install iproute2               # the multi-host tests' network namespaces
 
 uv sync --frozen --quiet

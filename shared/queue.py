@@ -45,6 +45,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.task_soft_time_limit_seconds,
         task_time_limit=settings.task_time_limit_seconds,
+        broker_transport=_transport(settings),
         broker_transport_options=_transport_options(settings),
         broker_use_ssl=_broker_tls(settings),
         broker_connection_retry_on_startup=True,
@@ -58,6 +59,12 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
     )
     return app
+
+
+def _transport(settings: Settings) -> str:
+    """kombu's Redis transport, freeing a failed ack's slot (`shared.broker_transport`)."""
+    kind = "SentinelTransport" if settings.sentinel_addresses() else "Transport"
+    return f"shared.broker_transport:{kind}"
 
 
 def _transport_options(settings: Settings) -> dict[str, object]:

@@ -24,7 +24,8 @@ from tests.prometheus import monitored_stack
 from ui.monitoring import Prometheus
 from ui.trends import CHARTS, Window, chart_points
 
-pytestmark = pytest.mark.e2e
+# The first test of a fixture starts its stack and waits for the first render: room for both.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium's own network features fail on a closed network and slow every start.
@@ -48,6 +49,12 @@ HOSTS_ASKED: set[str] = set()
 # loopback (NO_PROXY) lands there.
 TRAP = Trap()
 TRAFFIC_SECONDS = 30
+# A busy machine (CI shares two cores with everything) slows each render: waits are for what the
+# page shows, with room to spare. The first render of a fresh Streamlit server, which imports the
+# app's modules, is waited for once, longer, before any test (`_first_render`).
+RENDER_TIMEOUT_MS = 60_000
+FIRST_RENDER_TIMEOUT_MS = 180_000
+expect.set_options(timeout=RENDER_TIMEOUT_MS)
 
 
 @contextmanager
@@ -67,21 +74,37 @@ def _ui(redis_url: str, api_url: str, prometheus_url: str, log: Path) -> Iterato
     with running(command, env=env, log=log):
         url = f"http://127.0.0.1:{port}"
         wait_until(
-            lambda: httpx.get(f"{url}/_stcore/health").status_code == 200, timeout=60, what="UI"
+            lambda: httpx.get(f"{url}/_stcore/health").status_code == 200, timeout=120, what="UI"
         )
         yield url
 
 
+def _first_render(browser: Browser, url: str) -> None:
+    """Wait until the app has rendered its first page: Streamlit's health check answers before
+    the app's modules are imported, which the first session does."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(url, timeout=FIRST_RENDER_TIMEOUT_MS)
+        heading = page.get_by_role("heading", name="Classify images")
+        expect(heading).to_be_visible(timeout=FIRST_RENDER_TIMEOUT_MS)
+    finally:
+        context.close()
+
+
 @pytest.fixture(scope="module")
-def ui_url(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def ui_url(
+    stack: Stack, browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """The UI on the session's stack, with no Prometheus where it looks for one."""
     log = tmp_path_factory.mktemp("ui") / "ui.log"
     with _ui(stack.redis.url, stack.api_url, f"http://127.0.0.1:{free_port()}", log) as url:
+        _first_render(browser, url)
         yield url
 
 
 @pytest.fixture(scope="module")
-def monitored_ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def monitored_ui_url(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The UI on a stack of its own that a real Prometheus scrapes, after real traffic spread
     over half a minute: good and broken images, a refused upload and unknown job ids."""
     tmp = tmp_path_factory.mktemp("monitored")
@@ -89,8 +112,9 @@ def monitored_ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _traffic(monitored.api, seconds=TRAFFIC_SECONDS)
         prom = Prometheus(monitored.prometheus)
         wait_until(lambda: all(chart_points(prom, chart, Window(300, time.time()))
-                               for chart in CHARTS), timeout=60, what="data for every chart")  # fmt: skip
+                               for chart in CHARTS), timeout=120, what="data for every chart")  # fmt: skip
         with _ui(monitored.redis_url, monitored.api, monitored.prometheus, tmp / "ui.log") as url:
+            _first_render(browser, url)
             yield url
 
 
@@ -125,6 +149,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    context.set_default_timeout(RENDER_TIMEOUT_MS)
     page = context.new_page()
     page.on("request", lambda request: HOSTS_ASKED.add(urlsplit(request.url).hostname or ""))
     yield page
@@ -139,14 +164,14 @@ def _screenshot(page: Page, name: str) -> None:
 
 def test_upload_shows_labrador_as_top_prediction_with_chart(page: Page, ui_url: str) -> None:
     page.goto(ui_url)
-    expect(page.get_by_role("heading", name="Classify images")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("heading", name="Classify images")).to_be_visible()
     # The uploader promises what the API accepts (MAX_UPLOAD_BYTES), not Streamlit's 200 MB.
     expect(page.get_by_text("10MB per file", exact=False)).to_be_visible()
     expect(page.get_by_role("button", name="Deploy")).to_have_count(0)
     page.set_input_files("input[type=file]", str(SHARED_IMAGES / "labrador.jpg"))
     page.get_by_role("button", name="Classify", exact=True).click()
     top = page.get_by_role("heading", name="Labrador retriever — 68.1 %")
-    expect(top).to_be_visible(timeout=30_000)
+    expect(top).to_be_visible()
     chart = page.locator("[data-testid='stVegaLiteChart']").first
     expect(chart).to_be_visible()
     expect(chart.locator("canvas, svg").first).to_be_visible()
@@ -161,9 +186,7 @@ def test_bad_file_shows_the_api_error(page: Page, ui_url: str, tmp_path: Path) -
     page.goto(ui_url)
     page.set_input_files("input[type=file]", str(bad))
     page.get_by_role("button", name="Classify", exact=True).click()
-    expect(page.get_by_text("Rejected: Invalid image file", exact=False)).to_be_visible(
-        timeout=30_000
-    )
+    expect(page.get_by_text("Rejected: Invalid image file", exact=False)).to_be_visible()
 
 
 def test_a_job_found_by_id_shows_its_failure_and_can_be_retried(
@@ -177,17 +200,17 @@ def test_a_job_found_by_id_shows_its_failure_and_can_be_retried(
                      files={"file": ("broken.jpg", broken, "image/jpeg")}, timeout=30).json()  # fmt: skip
     assert job["status"] == "failed"
     page.goto(ui_url)
-    expect(page.get_by_role("heading", name="Classify images")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("heading", name="Classify images")).to_be_visible()
     page.get_by_placeholder("job id").fill(job["job_id"])
     page.get_by_role("button", name="Find", exact=True).click()
-    expect(page.get_by_text(job["job_id"], exact=False).first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(job["job_id"], exact=False).first).to_be_visible()
     page.get_by_role("button", name="Retry").first.click()
-    expect(page.get_by_text(f"retry of {job['job_id']}", exact=False)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(f"retry of {job['job_id']}", exact=False)).to_be_visible()
 
 
 def test_model_info_page_shows_the_model(page: Page, ui_url: str) -> None:
     page.goto(f"{ui_url}/model")
-    expect(page.get_by_role("heading", name="SqueezeNet 1.1")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("heading", name="SqueezeNet 1.1")).to_be_visible()
     expect(page.get_by_text("CPUExecutionProvider")).to_be_visible()
     expect(page.get_by_text("centre crop 224x224", exact=False)).to_be_visible()
     _screenshot(page, "model-info")
@@ -195,9 +218,7 @@ def test_model_info_page_shows_the_model(page: Page, ui_url: str) -> None:
 
 def test_monitoring_page_falls_back_to_api_figures(page: Page, ui_url: str) -> None:
     page.goto(f"{ui_url}/monitoring")
-    expect(page.get_by_text("Prometheus is not reachable", exact=False)).to_be_visible(
-        timeout=30_000
-    )
+    expect(page.get_by_text("Prometheus is not reachable", exact=False)).to_be_visible()
     expect(page.get_by_text("Workers online")).to_be_visible()
 
 
@@ -211,10 +232,9 @@ def test_monitoring_page_charts_what_prometheus_scraped(page: Page, monitored_ui
     page.get_by_role("option", name="5 minutes", exact=True).click()
     for chart in CHARTS:
         title = page.locator("strong").get_by_text(chart.title, exact=True)
-        expect(title).to_be_visible(timeout=30_000)
+        expect(title).to_be_visible()
     # One chart element per trend, and the inference-time distribution.
-    expect(page.locator("[data-testid='stVegaLiteChart']")).to_have_count(len(CHARTS) + 1,
-                                                                          timeout=30_000)  # fmt: skip
+    expect(page.locator("[data-testid='stVegaLiteChart']")).to_have_count(len(CHARTS) + 1)  # fmt: skip
     expect(page.get_by_text("No data in this window.")).to_have_count(0)
     expect(page.get_by_text("Prometheus is not reachable", exact=False)).to_have_count(0)
     expect(page.get_by_text("Workers online").first).to_be_visible()
