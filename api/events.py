@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import redis
@@ -69,18 +69,20 @@ class JobEvents:
                 await self._client.aclose()
 
     @contextlib.asynccontextmanager
-    async def watch(self, job_id: str) -> AsyncIterator[Finished]:
-        """Set when `job_id` ends; register it *before* reading the job's status."""
-        finished = Finished()
-        self._waiters[job_id].append(finished)
+    async def watch(self, job_ids: Sequence[str]) -> AsyncIterator[list[Finished]]:
+        """Each set when its job ends; register them *before* reading the jobs' status."""
+        watches = [Finished() for _ in job_ids]
+        for job_id, finished in zip(job_ids, watches, strict=True):
+            self._waiters[job_id].append(finished)
         try:
-            yield finished
+            yield watches
         finally:
-            waiters = self._waiters.get(job_id)
-            if waiters is not None:
-                waiters.remove(finished)
-                if not waiters:
-                    del self._waiters[job_id]
+            for job_id, finished in zip(job_ids, watches, strict=True):
+                waiters = self._waiters.get(job_id)
+                if waiters is not None:
+                    waiters.remove(finished)
+                    if not waiters:
+                        del self._waiters[job_id]
 
     def notify(self, message: str) -> None:
         """Wake the requests waiting on the job a message announces (parsed only if any wait)."""
@@ -120,6 +122,19 @@ class JobEvents:
             self.notify(data.decode())
         except (UnicodeDecodeError, ValueError) as exc:  # not an event of ours: skip it
             log.warning("job events: skipped a malformed event (%s)", exc)
+
+
+async def until_all_terminal(
+    jobs: Sequence[Job],
+    watches: Sequence[Finished],
+    read: Callable[[str], Awaitable[Job]],
+    *,
+    deadline: float,
+) -> list[Job]:
+    """Every job of `jobs` once all are terminal, or as they stand at `deadline` (monotonic)."""
+    return await asyncio.gather(
+        *(until_terminal(j, w, read, deadline=deadline) for j, w in zip(jobs, watches, strict=True))
+    )
 
 
 async def until_terminal(

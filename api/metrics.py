@@ -7,7 +7,7 @@ process writes its samples there and whichever process answers a scrape adds the
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 from prometheus_client import (
     REGISTRY,
@@ -23,7 +23,6 @@ from prometheus_client.registry import Collector
 from shared import metrics_dir
 from shared.errors import StoreUnavailableError
 from shared.jobs import JobStore
-from shared.kombu_messages import ClassifyQueue
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -80,6 +79,12 @@ UPLOAD_MEMORY_BYTES = Gauge(
     "Bytes of uploads held in memory while their requests are parsed and submitted",
     multiprocess_mode="livesum",
 )
+TRANSACTION_REQUESTS = Histogram(
+    "imgclf_api_transaction_requests",
+    "Submits queued per Redis transaction: above 1, submits that came while the last "
+    "transaction was in flight went together (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 UPLOADS_SPILLED = Counter(
     "imgclf_api_uploads_spilled_to_disk_total",
     "Uploaded files parked on disk because UPLOAD_MEMORY_BYTES was in use",
@@ -120,13 +125,12 @@ def observe_submission(route: str, sizes: list[int]) -> None:
 class QueueCollector(Collector):
     """Read at scrape time from Redis, so every API process reports the same true numbers."""
 
-    def __init__(self, store: JobStore, queues: Mapping[str, ClassifyQueue]) -> None:
+    def __init__(self, store: JobStore) -> None:
         self._store = store
-        self._queues = queues
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         try:
-            lengths = self._store.queue_lengths(self._queues)
+            lengths = self._store.queued_counts()
             running = self._store.running_count()
             queued_bytes = self._store.queued_bytes()
             finished = self._store.finished_counts()
@@ -169,8 +173,8 @@ def metrics_registry() -> CollectorRegistry:
     return registry
 
 
-def queue_registry(store: JobStore, queues: Mapping[str, ClassifyQueue]) -> CollectorRegistry:
+def queue_registry(store: JobStore) -> CollectorRegistry:
     """Figures read from Redis at scrape time; never written to multiprocess files."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(QueueCollector(store, queues))
+    registry.register(QueueCollector(store))
     return registry

@@ -15,9 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api import metrics
-from api.events import JobEvents, until_terminal
+from api.committer import Committer
+from api.events import JobEvents, until_all_terminal
 from api.security import encoded_keys
-from api.submissions import SubmitOptions, check_callback, fingerprint
+from api.submissions import SubmitOptions, check_callback, submission
 from api.upload_form import BudgetedUpload, UploadLimits
 from api.upload_spool import MemoryBudget, disk_turn
 from api.uploads import check_uploads, upload_bytes
@@ -33,12 +34,11 @@ from shared.errors import (
 )
 from shared.jobs import (
     AsyncJobStore,
-    Idempotency,
+    Grouping,
     JobStore,
     QueueLimits,
     Replication,
-    Submission,
-    idempotency_key,
+    Request,
     new_job_id,
 )
 from shared.kombu_messages import classify_queues, webhook_queue
@@ -69,7 +69,12 @@ class JobService:
         )
         self.blocking_store = JobStore(self.redis, ttl_seconds=settings.job_ttl_seconds)
         self.queues = classify_queues(settings.queue_name, celery)
-        self.queue_limits = QueueLimits(settings.max_queue_length, settings.max_queued_bytes)
+        self.committer = Committer(
+            self.store,
+            queues=self.queues,
+            limits=QueueLimits(settings.max_queue_length, settings.max_queued_bytes),
+            grouping=Grouping(settings.group_max_jobs, settings.group_max_bytes),
+        )
         self.api_keys = encoded_keys(settings.accepted_api_keys())
         self.events = JobEvents(async_redis)
         self.upload_limits = UploadLimits(
@@ -80,7 +85,7 @@ class JobService:
         )
         self.registries = (
             metrics.metrics_registry(),
-            metrics.queue_registry(self.blocking_store, self.queues),
+            metrics.queue_registry(self.blocking_store),
         )
 
     async def start(self) -> None:
@@ -147,36 +152,27 @@ class JobService:
                 max_pixels=self.settings.max_image_pixels,
                 check_seconds=self.settings.upload_check_timeout_seconds,
             )
-        extra = {"priority": options.priority, "callback_url": options.callback_url}
-        jobs = [job.model_copy(update=extra) for job in jobs]
-        idempotency = None
-        if options.idempotency is not None:
-            idempotency = Idempotency(
-                idempotency_key(options.idempotency.caller, options.idempotency.key),
-                fingerprint(route, top_k, jobs, contents),
-            )
         with tracing.span("enqueue") as span:
-            queued = await self.store.enqueue(
-                list(zip(jobs, contents, strict=True)),
-                queue=self.queues[options.priority],
-                limits=self.queue_limits,
-                submission=Submission(job_ids, idempotency, owner=options.owner),
-            )
+            request = submission(jobs, contents, options=options, route=route, job_ids=job_ids)
+            queued = await self.committer.submit(request)
             span.set_attribute("imgclf.job_ids", [job.job_id for job in queued])
         return queued
 
-    async def submit_and_wait(self, file: UploadFile, *, options: SubmitOptions, route: str) -> Job:
-        """Queue one image, then the job as soon as it is terminal or when `options.wait`
-        seconds have passed. The watch is set before the job exists, so its end cannot slip by
-        unseen and the new job need not be read back."""
+    async def submit_and_wait(
+        self, files: Sequence[UploadFile], *, options: SubmitOptions, route: str
+    ) -> list[Job]:
+        """Queue the images, then their jobs as soon as all are terminal or when
+        `options.wait` seconds have passed. The watches are set before the jobs exist, so no end
+        can slip by unseen and the new jobs need not be read back."""
         deadline = time.monotonic() + options.wait
-        job_id = new_job_id()
-        async with self.events.watch(job_id) as finished:
-            (job,) = await self.submit([file], options=options, route=route, job_ids=[job_id])
-            if job.job_id == job_id:
-                return await until_terminal(job, finished, self.store.get, deadline=deadline)
-        # An Idempotency-Key's earlier job: wait for that one instead.
-        return await self.wait_for(job.job_id, wait_seconds=max(0.0, deadline - time.monotonic()))
+        job_ids = [new_job_id() for _ in files]
+        async with self.events.watch(job_ids) as watches:
+            jobs = await self.submit(files, options=options, route=route, job_ids=job_ids)
+            if [job.job_id for job in jobs] == job_ids:
+                return await until_all_terminal(jobs, watches, self.store.get, deadline=deadline)
+        # An Idempotency-Key's earlier jobs: wait for those instead.
+        left = max(0.0, deadline - time.monotonic())
+        return await self.wait_for([job.job_id for job in jobs], wait_seconds=left)
 
     async def retry(self, job_id: str, *, owner: str) -> Job:
         """A new job for a failed or canceled job's image, linked to it by `retry_of`."""
@@ -189,12 +185,7 @@ class JobService:
             raise JobNotRetryableError(f"Job {job_id}'s image is no longer kept; submit it again")
         fields = job.model_dump(include=set(NewJob.model_fields))
         again = NewJob.model_validate({**fields, "retry_of": job_id})
-        (made,) = await self.store.enqueue(
-            [(again, image)],
-            queue=self.queues[again.priority],
-            limits=self.queue_limits,
-            submission=Submission(owner=owner),
-        )
+        (made,) = await self.committer.submit(Request([(again, image)], owner=owner))
         metrics.observe_submission("retry", [made.size_bytes])
         return made
 
@@ -207,19 +198,20 @@ class JobService:
             )
         return await self.store.failures(owner, limit=limit)
 
-    async def wait_for(self, job_id: str, *, wait_seconds: float) -> Job:
-        """The job as soon as it is terminal, or as it stands when `wait_seconds` have passed."""
+    async def wait_for(self, job_ids: Sequence[str], *, wait_seconds: float) -> list[Job]:
+        """The jobs as soon as all are terminal, or as they stand when `wait_seconds` have
+        passed."""
         deadline = time.monotonic() + wait_seconds
-        async with self.events.watch(job_id) as finished:
-            job = await self.store.get(job_id)
-            return await until_terminal(job, finished, self.store.get, deadline=deadline)
+        async with self.events.watch(job_ids) as watches:
+            jobs = [await self.store.get(job_id) for job_id in job_ids]
+            return await until_all_terminal(jobs, watches, self.store.get, deadline=deadline)
 
     async def predict(self, file: UploadFile) -> list[Prediction]:
         """The seed's synchronous call: the 10 best classes, or the job's error, or
         `JobTimeoutError` (the job canceled if no worker took it) after PREDICT_TIMEOUT_SECONDS."""
         timeout = self.settings.predict_timeout_seconds
-        job = await self.submit_and_wait(
-            file, options=SubmitOptions(top_k=PREDICT_TOP_K, wait=timeout), route="predict"
+        (job,) = await self.submit_and_wait(
+            [file], options=SubmitOptions(top_k=PREDICT_TOP_K, wait=timeout), route="predict"
         )
         if job.status is JobStatus.SUCCEEDED and job.result is not None:
             return job.result.predictions

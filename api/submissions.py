@@ -1,5 +1,6 @@
-"""What a submission carries besides its files: options, Idempotency-Key, owner; what makes two
-submissions the same request; and whether its callback URL may be called."""
+"""What a submission carries besides its files: options, Idempotency-Key, owner; the job store's
+request it becomes; what makes two submissions the same request; and whether its callback URL
+may be called."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 
+from shared import tracing
 from shared.callbacks import destination_problem
 from shared.errors import InvalidParameterError
+from shared.jobs import Idempotency, Request, idempotency_key
 from shared.priorities import DEFAULT_PRIORITY, Priority
 from shared.schemas import NewJob
 from shared.settings import Settings
@@ -36,6 +39,34 @@ class SubmitOptions:
     # Where each finished job is POSTed (a signed webhook), if anywhere.
     callback_url: str | None = None
     priority: Priority = DEFAULT_PRIORITY
+
+
+def submission(
+    jobs: Sequence[NewJob],
+    contents: Sequence[bytes],
+    *,
+    options: SubmitOptions,
+    route: str,
+    job_ids: Sequence[str] | None,
+) -> Request:
+    """The job store's request for checked uploads: their options applied, under `job_ids` if
+    given, with the Idempotency-Key (and what makes two requests the same) and the submit's
+    trace context."""
+    extra = {"priority": options.priority, "callback_url": options.callback_url}
+    jobs = [job.model_copy(update=extra) for job in jobs]
+    idempotency = None
+    if options.idempotency is not None:
+        idempotency = Idempotency(
+            idempotency_key(options.idempotency.caller, options.idempotency.key),
+            fingerprint(route, jobs[0].top_k, jobs, contents),
+        )
+    return Request(
+        list(zip(jobs, contents, strict=True)),
+        job_ids or [],
+        idempotency,
+        owner=options.owner,
+        trace=tracing.traceparent(),
+    )
 
 
 def fingerprint(route: str, top_k: int, jobs: Sequence[NewJob], contents: Sequence[bytes]) -> str:

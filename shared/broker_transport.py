@@ -9,8 +9,9 @@ unacked hash and comes back after the visibility timeout, when the job's claim f
 and skips it. The error still reaches Celery, which logs "Couldn't ack". The same holds for a
 reject (a worker process lost).
 
-Selected by `shared.queue.make_celery` (Celery's `broker_transport`), for direct and Sentinel
-connections alike; `worker.watchdog` remains the backstop for a consumer stuck any other way.
+Selected in the worker nodes by `shared.queue.consume_with_freed_slots` (Celery's
+`broker_transport`), for direct and Sentinel connections alike; `worker.watchdog` remains the
+backstop for a consumer stuck any other way.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from typing import Any
 
 from celery import Celery
@@ -26,10 +27,11 @@ _TEMPLATE_ID = "00000000-0000-0000-0000-000000000000"
 
 
 class ClassifyQueue:
-    """The Redis list a Celery worker consumes, and the message that asks it to run a job.
+    """The Redis list a Celery worker consumes, and the message that asks it to run jobs: one,
+    or a group of them, run by one process with one dispatch and one acknowledgement.
 
     Messages are written by the job store's own scripts, in the same atomic step that stores the
-    job, so a job never exists without its message (nor a message without its job), and a
+    jobs, so a job never exists without its message (nor a message without its job), and a
     submission costs one Redis round trip instead of kombu's publish path.
     Celery builds the message (`as_task_v2`); only the envelope below is kombu's Redis transport
     format, which tests compare with kombu's own on every run.
@@ -48,27 +50,32 @@ class ClassifyQueue:
         self._headers: dict[str, Any] = task.headers
         self._properties: dict[str, Any] = task.properties
         self._options: dict[str, Any] = task.body[2]
+        self._limits = (app.conf.task_time_limit, app.conf.task_soft_time_limit)
 
-    def message(self, job_id: str) -> str:
-        """The classify task for `job_id`, as kombu's Redis transport stores it in the list.
+    def message(self, *job_ids: str, tag: str = "", trace: str = "") -> str:
+        """The classify task for `job_ids`, as kombu's Redis transport stores it in the list.
 
-        The task id is the job id, so Flower and the logs name tasks by the job they run, and so
-        is the delivery tag, so kombu's unacked hash says whether it holds a job's message. With
-        tracing on, the headers carry the current trace context (`shared.tracing`).
+        One job's task id is the job id, so Flower and the logs name tasks by the job they run,
+        and so is the delivery tag, so kombu's unacked hash says whether it holds a job's
+        message. A group's is `tag` (`group_tag`), which its jobs record (their `msg`), and its
+        time limits are its jobs' added up (each job keeps its own: `worker.processing`). With
+        tracing on, the headers carry `trace` (a `traceparent`), else the current trace context
+        (`shared.tracing`): a group's task is a trace of its own, each of its jobs continuing
+        its submit's (the job's `trace`).
         """
-        body = json.dumps([[job_id], {}, self._options]).encode()
-        tag = job_id + self._suffix
+        body = json.dumps([list(job_ids), {}, self._options]).encode()
+        tag = (tag or job_ids[0]) + self._suffix
+        headers = {**self._headers, "id": tag, "root_id": tag, "argsrepr": repr(list(job_ids))}
+        if len(job_ids) > 1 and all(self._limits):
+            headers["timelimit"] = [limit * len(job_ids) for limit in self._limits]
         return json.dumps(
             {
                 "body": base64.b64encode(body).decode(),
                 "content-encoding": "utf-8",
                 "content-type": "application/json",
                 "headers": {
-                    **self._headers,
-                    "id": tag,
-                    "root_id": tag,
-                    "argsrepr": repr([job_id]),
-                    **tracing.message_headers(),
+                    **headers,
+                    **({"traceparent": trace} if trace else tracing.message_headers()),
                 },
                 "properties": {
                     **self._properties,
@@ -81,6 +88,11 @@ class ClassifyQueue:
                 },
             }
         )
+
+
+def group_tag() -> str:
+    """A new group message's task id and delivery tag."""
+    return str(uuid.uuid4())
 
 
 def webhook_queue(name: str, app: Celery) -> ClassifyQueue:

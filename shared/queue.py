@@ -45,7 +45,6 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.task_soft_time_limit_seconds,
         task_time_limit=settings.task_time_limit_seconds,
-        broker_transport=_transport(settings),
         broker_transport_options=_transport_options(settings),
         broker_use_ssl=_broker_tls(settings),
         broker_connection_retry_on_startup=True,
@@ -61,15 +60,24 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def _transport(settings: Settings) -> str:
-    """kombu's Redis transport, freeing a failed ack's slot (`shared.broker_transport`)."""
+def consume_with_freed_slots(app: Celery, settings: Settings) -> None:
+    """In a node that consumes (on `worker_init`): kombu's Redis transport, but an ack that
+    Redis does not take frees its prefetch slot (`shared.broker_transport`). Not in the API,
+    which never consumes, nor in Flower, which names the broker by its URL's scheme (the
+    transport's path takes the scheme's place in kombu's URL of the connection)."""
     kind = "SentinelTransport" if settings.sentinel_addresses() else "Transport"
-    return f"shared.broker_transport:{kind}"
+    app.conf.broker_transport = f"shared.broker_transport:{kind}"
 
 
 def _transport_options(settings: Settings) -> dict[str, object]:
     return {
         "visibility_timeout": settings.broker_visibility_timeout_seconds,
+        # kombu looks for unacknowledged messages past their visibility timeout every 10 s, but
+        # by default scans only every 10th time: a message a dead node held (or one whose
+        # restore failed with the connection) waited up to 100 s more. A scan is one ZRANGE.
+        "unacked_restore_throttle": 1,
+        # Its lock on that scan outlives a node that dies while it holds it; 300 s by default.
+        "unacked_mutex_expire": 30,
         "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
         "socket_timeout": SOCKET_TIMEOUT_SECONDS,
         # Names this process's broker connections in Redis's CLIENT LIST: operators see who is

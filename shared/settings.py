@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     max_queue_length: int = Field(default=10_000, ge=1)
     # Bytes of queued images Redis may hold; at least one full batch.
     max_queued_bytes: int = Field(default=2**30, ge=1)
+    # Jobs that arrive together (a batch's files, submits that came while the API's last write
+    # was in flight) travel in one queue message, which one worker process runs with one
+    # dispatch, one claim and one acknowledgement: at most this many jobs, and bytes of images,
+    # per message (a single larger image still goes alone).
+    group_max_jobs: int = Field(default=16, ge=1, le=256)
+    group_max_bytes: int = Field(default=16 * 2**20, ge=1)
     job_ttl_seconds: int = Field(default=24 * 3600, ge=1)
     default_top_k: int = Field(default=5, ge=1, le=1000)
     max_wait_seconds: float = Field(default=30.0, gt=0, le=300)
@@ -86,6 +92,9 @@ class Settings(BaseSettings):
     worker_max_image_mb: float = Field(default=1024, ge=0)
     # Large progressive JPEGs decode from only the scans a 1/8-scale decode reads (same pixels).
     progressive_jpeg_fast_path: bool = True
+    # A group of jobs through the model in one call: always, never, or where onnxruntime runs on
+    # a GPU (CUDA), the only place it pays; needs the `onnx` package (a dynamic batch axis).
+    worker_batch_inference: Literal["auto", "on", "off"] = "auto"
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

@@ -87,14 +87,22 @@ def message_headers() -> dict[str, str]:
     return headers
 
 
+def traceparent() -> str:
+    """The current trace context as a `traceparent` value ('' when no span records): a job
+    keeps its submit's, for the worker's spans to continue."""
+    return message_headers().get("traceparent", "")
+
+
 @contextmanager
-def span(name: str, job_id: str | None = None) -> Iterator[trace.Span]:
-    """A span of this process's trace (a no-op one while tracing is off)."""
+def span(name: str, job_id: str | None = None, *, parent: str = "") -> Iterator[trace.Span]:
+    """A span of this process's trace (a no-op one while tracing is off); with `parent` (a
+    `traceparent`), a span of that trace instead."""
     if not _configured:
         # Cheaper than the API's no-op span, and a job makes seven.
         yield trace.INVALID_SPAN
         return
-    with tracer.start_as_current_span(name) as current:
+    context = propagate.extract({"traceparent": parent}) if parent else None
+    with tracer.start_as_current_span(name, context=context) as current:
         if job_id is not None and current.is_recording():
             current.set_attribute("imgclf.job_id", job_id)
         yield current

@@ -15,7 +15,7 @@ import redis
 from pydantic import BaseModel, ValidationError
 
 from shared.jobs.keys import WORKER_INFO_KEY, WORKERS_KEY
-from shared.jobs.lua import SERVER_NOW_MS
+from shared.jobs.scripts import load
 from shared.metrics_dir import process_alive
 from shared.redis_client import store_errors
 
@@ -25,37 +25,9 @@ log = logging.getLogger(__name__)
 # (`worker.watchdog`): EX_TEMPFAIL, a supervisor should start it again.
 STALLED_EXIT_CODE = 75
 
-# KEYS: workers zset, info hash. ARGV: ttl ms, worker id, info JSON.
-_BEAT = (
-    SERVER_NOW_MS
-    + """
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-return 1
-"""
-)
-
-# KEYS: workers zset, info hash. Returns the info of every unexpired entry (nil for none).
-_ALIVE = (
-    SERVER_NOW_MS
-    + """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
-if #ids == 0 then return {} end
-return redis.call('HMGET', KEYS[2], unpack(ids))
-"""
-)
-
-# KEYS: workers zset, info hash. Forgets expired entries; returns how many.
-_PRUNE = (
-    SERVER_NOW_MS
-    + """
-local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-if #gone == 0 then return 0 end
-redis.call('ZREM', KEYS[1], unpack(gone))
-redis.call('HDEL', KEYS[2], unpack(gone))
-return #gone
-"""
-)
+_BEAT = load("heartbeat").body
+_ALIVE = load("workers_alive").body
+_PRUNE = load("workers_prune").body
 
 
 class WorkerInfo(BaseModel):

@@ -22,7 +22,7 @@ from shared import log_format, tracing
 from shared.errors import ModelError
 from shared.jobs import JobStore
 from shared.kombu_messages import classify_queues
-from shared.queue import make_celery
+from shared.queue import consume_with_freed_slots, make_celery
 from shared.redis_client import check_eviction_policy, connect
 from shared.settings import get_settings
 from worker import lifecycle, memory, metrics, recovery, watchdog
@@ -38,6 +38,7 @@ log_format.for_celery(get_settings().log_level, get_settings().log_format)
 @worker_init.connect  # type: ignore[untyped-decorator]
 def _start_node(sender: Any = None, **_: Any) -> None:
     settings = get_settings()
+    consume_with_freed_slots(app, settings)
     # Checked in the parent before any child forks: a broken model stops the node with one clear
     # message instead of children crashing in a loop or failing every job.
     client = connect(settings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -17,7 +18,6 @@ from PIL import Image, ImageOps
 from shared.errors import ImageTooLargeError, InvalidImageError
 from shared.image_checks import check_pixels, open_image
 from shared.model_files import CROP_SIZE, MEAN, RESIZE_SHORTER_SIDE, STD
-from worker import metrics
 from worker.jpeg_scans import for_eighth_scale
 
 # Folded so that preprocessing is one multiply and one subtract per value.
@@ -32,23 +32,42 @@ log = logging.getLogger(__name__)
 _fallbacks_logged: set[str] = set()
 
 
-def decode_image(
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A decoded image, and why a large progressive JPEG was decoded whole, if it was
+    (`unparsed`, `undecodable`: the caller counts it)."""
+
+    image: Image.Image
+    fallback: str | None = None
+
+
+def decode(
     data: bytes, *, max_pixels: int, fast_progressive: bool = True, max_memory_mb: float = 0
-) -> Image.Image:
+) -> Decoded:
     """Decode the first frame to an upright 8-bit RGB image, shrunk early where JPEG allows;
     `fast_progressive` (PROGRESSIVE_JPEG_FAST_PATH) cuts large progressive JPEGs first, and an
     image whose decoding would need more than `max_memory_mb` (0: no limit) is refused first."""
     image = open_image(data, max_pixels=max_pixels)
     check_pixels(*image.size, max_pixels=max_pixels)
+    fallback = None
     try:
         if image.format in ("JPEG", "MPO"):  # MPO: a camera's JPEG with more frames
-            image = _scaled_jpeg(data, image, fast_progressive=fast_progressive)
+            image, fallback = _scaled_jpeg(data, image, fast_progressive=fast_progressive)
         _check_memory(image, max_memory_mb)
         image.load()
         upright = ImageOps.exif_transpose(image)
-        return to_rgb(upright if upright is not None else image)
+        return Decoded(to_rgb(upright if upright is not None else image), fallback)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImageError(f"Invalid image file: {exc}") from exc
+
+
+def decode_image(
+    data: bytes, *, max_pixels: int, fast_progressive: bool = True, max_memory_mb: float = 0
+) -> Image.Image:
+    """`decode`'s image alone."""
+    return decode(
+        data, max_pixels=max_pixels, fast_progressive=fast_progressive, max_memory_mb=max_memory_mb
+    ).image
 
 
 # Bytes per pixel of a decoded image by mode (others: 4), and how many such images the
@@ -107,32 +126,35 @@ def preprocess(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(normalized.transpose(2, 0, 1)[np.newaxis])
 
 
-def _scaled_jpeg(data: bytes, image: Image.Image, *, fast_progressive: bool) -> Image.Image:
-    """The JPEG set up to decode at the smallest DCT scale preprocessing allows.
+def _scaled_jpeg(
+    data: bytes, image: Image.Image, *, fast_progressive: bool
+) -> tuple[Image.Image, str | None]:
+    """The JPEG set up to decode at the smallest DCT scale preprocessing allows, and why the
+    fast path below did not apply, if it did not.
 
     A progressive JPEG that will decode at 1/8 is first cut to the scans that decode reads
     (`jpeg_scans`): the same pixels, in a fraction of the time of a full-resolution decode.
-    Anything unexpected in that path falls back to the whole file, counted and logged.
+    Anything unexpected in that path falls back to the whole file, logged.
     """
     eighth = image.info.get("progressive") and min(image.size) >= EIGHTH_SCALE_MIN_SIDE
+    fallback = None
     if fast_progressive and eighth:
         reduced = for_eighth_scale(data)
         if reduced is None:
-            _fell_back("unparsed", "a progressive JPEG the scan cutter does not parse")
+            fallback = _fell_back("unparsed", "a progressive JPEG the scan cutter does not parse")
         else:
             try:
                 candidate = Image.open(io.BytesIO(reduced))
                 _draft_for_preprocessing(candidate)
                 candidate.load()
-                return candidate
+                return candidate, None
             except (OSError, SyntaxError, ValueError, EOFError) as exc:
-                _fell_back("undecodable", f"its cut file did not decode ({exc})")
+                fallback = _fell_back("undecodable", f"its cut file did not decode ({exc})")
     _draft_for_preprocessing(image)
-    return image
+    return image, fallback
 
 
-def _fell_back(reason: str, why: str) -> None:
-    metrics.JPEG_FAST_PATH_FALLBACKS.labels(reason=reason).inc()
+def _fell_back(reason: str, why: str) -> str:
     if reason not in _fallbacks_logged:  # once per cause and process: a pattern, not a flood
         _fallbacks_logged.add(reason)
         log.warning(
@@ -140,6 +162,7 @@ def _fell_back(reason: str, why: str) -> None:
             "imgclf_worker_jpeg_fast_path_fallbacks_total",
             why,
         )
+    return reason
 
 
 def _draft_for_preprocessing(image: Image.Image) -> None:

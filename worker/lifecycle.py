@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 import onnxruntime as ort
 import redis
+from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 from PIL import Image
 
 from shared import workers
 from shared.errors import ServiceUnavailableError
 from shared.jobs import JobStore, Keeping, Replication
-from shared.kombu_messages import webhook_queue
+from shared.kombu_messages import ClassifyQueue, classify_queues, webhook_queue
 from shared.queue import make_celery
 from shared.redis_client import connect
 from shared.settings import Settings, get_settings
@@ -47,6 +48,8 @@ class WorkerProcess:
     worker_id: str
     trimmer: IdleTrimmer
     stop: threading.Event
+    # The classify queues, where jobs handed back go (`JobRunner.hand_back`).
+    queues: dict[str, ClassifyQueue]
 
 
 _current: WorkerProcess | None = None
@@ -99,24 +102,29 @@ def check_model(settings: Settings) -> Classifier:
 def _start(settings: Settings) -> WorkerProcess:
     Image.init()  # Pillow registers its format plugins on first use: not on the first job
     classifier = load_classifier(
-        settings.model_path, settings.labels_path, threads=settings.ort_threads()
+        settings.model_path,
+        settings.labels_path,
+        threads=settings.ort_threads(),
+        batch=settings.worker_batch_inference,
     )
     client = connect(settings)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     health = StoreHealth(settle_seconds=3 * settings.worker_heartbeat_seconds)
+    celery = make_celery(settings)
     process = WorkerProcess(
         settings=settings,
         classifier=classifier,
         client=client,
-        runner=_runner(settings, client, classifier, worker_id, health),
+        runner=_runner(settings, _store(settings, client, celery), classifier, worker_id, health),
         worker_id=worker_id,
         trimmer=IdleTrimmer(above_mb=settings.worker_trim_above_mb),
         stop=threading.Event(),
+        queues=classify_queues(settings.queue_name, celery),
     )
     metrics.observe_model_loaded(classifier.load_seconds)
     threading.Thread(
         target=_heartbeat,
-        args=(client, _presence(worker_id, classifier), settings, health, process.stop),
+        args=(process, _presence(worker_id, classifier), health),
         daemon=True,
         name="imgclf-heartbeat",
     ).start()
@@ -124,34 +132,39 @@ def _start(settings: Settings) -> WorkerProcess:
         target=process.trimmer.run, args=(process.stop,), daemon=True, name="imgclf-trim"
     ).start()
     log.info(
-        "worker process %s loaded %s (%s, %d threads) in %.3f s",
+        "worker process %s loaded %s (%s, %d threads, %s) in %.3f s",
         worker_id,
         classifier.name,
         classifier.provider,
         classifier.threads,
+        "a group in one batch" if classifier.batches else "one image at a time",
         classifier.load_seconds,
     )
     return process
 
 
+def _store(settings: Settings, client: redis.Redis, celery: Celery) -> JobStore:
+    return JobStore(
+        client,
+        ttl_seconds=settings.job_ttl_seconds,
+        max_attempts=settings.max_attempts,
+        keeping=Keeping(
+            settings.job_ttl_seconds,
+            Replication(settings.replicas_to_wait_for(), settings.redis_wait_timeout_ms),
+            webhook_queue(settings.webhook_queue, celery),
+        ),
+    )
+
+
 def _runner(
     settings: Settings,
-    client: redis.Redis,
+    store: JobStore,
     classifier: Classifier,
     worker_id: str,
     health: StoreHealth,
 ) -> JobRunner:
     return JobRunner(
-        store=JobStore(
-            client,
-            ttl_seconds=settings.job_ttl_seconds,
-            max_attempts=settings.max_attempts,
-            keeping=Keeping(
-                settings.job_ttl_seconds,
-                Replication(settings.replicas_to_wait_for(), settings.redis_wait_timeout_ms),
-                webhook_queue(settings.webhook_queue, make_celery(settings)),
-            ),
-        ),
+        store=store,
         classifier=classifier,
         max_pixels=settings.max_image_pixels,
         worker_id=worker_id,
@@ -160,6 +173,7 @@ def _runner(
             max_memory_mb=settings.worker_max_image_mb,
         ),
         soft_limit_errors=(SoftTimeLimitExceeded,),
+        soft_limit_seconds=settings.task_soft_time_limit_seconds,
         store_retry_seconds=settings.store_retry_seconds,
         health=health,
     )
@@ -180,21 +194,21 @@ def _presence(worker_id: str, classifier: Classifier) -> workers.WorkerInfo:
     )
 
 
-def _heartbeat(
-    client: redis.Redis,
-    info: workers.WorkerInfo,
-    settings: Settings,
-    health: StoreHealth,
-    stop: threading.Event,
-) -> None:
-    interval = settings.worker_heartbeat_seconds
+def _heartbeat(process: WorkerProcess, info: workers.WorkerInfo, health: StoreHealth) -> None:
+    """Keep the process's presence alive; and, each time Redis answers, give back the jobs it
+    kept this process from finishing."""
+    interval, stop = process.settings.worker_heartbeat_seconds, process.stop
     consuming = _node_consuming
     while consuming is not None and not consuming.wait(timeout=0.1):
         if stop.is_set():
             return
     while True:
         try:
-            workers.beat(client, info, ttl_seconds=interval * 3)
+            workers.beat(process.client, info, ttl_seconds=interval * 3)
+            given = process.runner.hand_back.give_back(
+                process.runner.store, worker_id=process.worker_id, queues=process.queues
+            )
+            metrics.RECOVERED_JOBS.labels(reason="given_back").inc(len(given))
         except ServiceUnavailableError:
             health.failed()
             log.warning("heartbeat for %s failed: Redis unavailable", info.worker_id)

@@ -7,7 +7,7 @@ process serves them all, added up, on WORKER_METRICS_PORT (default 9808).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,8 +40,14 @@ _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5, 1
 
 TASKS = Counter(
     "imgclf_worker_tasks_total",
-    "Classification tasks by outcome (succeeded, failed, skipped)",
+    "Jobs a worker took from the queue, by outcome (succeeded, failed, skipped: nothing to do)",
     ["outcome"],
+    registry=WORKER_REGISTRY,
+)
+DELIVERY_JOBS = Histogram(
+    "imgclf_worker_delivery_jobs",
+    "Jobs per queue message a worker ran (a group, or one job)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
     registry=WORKER_REGISTRY,
 )
 IMAGES = Counter(
@@ -131,20 +137,32 @@ def observe_model_loaded(load_seconds: float) -> None:
     PROCESSES.set(1)
 
 
-def observe_task(processed: Processed | None) -> None:
-    """Record one task: its outcome and, for a classified image, where the time went."""
-    TASKS.labels(outcome=processed.status.value if processed else "skipped").inc()
-    if processed is not None and processed.end_to_end_seconds is not None:
+def observe_delivery(jobs: int, processed: Sequence[Processed]) -> None:
+    """Record one message's jobs: how many it carried, each one's outcome and, for a classified
+    image, where the time went."""
+    DELIVERY_JOBS.observe(jobs)
+    if skipped := jobs - len(processed):
+        TASKS.labels(outcome="skipped").inc(skipped)
+    for job in processed:
+        _observe_job(job)
+
+
+def _observe_job(processed: Processed) -> None:
+    TASKS.labels(outcome=processed.status.value).inc()
+    if processed.end_to_end_seconds is not None:
         END_TO_END_SECONDS.labels(status=processed.status.value).observe(
             processed.end_to_end_seconds
         )
-    if processed is None or processed.classification is None:
+    classification = processed.classification
+    if classification is None:
         return
     IMAGES.inc()
     QUEUE_WAIT_SECONDS.observe(processed.queue_wait_seconds)
-    DECODE_SECONDS.observe(processed.classification.decode_seconds)
-    PREPROCESS_SECONDS.observe(processed.classification.preprocess_seconds)
-    INFERENCE_SECONDS.observe(processed.classification.inference_seconds)
+    DECODE_SECONDS.observe(classification.decode_seconds)
+    PREPROCESS_SECONDS.observe(classification.preprocess_seconds)
+    INFERENCE_SECONDS.observe(classification.inference_seconds)
+    if classification.fallback is not None:
+        JPEG_FAST_PATH_FALLBACKS.labels(reason=classification.fallback).inc()
 
 
 def serve(*, port: int) -> None:

@@ -1,15 +1,20 @@
-"""decode -> preprocess -> inference -> softmax -> top-k, as plain functions of their inputs."""
+"""decode -> preprocess -> inference -> softmax -> top-k, as plain functions of their inputs.
+
+Nothing here knows of Celery, Redis or metrics: it returns what happened (the timings, a
+decoding fallback), and its callers record it.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from shared import tracing
 from shared.schemas import Prediction
-from worker.images import decode_image, preprocess
+from worker.images import decode, preprocess
 from worker.model import Classifier
 
 
@@ -19,6 +24,8 @@ class Classification:
     decode_seconds: float
     preprocess_seconds: float
     inference_seconds: float
+    # Why a large progressive JPEG was decoded whole, if it was (`worker.images.Decoded`).
+    fallback: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +39,60 @@ class Decoding:
 DEFAULT_DECODING = Decoding()
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An image made ready for the model: its tensor (a batch of one) and what it took."""
+
+    tensor: np.ndarray
+    decode_seconds: float
+    preprocess_seconds: float
+    fallback: str | None = None
+
+
+def prepare(data: bytes, *, max_pixels: int, decoding: Decoding = DEFAULT_DECODING) -> Prepared:
+    """Decode and preprocess encoded image bytes; raises the `shared.errors` types on bad
+    input."""
+    t0 = time.perf_counter()
+    with tracing.span("decode"):
+        decoded = decode(
+            data,
+            max_pixels=max_pixels,
+            fast_progressive=decoding.fast_progressive,
+            max_memory_mb=decoding.max_memory_mb,
+        )
+    t1 = time.perf_counter()
+    with tracing.span("preprocess"):
+        tensor = preprocess(decoded.image)
+    return Prepared(tensor, t1 - t0, time.perf_counter() - t1, decoded.fallback)
+
+
+def classify_prepared(
+    prepared: Sequence[Prepared], *, classifier: Classifier, top_ks: Sequence[int]
+) -> list[Classification]:
+    """One inference call for every prepared image (as one batch), each image its own top-k;
+    each is charged an equal share of the call's time."""
+    t0 = time.perf_counter()
+    with tracing.span("inference"):
+        batch = (
+            prepared[0].tensor
+            if len(prepared) == 1
+            else np.concatenate([p.tensor for p in prepared])
+        )
+        scores = classifier.scores(batch)
+    share = (time.perf_counter() - t0) / len(prepared)
+    probabilities = softmax(scores)
+    return [
+        Classification(
+            top_predictions(probabilities[i], classifier.labels, k=top_k),
+            p.decode_seconds,
+            p.preprocess_seconds,
+            share,
+            p.fallback,
+        )
+        for i, (p, top_k) in enumerate(zip(prepared, top_ks, strict=True))
+    ]
+
+
 def classify(
     data: bytes,
     *,
@@ -41,23 +102,9 @@ def classify(
     decoding: Decoding = DEFAULT_DECODING,
 ) -> Classification:
     """Classify encoded image bytes; raises the `shared.errors` types on bad input."""
-    t0 = time.perf_counter()
-    with tracing.span("decode"):
-        image = decode_image(
-            data,
-            max_pixels=max_pixels,
-            fast_progressive=decoding.fast_progressive,
-            max_memory_mb=decoding.max_memory_mb,
-        )
-    t1 = time.perf_counter()
-    with tracing.span("preprocess"):
-        batch = preprocess(image)
-    t2 = time.perf_counter()
-    with tracing.span("inference"):
-        scores = classifier.scores(batch)[0]
-    t3 = time.perf_counter()
-    predictions = top_predictions(softmax(scores), classifier.labels, k=top_k)
-    return Classification(predictions, t1 - t0, t2 - t1, t3 - t2)
+    ready = prepare(data, max_pixels=max_pixels, decoding=decoding)
+    (classification,) = classify_prepared([ready], classifier=classifier, top_ks=[top_k])
+    return classification
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:

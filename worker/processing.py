@@ -1,31 +1,54 @@
-"""One job, start to finish: claim it, classify its image, record the outcome."""
+"""The jobs of one delivery, start to finish: claim them together, classify each image, record
+each outcome.
+
+A delivery is one job or a group (`shared.jobs.groups`): one claim takes them all, then each job
+runs on its own (its own time limit, trace span, error and outcome, recorded as soon as it is
+known), or, where the model batches (`Classifier.batches`), all go through the model in one
+call. A job whose process died while it held several comes back to run alone (`Claimed.alone`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from shared import tracing
-from shared.backoff import Backoff
 from shared.errors import ImgclfError, JobTimeoutError, StoreUnavailableError
-from shared.jobs import Claim, JobStore
+from shared.jobs import Claim, Claimed, Delivery, JobStore
+from shared.log_format import job_context
+from shared.redis_client import CONNECT_TIMEOUT_SECONDS, SOCKET_TIMEOUT_SECONDS
 from shared.schemas import JobResult, JobStatus, ModelRef, Timings
 from shared.store_health import StoreHealth
+from worker import soft_limit
+from worker.hand_back import HandBack
 from worker.model import Classifier
-from worker.pipeline import DEFAULT_DECODING, Classification, Decoding, classify
+from worker.pipeline import (
+    DEFAULT_DECODING,
+    Classification,
+    Decoding,
+    Prepared,
+    classify_prepared,
+    prepare,
+)
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# The longest one store call can take before it fails (a connection, then a reply, timing out).
+LONGEST_STORE_CALL_SECONDS = CONNECT_TIMEOUT_SECONDS + SOCKET_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
 class Processed:
     """What became of a job this worker ran."""
 
+    job_id: str
     status: JobStatus
     result: JobResult | None = None
     classification: Classification | None = None
@@ -48,72 +71,164 @@ class JobRunner:
     # How long a claim or an outcome is retried while Redis does not take it (STORE_RETRY_SECONDS).
     store_retry_seconds: float = 20.0
     # This process's view of Redis lately: no takeovers right after it failed.
-    health: StoreHealth | None = None
+    health: StoreHealth = field(default_factory=lambda: StoreHealth(settle_seconds=0))
+    # Each job's soft time limit (None: none); a delivery's task has one of these per job. The
+    # store's retries stop in time for the task to end before its own, since a limit that fires
+    # as a task ends can hit its process idle.
+    soft_limit_seconds: float | None = None
+    # Jobs claimed here that Redis kept from finishing, to give back once it answers.
+    hand_back: HandBack = field(default_factory=HandBack)
 
-    def process(self, job_id: str) -> Processed | None:
-        """Run a job once; None when there was nothing to do (canceled, finished, expired).
+    def run(self, job_ids: Sequence[str], tag: str = "") -> list[Processed]:
+        """Run a delivery's jobs once each; a job with nothing to do (canceled, finished,
+        expired, running elsewhere) is left out. Where Redis keeps the claim or an outcome from
+        being recorded, the jobs not finished go to `hand_back`; a claim that failed raises
+        `StoreUnavailableError`.
 
         Safe to run twice: the claim refuses terminal jobs and the first recorded outcome wins.
+        `tag` is the delivery's (its message's task id; a lone job's: its id).
         """
-        with tracing.span("claim", job_id):
-            claim = self._retrying("claim", lambda: self._claim(job_id))
-        if claim is None:
-            log.info("job %s skipped: canceled, finished, expired or running elsewhere", job_id)
-            return None
+        tag = tag or job_ids[0]
+        limit = self.soft_limit_seconds
+        ends = None
+        if limit is not None:
+            ends = time.monotonic() + limit * len(job_ids) - LONGEST_STORE_CALL_SECONDS
+        with tracing.span("claim", job_ids[0] if len(job_ids) == 1 else None) as span:
+            span.set_attribute("imgclf.job_ids", list(job_ids))
+            claimed = self._claim(Delivery(job_ids, tag), ends)
+        # A group's task is a trace of its own; each of its jobs continues its submit's.
+        traced = len(job_ids) > 1
+        processed = self._run_claimed(claimed.jobs, ends, traced=traced)
+        for job_id in claimed.alone:
+            alone = self._claim(Delivery([job_id], tag), ends)
+            processed += self._run_claimed(alone.jobs, ends, traced=True)
+        ran = {p.job_id for p in processed} | set(claimed.alone)
+        for job_id in job_ids:
+            if job_id not in ran:
+                log.info("job %s skipped: canceled, finished, expired or running elsewhere", job_id)
+        return processed
+
+    def process(self, job_id: str) -> Processed | None:
+        """Run one job alone; None when there was nothing to do."""
+        processed = self.run([job_id])
+        return processed[0] if processed else None
+
+    def _claim(self, delivery: Delivery, ends: float | None) -> Claimed:
+        takeover = self.health.settled()
+        claim = functools.partial(
+            self.store.claim_group, delivery, worker_id=self.worker_id, takeover=takeover
+        )
         try:
-            outcome = self._classify(claim)
-        except self.soft_limit_errors as exc:
-            log.warning("job %s hit the soft time limit: %r", job_id, exc)
-            timeout = JobTimeoutError("Processing took longer than the task time limit")
-            return self._failed(claim, timeout)
-        except ImgclfError as exc:
-            return self._failed(claim, exc)
-        except Exception:
-            log.exception("job %s failed unexpectedly", job_id)
-            internal = ImgclfError("Internal error while classifying; see the worker log")
-            return self._failed(claim, internal)
-        queue_wait = max(0.0, claim.started_at - claim.created_at)
-        result = _result(outcome, queue_wait, self.classifier)
-        with tracing.span("finish", job_id):
-            self._retrying("result", lambda: self.store.succeed(job_id, result))
-        return Processed(JobStatus.SUCCEEDED, result, outcome, queue_wait, _since(claim.created_at))
+            return self._retrying("claim", claim, ends)
+        except StoreUnavailableError:
+            # The claim may have gone through unanswered: those jobs would be held here.
+            self.hand_back.add(delivery.job_ids)
+            raise
 
-    def _claim(self, job_id: str) -> Claim | None:
-        takeover = self.health is None or self.health.settled()
-        return self.store.claim(job_id, worker_id=self.worker_id, takeover=takeover)
+    def _run_claimed(
+        self, claims: list[Claim], ends: float | None, *, traced: bool
+    ) -> list[Processed]:
+        """Each job classified, then its outcome recorded at once (where the model batches,
+        every job classified first). `traced`: each job's spans in its submit's trace, under a
+        span of its own, rather than in the task's."""
+        batched = None
+        if self.classifier.batches and len(claims) > 1:
+            batched = iter(self._batched(claims, traced=traced))
+        processed = []
+        for at, claim in enumerate(claims):
+            with self._about(claim, traced=traced):
+                outcome = next(batched) if batched is not None else self._classified(claim)
+                with tracing.span("finish", claim.job_id) as span:
+                    if isinstance(outcome, ImgclfError):
+                        span.set_attribute("imgclf.error_code", outcome.code)
+                    try:
+                        processed.append(self._record(claim, outcome, ends))
+                    except StoreUnavailableError as exc:
+                        left = [c.job_id for c in claims[at:]]
+                        log.warning("jobs %s given back once Redis answers: %s", left, exc.message)
+                        self.hand_back.add(left)
+                        break
+        return processed
 
-    def _failed(self, claim: Claim, error: ImgclfError) -> Processed:
-        with tracing.span("finish", claim.job_id) as span:
-            span.set_attribute("imgclf.error_code", error.code)
-            self._retrying("failure", lambda: self.store.fail(claim.job_id, error))
-        return Processed(JobStatus.FAILED, end_to_end_seconds=_since(claim.created_at))
+    @contextlib.contextmanager
+    def _about(self, claim: Claim, *, traced: bool) -> Iterator[None]:
+        """Log lines inside name the job; with `traced`, spans continue its submit's trace."""
+        with job_context(claim.job_id):
+            if not traced:
+                yield
+                return
+            with tracing.span("job", claim.job_id, parent=claim.trace):
+                yield
 
-    def _retrying(self, what: str, call: Callable[[], T]) -> T:
-        """`call`, retried with backoff while the store is unavailable, for at most
-        `store_retry_seconds`; then `StoreUnavailableError` (the job is left to the sweep)."""
-        backoff = Backoff()
-        deadline = time.monotonic() + self.store_retry_seconds
-        while True:
-            try:
-                return call()
-            except StoreUnavailableError as exc:
-                if self.health is not None:
-                    self.health.failed()
-                delay = backoff.next_delay()
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("job store unavailable for a %s (%s); retrying", what, exc.message)
-                time.sleep(delay)
+    def _classified(self, claim: Claim) -> Classification | ImgclfError:
+        """The job's classification, or the error it ends with."""
+        outcome = self._guarded(
+            claim,
+            lambda: classify_prepared(
+                [self._prepare(claim)], classifier=self.classifier, top_ks=[claim.top_k]
+            ),
+        )
+        return outcome if isinstance(outcome, ImgclfError) else outcome[0]
 
-    def _classify(self, claim: Claim) -> Classification:
+    def _batched(self, claims: list[Claim], *, traced: bool) -> list[Classification | ImgclfError]:
+        """Every image prepared on its own, then one inference call for those that made it."""
+        prepared: list[Prepared | ImgclfError] = []
+        for claim in claims:
+            with self._about(claim, traced=traced):
+                prepared.append(self._guarded(claim, lambda: self._prepare(claim)))  # noqa: B023
+        ready = [(c, p) for c, p in zip(claims, prepared, strict=True) if isinstance(p, Prepared)]
+        if not ready:
+            return [p for p in prepared if isinstance(p, ImgclfError)]
+        images, top_ks = [p for _, p in ready], [c.top_k for c, _ in ready]
+        batch = self._guarded(
+            ready[0][0],
+            lambda: classify_prepared(images, classifier=self.classifier, top_ks=top_ks),
+            jobs=len(ready),
+        )
+        classified: list[Classification | ImgclfError] = []
+        classified += batch if isinstance(batch, list) else [batch] * len(ready)
+        done = iter(classified)
+        return [p if isinstance(p, ImgclfError) else next(done) for p in prepared]
+
+    def _prepare(self, claim: Claim) -> Prepared:
         if not claim.image:
             raise ImgclfError("The uploaded image expired before a worker reached it")
-        return classify(
-            claim.image,
-            classifier=self.classifier,
-            top_k=claim.top_k,
-            max_pixels=self.max_pixels,
-            decoding=self.decoding,
+        return prepare(claim.image, max_pixels=self.max_pixels, decoding=self.decoding)
+
+    def _guarded(self, claim: Claim, work: Callable[[], T], jobs: int = 1) -> T | ImgclfError:
+        """`work` within the time limit of `jobs` jobs; or the error it ends `claim` with."""
+        limit = self.soft_limit_seconds and self.soft_limit_seconds * jobs
+        try:
+            with soft_limit.per_job(limit):
+                return work()
+        except self.soft_limit_errors as exc:
+            log.warning("job %s hit the soft time limit: %r", claim.job_id, exc)
+            return JobTimeoutError("Processing took longer than the task time limit")
+        except ImgclfError as exc:
+            return exc
+        except Exception:
+            log.exception("job %s failed unexpectedly", claim.job_id)
+            return ImgclfError("Internal error while classifying; see the worker log")
+
+    def _record(
+        self, claim: Claim, outcome: Classification | ImgclfError, ends: float | None
+    ) -> Processed:
+        job_id, since = claim.job_id, claim.created_at
+        if isinstance(outcome, ImgclfError):
+            self._retrying("failure", lambda: self.store.fail(job_id, outcome), ends)
+            return Processed(job_id, JobStatus.FAILED, end_to_end_seconds=_since(since))
+        queue_wait = max(0.0, claim.started_at - claim.created_at)
+        result = _result(outcome, queue_wait, self.classifier)
+        self._retrying("result", lambda: self.store.succeed(job_id, result), ends)
+        return Processed(job_id, JobStatus.SUCCEEDED, result, outcome, queue_wait, _since(since))
+
+    def _retrying(self, what: str, call: Callable[[], T], ends: float | None) -> T:
+        """`call`, retried while the store is unavailable, for at most `store_retry_seconds`
+        and no later than `ends` (monotonic: the last moment a call still ends before the
+        task's soft time limit)."""
+        deadline = time.monotonic() + self.store_retry_seconds
+        return self.health.retrying(
+            what, call, deadline=deadline if ends is None else min(deadline, ends)
         )
 
 

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import logging
 
+from celery import Task
+
 from shared.errors import StoreUnavailableError
-from shared.log_format import job_context
 from shared.queue import CLASSIFY_TASK
-from worker import lifecycle, metrics
+from worker import lifecycle, metrics, soft_limit
 from worker.celery_app import app
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name=CLASSIFY_TASK)  # type: ignore[untyped-decorator]
-def classify(job_id: str) -> str | None:
-    """Classify the image of job `job_id`; the message carries the id, never the image."""
+@app.task(name=CLASSIFY_TASK, bind=True)  # type: ignore[untyped-decorator]
+def classify(task: Task, *job_ids: str) -> str:
+    """Classify the images of `job_ids` (one job, or a group); the message carries the ids,
+    never the images."""
     process = lifecycle.current()
-    with job_context(job_id), process.trimmer.job():
+    with process.trimmer.job(), soft_limit.armed():
         try:
-            processed = process.runner.process(job_id)
+            processed = process.runner.run(job_ids, tag=task.request.id or "")
         except StoreUnavailableError as exc:
-            # Retried already; the node's sweep puts the job back once Redis answers again.
-            log.warning("job %s left to the recovery sweep: %s", job_id, exc.message)
-            return None
-    metrics.observe_task(processed)
-    return processed.status.value if processed else None
+            # Retried already; the node's sweep puts the jobs back once Redis answers again.
+            log.warning("jobs %s left to the recovery sweep: %s", list(job_ids), exc.message)
+            return "left to the recovery sweep"
+    metrics.observe_delivery(len(job_ids), processed)
+    return f"{len(processed)} of {len(job_ids)} ran"

@@ -14,7 +14,7 @@ from standardwebhooks import Webhook
 
 from shared import log_format, tracing
 from shared.jobs import JobStore
-from shared.queue import WEBHOOK_TASK, make_celery
+from shared.queue import WEBHOOK_TASK, consume_with_freed_slots, make_celery
 from shared.redis_client import connect
 from shared.settings import get_settings
 from worker.webhooks import Deliverer
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 @worker_init.connect  # type: ignore[untyped-decorator]
 def _start(**_: Any) -> None:
+    consume_with_freed_slots(app, get_settings())
     tracing.instrument_celery("imgclf-webhooks")  # threads: tasks run in this process
     if get_settings().webhook_secret is None:
         log.warning("WEBHOOK_SECRET is not set: the API refuses callback_url, no webhook is sent")

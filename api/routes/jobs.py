@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from pydantic import BaseModel
 
-from api.deps import BatchOptionsDep, CallerDep, ServiceDep, SubmitOptionsDep, WaitDep
+from api.deps import CallerDep, ServiceDep, SubmitOptionsDep, WaitDep
 from api.errors import error_responses
 from api.upload_form import BatchUploadRoute, UploadRoute
 from shared.image_checks import FORMAT_NAMES
@@ -52,7 +52,7 @@ async def submit_job(
     finishes quickly, and still a `Location` to poll where it does not.
     """
     if options.wait:
-        job = await service.submit_and_wait(file, options=options, route="jobs")
+        (job,) = await service.submit_and_wait([file], options=options, route="jobs")
     else:
         (job,) = await service.submit([file], options=options, route="jobs")
     # A path-absolute reference: cheaper than url_for's route search, and valid for Location.
@@ -66,15 +66,28 @@ async def submit_job(
     "/batch",
     status_code=202,
     response_model=JobBatch,
-    responses=error_responses(400, 409, 413, 415),
+    responses={
+        200: {"model": JobBatch, "description": "With `wait`: every job finished within it"},
+        **error_responses(400, 409, 413, 415),
+    },
 )
 async def submit_batch(
+    response: Response,
     files: Annotated[list[UploadFile], File(description="1 to MAX_BATCH_FILES images")],
     service: ServiceDep,
-    options: BatchOptionsDep,
+    options: SubmitOptionsDep,
 ) -> JobBatch:
-    """Queue several images at once: all are accepted, or none (the error names the file)."""
-    return JobBatch(jobs=await service.submit(files, options=options, route="batch"))
+    """Queue several images at once: all are accepted, or none (the error names the file).
+
+    With `wait`, the answer comes once every job is terminal (200, each with its result or
+    error) or when `wait` seconds have passed (202, some still queued or running)."""
+    if options.wait:
+        jobs = await service.submit_and_wait(files, options=options, route="batch")
+    else:
+        jobs = await service.submit(files, options=options, route="batch")
+    if all(job.status.terminal for job in jobs):
+        response.status_code = 200
+    return JobBatch(jobs=jobs)
 
 
 @router.get("/{job_id}", response_model=Job, responses=error_responses(404))
@@ -82,7 +95,8 @@ async def get_job(job_id: UUID, service: ServiceDep, wait: WaitDep) -> Job:
     """A job's status, and its result or error once it has finished."""
     with job_context(str(job_id)):
         if wait:
-            return await service.wait_for(str(job_id), wait_seconds=wait)
+            (job,) = await service.wait_for([str(job_id)], wait_seconds=wait)
+            return job
         return await service.store.get(str(job_id))
 
 

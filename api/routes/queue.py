@@ -31,7 +31,7 @@ class QueueStatus(BaseModel):
 @router.get("/queue", response_model=QueueStatus, responses=error_responses())
 async def queue_status(service: ServiceDep) -> QueueStatus:
     """Jobs waiting, jobs running, and live worker processes."""
-    lengths = await service.store.queue_lengths(service.queues)
+    lengths = await service.store.queued_counts()
     cap = service.settings.max_queue_length
     return QueueStatus(
         queued=sum(lengths.values()),

@@ -1,12 +1,13 @@
 """What one job costs Redis, the API and the worker: the figures docs/SCALING.md derives the
 cluster's ceiling per Redis from.
 
-    uv run python -m scripts.bench.capacity [--jobs N] [--clients N] [--out capacity.json]
+    uv run python -m scripts.bench.capacity [--jobs N] [--clients N] [--per-request N]
 
 Every Redis connection of the API and of the worker node goes through a counting proxy of its
 own, so round trips are counted per side (a round trip: what a client sends before the next
-answer). Phase 1 submits the jobs with no worker running (the API's cost); phase 2 starts the
-worker node and lets it drain them (the worker's cost); phase 3 reads every result once.
+answer). Phase 1 submits the jobs with no worker running (the API's cost), one image per
+request or `--per-request` images per batch request; phase 2 starts the worker node and lets it
+drain them (the worker's cost); phase 3 reads every result once.
 Redis's CPU comes from INFO, the API's from /proc. A last phase compares submit latency with
 and without waiting for a replica (REDIS_WAIT_REPLICAS).
 """
@@ -139,19 +140,26 @@ def _api(stack: ExitStack, redis_port: int, logs: Path, **extra: str) -> Iterato
     yield url, proc.pid
 
 
-def _submit_all(url: str, image: bytes, jobs: int, clients: int) -> list[str]:
+def _submit_all(url: str, image: bytes, jobs: int, clients: int, per_request: int) -> list[str]:
     with httpx.Client(base_url=url, timeout=60) as http:
 
-        def one(_: int) -> str:
-            answer = http.post("/api/v1/jobs", files={"file": ("l.jpg", image, "image/jpeg")})
+        def one(_: int) -> list[str]:
+            if per_request == 1:
+                answer = http.post("/api/v1/jobs", files={"file": ("l.jpg", image, "image/jpeg")})
+                answer.raise_for_status()
+                return [str(answer.json()["job_id"])]
+            files = [("files", (f"{n}.jpg", image, "image/jpeg")) for n in range(per_request)]
+            answer = http.post("/api/v1/jobs/batch", files=files)
             answer.raise_for_status()
-            return str(answer.json()["job_id"])
+            return [str(job["job_id"]) for job in answer.json()["jobs"]]
 
         with ThreadPoolExecutor(clients) as pool:
-            return list(pool.map(one, range(jobs)))
+            return [i for ids in pool.map(one, range(jobs // per_request)) for i in ids]
 
 
-def measure(jobs: int, clients: int, image: bytes, logs: Path) -> dict[str, Any]:
+def measure(
+    jobs: int, clients: int, image: bytes, logs: Path, per_request: int = 1
+) -> dict[str, Any]:
     with ExitStack() as stack:
         redis_port, client = stack.enter_context(_redis(logs))
         api_proxy = stack.enter_context(CountingProxy.serving(redis_port))
@@ -166,7 +174,8 @@ def measure(jobs: int, clients: int, image: bytes, logs: Path) -> dict[str, Any]
         })  # fmt: skip
         meter.start()
         calls = command_calls(client)
-        ids = _submit_all(url, image, jobs, clients)
+        ids = _submit_all(url, image, jobs, clients, per_request)
+        jobs = len(ids)
         submit: dict[str, Any] = meter.per_job(jobs)
         submit["commands"] = calls_per_job(calls, command_calls(client), jobs)
 
@@ -194,6 +203,7 @@ def measure(jobs: int, clients: int, image: bytes, logs: Path) -> dict[str, Any]
     return {
         "jobs": jobs,
         "clients": clients,
+        "per_request": per_request,
         "image_bytes": len(image),
         "submit": submit,
         "worker": drain,
@@ -234,11 +244,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--image", type=Path, default=LABRADOR, help="the image every job sends")
+    parser.add_argument("--per-request", type=int, default=1, help="images per submit (a batch)")
+    parser.add_argument("--no-replicas", action="store_true", help="skip the replica-wait phase")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "capacity-results.json")
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="imgclf-capacity-logs-"))
-    results = measure(args.jobs, args.clients, args.image.read_bytes(), logs)
-    results["replica_wait"] = replica_wait(300, logs)
+    results = measure(args.jobs, args.clients, args.image.read_bytes(), logs, args.per_request)
+    if not args.no_replicas:
+        results["replica_wait"] = replica_wait(300, logs)
     args.out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 

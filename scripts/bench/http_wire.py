@@ -17,17 +17,22 @@ from urllib.parse import urlsplit
 BOUNDARY = secrets.token_hex(16)
 
 
-def multipart_post(path: str, data: bytes, *, filename: str = "img.jpg") -> bytes:
-    """A complete POST request uploading `data` as the form's `file` field."""
-    body = b"".join(
-        [
-            f"--{BOUNDARY}\r\n".encode(),
-            f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'.encode(),
-            b"Content-Type: image/jpeg\r\n\r\n",
-            data,
-            f"\r\n--{BOUNDARY}--\r\n".encode(),
-        ]
-    )
+def multipart_post(path: str, *images: bytes, field: str = "file") -> bytes:
+    """A complete POST request uploading `images` as the form's `field` (one part each)."""
+    parts = [
+        b"".join(
+            [
+                f"--{BOUNDARY}\r\n".encode(),
+                f'Content-Disposition: form-data; name="{field}"; '
+                f'filename="img{n}.jpg"\r\n'.encode(),
+                b"Content-Type: image/jpeg\r\n\r\n",
+                data,
+                b"\r\n",
+            ]
+        )
+        for n, data in enumerate(images)
+    ]
+    body = b"".join([*parts, f"--{BOUNDARY}--\r\n".encode()])
     head = (
         f"POST {path} HTTP/1.1\r\nHost: bench\r\n"
         f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"

@@ -36,37 +36,53 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-# The path each mode posts an image to; a job still queued or running is then long-polled.
+# The path each mode posts images to, and the form field: one image per request, or a batch
+# (`per_request`). A job still queued or running is then long-polled.
 MODES = {
-    "jobs": "/api/v1/jobs",  # submit, then long-poll GET /api/v1/jobs/{id}?wait=30
-    "jobs-wait": "/api/v1/jobs?wait=30",  # submit and wait in one request
-    "predict": "/api/v1/predict",  # the seed's synchronous route
+    "jobs": ("/api/v1/jobs", "file"),  # submit, then long-poll GET /api/v1/jobs/{id}?wait=30
+    "jobs-wait": ("/api/v1/jobs?wait=30", "file"),  # submit and wait in one request
+    "batch-wait": ("/api/v1/jobs/batch?wait=30", "files"),  # a batch, submitted and waited for
+    "predict": ("/api/v1/predict", "file"),  # a synchronous route (the seed's; BentoML's)
+    "predict-many": ("/api/v1/predict_many", "files"),  # BentoML: a batch per request
+    "predict-batched": ("/api/v1/predict_batched", "files"),  # BentoML: adaptive batching
 }
 
 
-async def _job(conn: http_wire.Connection, request: bytes) -> None:
-    job = await conn.json(request, expect=(200, 202))
-    poll = http_wire.get(f"/api/v1/jobs/{job['job_id']}?wait=30")
-    while job["status"] in ("queued", "running"):
-        job = await conn.json(poll, expect=200)
-    if job["status"] != "succeeded":
-        raise RuntimeError(f"job {job['job_id']} {job['status']}: {job.get('error')}")
+async def _jobs(conn: http_wire.Connection, request: bytes) -> None:
+    answer = await conn.json(request, expect=(200, 202))
+    for job in answer.get("jobs", [answer]):
+        poll = http_wire.get(f"/api/v1/jobs/{job['job_id']}?wait=30")
+        while job["status"] in ("queued", "running"):
+            job = await conn.json(poll, expect=200)
+        if job["status"] != "succeeded":
+            raise RuntimeError(f"job {job['job_id']} {job['status']}: {job.get('error')}")
 
 
 async def _predict(conn: http_wire.Connection, request: bytes) -> None:
     await conn.json(request, expect=200)
 
 
-async def _run(
-    url: str, images: list[bytes], *, clients: int, mode: str, probe: bool, fresh: bool = False
-) -> LoadResult:
-    path, send = MODES[mode], _predict if mode == "predict" else _job
-    encoded: dict[int, bytes] = {}  # the workload repeats the same photos: encode each once
+@dataclass(frozen=True)
+class Load:
+    """How the images are sent: `clients` at once, `mode` (one of `MODES`), `per_request`
+    images in each request, a new connection per request (`fresh`) or keep-alive."""
+
+    clients: int
+    mode: str = "jobs"
+    per_request: int = 1
+    fresh: bool = False
+
+
+async def _run(url: str, images: list[bytes], load: Load, *, probe: bool) -> LoadResult:
+    (path, field), send = MODES[load.mode], _predict if "predict" in load.mode else _jobs
+    encoded: dict[tuple[int, ...], bytes] = {}  # the same photos repeat: encode each request once
     queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for data in images:
-        if id(data) not in encoded:
-            encoded[id(data)] = http_wire.multipart_post(path, data)
-        queue.put_nowait(encoded[id(data)])
+    for at in range(0, len(images), load.per_request):
+        batch = images[at : at + load.per_request]
+        key = tuple(map(id, batch))
+        if key not in encoded:
+            encoded[key] = http_wire.multipart_post(path, *batch, field=field)
+        queue.put_nowait(encoded[key])
     result = LoadResult(images=len(images), seconds=0.0)
     done = asyncio.Event()
 
@@ -77,7 +93,7 @@ async def _run(
                 request = queue.get_nowait()
                 started = time.perf_counter()
                 await send(conn, request)
-                if fresh:
+                if load.fresh:
                     await conn.close()
                 result.latencies.append(time.perf_counter() - started)
         finally:
@@ -96,7 +112,7 @@ async def _run(
 
     probing = asyncio.create_task(prober()) if probe else None
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client() for _ in range(load.clients)))
     result.seconds = time.perf_counter() - started
     done.set()
     if probing is not None:
@@ -112,11 +128,14 @@ def run(
     mode: str = "jobs",
     probe: bool = True,
     fresh: bool = False,
+    per_request: int = 1,
 ) -> LoadResult:
     """Send every image once through `clients` concurrent clients (`mode`: one of `MODES`),
-    probing `GET /health` every 20 ms meanwhile when `probe` is set; with `fresh`, a new
-    connection per request instead of keep-alive."""
-    return asyncio.run(_run(url, images, clients=clients, mode=mode, probe=probe, fresh=fresh))
+    `per_request` images a request, probing `GET /health` every 20 ms meanwhile when `probe` is
+    set; with `fresh`, a new connection per request instead of keep-alive. Latencies are per
+    request."""
+    load = Load(clients, mode, per_request, fresh)
+    return asyncio.run(_run(url, images, load, probe=probe))
 
 
 def idle_latency(

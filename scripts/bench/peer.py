@@ -4,8 +4,11 @@
     uv run --group peer python -m scripts.bench.peer [--rounds R] [--clients N] [--images N]
 
 imgclf is measured as programs use it synchronously (`POST /api/v1/jobs?wait=30`, one request
-per image) and as the UI does (submit, then long-poll); BentoML with keep-alive connections and
-with a new connection per request, and its better mode counts. Each photo size is its own run.
+per image; `POST /api/v1/jobs/batch?wait=30`, PER_REQUEST images per request) and as the UI does
+(submit, then long-poll); BentoML with keep-alive connections and with a new connection per
+request, one image per request (one at a time, or through its adaptive batching) and
+PER_REQUEST per request (one after another, or through its adaptive batching): its best mode
+counts, for each number of images per request. Each photo size is its own run.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from scripts.processes import free_port, running, wait_for_http
 from shared.settings import PROJECT_ROOT
 
 CACHE = PROJECT_ROOT / ".run" / "bench-images"
+PER_REQUEST = 16
 
 
 @contextmanager
@@ -63,9 +67,14 @@ def run_imgclf(images: list[bytes], *, clients: int, logs: Path) -> dict[str, An
     with services.pipeline(workers=cores, logs=logs) as stack:
         load.run(stack.api_url, images[: cores * 4], clients=clients, mode="jobs-wait")
         pids = [pid for group in stack.processes().values() for pid in group]
-        for key, mode in (("one_request", "jobs-wait"), ("submit_and_poll", "jobs")):
+        for key, mode, per_request in (
+            ("one_request", "jobs-wait", 1),
+            ("submit_and_poll", "jobs", 1),
+            ("batch", "batch-wait", PER_REQUEST),
+        ):
             before = sum(map(services.cpu_seconds, pids))
-            result = load.run(stack.api_url, images, clients=clients, mode=mode, probe=False)
+            result = load.run(stack.api_url, images, clients=clients, mode=mode, probe=False,
+                              per_request=per_request)  # fmt: skip
             out[key] = _figures(result, sum(map(services.cpu_seconds, pids)) - before)
     return out
 
@@ -75,12 +84,17 @@ def run_bentoml(images: list[bytes], *, clients: int, logs: Path) -> dict[str, A
     out: dict[str, Any] = {}
     with bentoml_server(logs=logs) as (url, pid):
         load.run(url, images[: cores * 4], clients=clients, mode="predict", probe=False)
-        for key, fresh in (("keep_alive", False), ("new_connection", True)):
-            before = _tree_cpu(pid)
-            result = load.run(url, images, clients=clients, mode="predict", probe=False,
-                              fresh=fresh)  # fmt: skip
-            out[key] = _figures(result, _tree_cpu(pid) - before)
-    out["best"] = max(out.values(), key=lambda f: f["images_per_second"])
+        for per_request, modes in ((1, ("predict", "predict-batched")),
+                                   (PER_REQUEST, ("predict-many", "predict-batched"))):  # fmt: skip
+            for mode, fresh in ((m, f) for m in modes for f in (False, True)):
+                before = _tree_cpu(pid)
+                result = load.run(url, images, clients=clients, mode=mode, probe=False,
+                                  fresh=fresh, per_request=per_request)  # fmt: skip
+                key = f"{mode} x{per_request}{' new connections' if fresh else ''}"
+                out[key] = _figures(result, _tree_cpu(pid) - before)
+    for per_request in (1, PER_REQUEST):
+        mine = [f for k, f in out.items() if f" x{per_request}" in k and not k.startswith("best")]
+        out[f"best x{per_request}"] = max(mine, key=lambda f: f["images_per_second"])
     return out
 
 
@@ -108,25 +122,30 @@ def main() -> None:
             for name, images in workloads.items():
                 ours = run_imgclf(images, clients=args.clients, logs=Path(tmp))
                 peer = run_bentoml(images, clients=args.clients, logs=Path(tmp))
-                ratio = ours["one_request"]["images_per_second"] / peer["best"]["images_per_second"]
-                results[name].append({"imgclf": ours, "bentoml": peer, "ratio": ratio})
-                print(_line(name, ours, peer, ratio), flush=True)
+                ratios = {
+                    "one image per request": ours["one_request"]["images_per_second"]
+                    / peer["best x1"]["images_per_second"],
+                    f"{PER_REQUEST} per request": ours["batch"]["images_per_second"]
+                    / peer[f"best x{PER_REQUEST}"]["images_per_second"],
+                }
+                results[name].append({"imgclf": ours, "bentoml": peer, "ratios": ratios})
+                print(_lines(name, ours, peer, ratios), flush=True)
     args.out.write_text(json.dumps({"clients": args.clients, "runs": results}, indent=2))
     print(f"JSON: {args.out}")
 
 
-def _line(name: str, ours: dict[str, Any], peer: dict[str, Any], ratio: float) -> str:
+def _lines(name: str, ours: dict[str, Any], peer: dict[str, Any], ratios: dict[str, float]) -> str:
     def fig(f: dict[str, float]) -> str:
         return (
             f"{f['images_per_second']:.1f} img/s p99 {f['p99_ms']:.0f} ms "
             f"cpu {f['cpu_ms_per_image']:.1f} ms"
         )
 
-    return (
-        f"{name}: imgclf one request {fig(ours['one_request'])}; poll "
-        f"{fig(ours['submit_and_poll'])} | bentoml keep-alive {fig(peer['keep_alive'])}; new "
-        f"{fig(peer['new_connection'])} | {ratio:.2f}x"
-    )
+    lines = [f"{name}:"]
+    lines += [f"  imgclf {key}: {fig(f)}" for key, f in ours.items()]
+    lines += [f"  bentoml {key}: {fig(f)}" for key, f in peer.items()]
+    lines += [f"  imgclf / best bentoml, {key}: {ratio:.2f}x" for key, ratio in ratios.items()]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

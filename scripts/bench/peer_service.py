@@ -5,7 +5,10 @@ BentoML's recommended CPU settings: one worker process per core, one inference t
     bentoml serve scripts.bench.peer_service:Classifier --port 3000
 
 (`uv run --group peer`; `scripts/bench/peer.py` starts it.) It answers `POST /api/v1/predict`
-with a multipart `file`, as imgclf's synchronous route does.
+with a multipart `file`, as imgclf's synchronous route does; `POST /api/v1/predict_many` with
+several `files`, one after another; and `POST /api/v1/predict_batched` with several `files`
+through BentoML's adaptive batching (the requests that arrive together merged into one batch,
+which goes through the model in one call), as its documentation recommends for throughput.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import bentoml
 
 from shared.settings import get_settings
 from worker.model import load_classifier
-from worker.pipeline import classify
+from worker.pipeline import classify, classify_prepared, prepare
 
 TOP_K = 5
 
@@ -27,10 +30,29 @@ class Classifier:
     def __init__(self) -> None:
         settings = get_settings()
         self.settings = settings
-        self.classifier = load_classifier(settings.model_path, settings.labels_path, threads=1)
+        self.classifier = load_classifier(
+            settings.model_path, settings.labels_path, threads=1, batch="on"
+        )
 
     @bentoml.api(route="/api/v1/predict")
     def predict(self, file: Path) -> dict[str, Any]:
+        return self._one(file)
+
+    @bentoml.api(route="/api/v1/predict_many")
+    def predict_many(self, files: list[Path]) -> list[dict[str, Any]]:
+        return [self._one(file) for file in files]
+
+    @bentoml.api(route="/api/v1/predict_batched", batchable=True, max_batch_size=64,
+                 max_latency_ms=1000)  # fmt: skip
+    def predict_batched(self, files: list[Path]) -> list[dict[str, Any]]:
+        max_pixels = self.settings.max_image_pixels
+        prepared = [prepare(file.read_bytes(), max_pixels=max_pixels) for file in files]
+        outcomes = classify_prepared(
+            prepared, classifier=self.classifier, top_ks=[TOP_K] * len(prepared)
+        )
+        return [{"predictions": [p.model_dump() for p in o.predictions]} for o in outcomes]
+
+    def _one(self, file: Path) -> dict[str, Any]:
         outcome = classify(
             file.read_bytes(),
             classifier=self.classifier,

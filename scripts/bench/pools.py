@@ -3,11 +3,13 @@ a child per core), one `--pool=solo` node per core (no dispatch hop to a child),
 `--pool=threads` (one process, one model, a thread per core), each judged against the in-process
 limit measured just before and after it.
 
-    uv run python -m scripts.bench.pools [--jobs N] [--rounds R] [--image PATH]
+    uv run python -m scripts.bench.pools [--jobs N] [--rounds R] [--image PATH] [--groups 16,1]
 
-Jobs are queued straight into Redis (`services.drain`: no HTTP, no API), so what is measured is
-the node: Celery, the job store's round trips, and the model's own work. CPU is read from /proc
-per process; "overhead" is the node's CPU per image above the limit's.
+Jobs are queued straight into Redis (`services.drain`: no HTTP, no API), in batches whose
+messages carry groups of jobs (`--groups`: each size is a run of its own; 1, a message per job,
+is the design before groups), so what is measured is the node: Celery, the job store's round
+trips, and the model's own work. CPU is read from /proc per process; "overhead" is the node's
+CPU per image above the limit's.
 """
 
 from __future__ import annotations
@@ -117,11 +119,13 @@ def cpu_of(pids: list[int], redis_pid: int) -> dict[str, float]:
     }
 
 
-def measure(pool: str, images: list[bytes], *, cores: int, logs: Path) -> dict[str, Any]:
+def measure(
+    pool: str, images: list[bytes], *, cores: int, logs: Path, group: int | None = None
+) -> dict[str, Any]:
     with nodes(pool, cores=cores, logs=logs) as (url, pids, redis_pid):
-        services.drain(url, images[: cores * 4])  # warm-up: first jobs, caches
+        services.drain(url, images[: cores * 4], group=group)  # warm-up: first jobs, caches
         before = cpu_of(pids, redis_pid)
-        ips = services.drain(url, images)
+        ips = services.drain(url, images, group=group)
         after = cpu_of(pids, redis_pid)
     cpu = {k: (after[k] - before[k]) / len(images) * 1000 for k in before}
     return {"images_per_second": ips, "cpu_ms_per_image": cpu}
@@ -137,6 +141,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="runs of each pool, alternated")
     parser.add_argument("--image", type=Path, help="default: the photo set's 640x480 JPEG")
     parser.add_argument("--pools", default=",".join(POOLS))
+    parser.add_argument("--groups", default="16,1", help="jobs per message, a run each")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench-pools.json")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
@@ -147,12 +152,14 @@ def main() -> None:
     def limit() -> float:
         return inprocess.limit([path], processes=cores, rounds=limit_rounds)
 
-    runs: dict[str, list[dict[str, Any]]] = {pool: [] for pool in args.pools.split(",")}
+    variants = [(pool, int(group)) for pool in args.pools.split(",")
+                for group in args.groups.split(",")]  # fmt: skip
+    runs: dict[str, list[dict[str, Any]]] = {f"{p} x{g}": [] for p, g in variants}
     limits = [limit()]
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
-            for pool in runs:
-                run = measure(pool, images, cores=cores, logs=Path(tmp))
+            for pool, group in variants:
+                run = measure(pool, images, cores=cores, logs=Path(tmp), group=group)
                 limits.append(limit())
                 around = statistics.mean(limits[-2:])
                 run["limit_around"] = around
@@ -161,8 +168,8 @@ def main() -> None:
                 limit_cpu = cores / around * 1000
                 node_cpu = run["cpu_ms_per_image"]["main"] + run["cpu_ms_per_image"]["children"]
                 run["overhead_ms_per_image"] = node_cpu - limit_cpu
-                runs[pool].append(run)
-                print(_line(pool, run), flush=True)
+                runs[f"{pool} x{group}"].append(run)
+                print(_line(f"{pool} x{group}", run), flush=True)
     result = {"image": path.name, "jobs": args.jobs, "cores": cores, "limits": limits,
               "runs": runs}  # fmt: skip
     args.out.write_text(json.dumps(result, indent=2))
@@ -172,7 +179,7 @@ def main() -> None:
 def _line(pool: str, run: dict[str, Any]) -> str:
     cpu = " ".join(f"{k} {v:.2f}" for k, v in run["cpu_ms_per_image"].items())
     return (
-        f"{pool:8s} {run['images_per_second']:6.1f} img/s  {run['of_limit']:.0%} of "
+        f"{pool:12s} {run['images_per_second']:6.1f} img/s  {run['of_limit']:.0%} of "
         f"{run['limit_around']:.1f}  cpu/img {cpu}  overhead {run['overhead_ms_per_image']:.2f} ms"
     )
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 
 from scripts.processes import free_port, running, wait_for_http
-from shared.jobs import EVENTS_CHANNEL, JobStore, NewJob, QueueLimits, announced_job
-from shared.kombu_messages import ClassifyQueue
+from shared.jobs import EVENTS_CHANNEL, Grouping, JobStore, NewJob, QueueLimits, announced_job
+from shared.kombu_messages import classify_queues
 from shared.queue import make_celery
 from shared.redis_client import connect
 from shared.schemas import JobStatus
@@ -29,6 +29,7 @@ class Stack:
     worker_pid: int
     redis_pid: int
     redis_url: str
+    worker_metrics_url: str = ""
 
     def processes(self) -> dict[str, list[int]]:
         """The stack's processes by role, for CPU accounting."""
@@ -75,7 +76,8 @@ def pipeline(*, workers: int, logs: Path) -> Iterator[Stack]:
             if time.monotonic() > deadline:
                 raise TimeoutError("workers did not come up")
             time.sleep(0.2)
-        yield Stack(url, api.pid, worker.pid, redis_proc.pid, env["REDIS_URL"])
+        metrics = f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}"
+        yield Stack(url, api.pid, worker.pid, redis_proc.pid, env["REDIS_URL"], metrics)
 
 
 @contextmanager
@@ -100,15 +102,17 @@ def rss_mb(pid: int) -> dict[str, float]:
     return {"rss_mb": fields["VmRSS"], "peak_rss_mb": fields["VmHWM"]}
 
 
-def drain(redis_url: str, images: list[bytes]) -> float:
+def drain(redis_url: str, images: list[bytes], *, group: int | None = None) -> float:
     """Images per second of the worker node alone: the jobs are queued straight into Redis, in
-    batches as large as the API accepts, and timed until the last one has finished (no HTTP, no
-    API, no clients). Finishes are counted from the jobs' own announcements rather than by
+    batches as large as the API accepts, their messages in groups of `group` jobs (default
+    GROUP_MAX_JOBS; 1: a message per job), and timed until the last one has finished (no HTTP,
+    no API, no clients). Finishes are counted from the jobs' own announcements rather than by
     polling Redis, and a job that fails stops the run with its error."""
     settings = Settings(redis_url=redis_url)
     client = connect(settings)
     store = JobStore(client, ttl_seconds=600)
-    queue = ClassifyQueue(settings.queue_name, make_celery(settings))
+    queues = classify_queues(settings.queue_name, make_celery(settings))
+    grouping = Grouping(group or settings.group_max_jobs, settings.group_max_bytes)
     new = NewJob(filename="bench.jpg", content_type="image/jpeg", size_bytes=0, width=0,
                  height=0, top_k=5)  # fmt: skip
     with client.pubsub(ignore_subscribe_messages=True) as events:  # type: ignore[no-untyped-call]
@@ -117,8 +121,8 @@ def drain(redis_url: str, images: list[bytes]) -> float:
         pending: set[str] = set()
         for start in range(0, len(images), settings.max_batch_files):
             batch = images[start : start + settings.max_batch_files]
-            jobs = store.enqueue([(new, data) for data in batch], queue=queue,
-                                 limits=QueueLimits(len(images)))  # fmt: skip
+            jobs = store.enqueue([(new, data) for data in batch], queues=queues,
+                                 limits=QueueLimits(len(images)), grouping=grouping)  # fmt: skip
             pending.update(job.job_id for job in jobs)
         quiet_since = time.monotonic()
         while pending:

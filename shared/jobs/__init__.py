@@ -6,12 +6,13 @@ changes run as Lua scripts, so a claim, a finish and a cancel never interleave, 
 already terminal is never overwritten (a task redelivered after a crash cannot corrupt it).
 
 Read it in this order: `keys` (names), `record` (the job's hash, declared by the schema),
-`lua`, `scripts` and `recovery_scripts` (Lua), `operations`, `intake` and `recovery` (what each
-call does, without I/O), `runners` (blocking and asyncio stores that send the operations' round
-trips).
+`scripts` (the Lua scripts in `lua/`, and their loader), `groups` (jobs into queue messages),
+`operations`, `intake` and `recovery` (what each call does, without I/O), `runners` (blocking and
+asyncio stores that send the operations' round trips).
 """
 
-from shared.jobs.intake import Idempotency, QueueLimits, Submission
+from shared.jobs.groups import Grouping
+from shared.jobs.intake import Idempotency, QueueLimits, Request
 from shared.jobs.keys import (
     EVENTS_CHANNEL,
     KEY_PREFIX,
@@ -20,7 +21,7 @@ from shared.jobs.keys import (
     job_key,
     new_job_id,
 )
-from shared.jobs.operations import Claim, Keeping, Replication
+from shared.jobs.operations import Claim, Claimed, Delivery, Keeping, Replication
 from shared.jobs.record import announced_job
 from shared.jobs.runners import AsyncJobStore, JobStore
 from shared.schemas import NewJob
@@ -30,13 +31,16 @@ __all__ = [
     "KEY_PREFIX",
     "AsyncJobStore",
     "Claim",
+    "Claimed",
+    "Delivery",
+    "Grouping",
     "Idempotency",
     "JobStore",
     "Keeping",
     "NewJob",
     "QueueLimits",
     "Replication",
-    "Submission",
+    "Request",
     "announced_job",
     "idempotency_key",
     "image_key",

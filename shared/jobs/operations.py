@@ -20,6 +20,7 @@ from shared.errors import (
 from shared.jobs import keys, record, scripts
 from shared.jobs.steps import Operation, send
 from shared.kombu_messages import ClassifyQueue
+from shared.priorities import PRIORITIES
 from shared.schemas import CallbackState, ErrorBody, Job, JobResult, JobStatus
 
 
@@ -32,6 +33,29 @@ class Claim:
     started_at: float
     top_k: int
     image: bytes
+    # The submit's trace context (`traceparent`), '' without one.
+    trace: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The jobs a queue message carries, and its tag (its task id; a lone job's: its id)."""
+
+    job_ids: Sequence[str]
+    tag: str = ""
+
+    @classmethod
+    def alone(cls, job_id: str) -> Delivery:
+        return cls([job_id], job_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a claim of a delivery's jobs gave: the jobs to run now, and those to run alone (taken
+    over from a process that died holding several jobs: any of them may have killed it)."""
+
+    jobs: list[Claim]
+    alone: list[str]
 
 
 def not_found(job_id: str) -> JobNotFoundError:
@@ -66,37 +90,43 @@ class Keeping:
 
 
 def claim(
-    job_id: str, *, worker_id: str, max_attempts: int, keeping: Keeping, takeover: bool = True
-) -> Operation[Claim | None]:
-    """Mark the job running in `worker_id`; None when there is nothing to run.
+    delivery: Delivery,
+    *,
+    worker_id: str,
+    max_attempts: int,
+    keeping: Keeping,
+    takeover: bool = True,
+) -> Operation[Claimed]:
+    """Mark the jobs of a delivery running in `worker_id`, in one transaction that also reads
+    their images.
 
-    Nothing to run: canceled, finished or expired; running in another live process; or started
-    `max_attempts` times already by processes that died (a poison image must not kill workers
-    forever: it fails instead). Without `takeover`, a job another process holds is never run.
+    Left out: canceled, finished or expired jobs; jobs put back since with a message of their
+    own; jobs running in another live process; jobs started `max_attempts` times already by
+    processes that died (a poison image must not kill workers forever: each fails instead).
+    Without `takeover`, a job another process holds is never run. See `lua/claim.lua` for what
+    counts as an attempt.
     """
-    now = time.time()
-    script_keys = [
-        keys.job_key(job_id),
-        keys.RUNNING_KEY,
-        keys.WORKERS_KEY,
-        *keys.WATERMARKS,
-        *keys.QUEUED_BOOKKEEPING,
-    ]
-    reply, image = yield from send(
-        scripts.CLAIM.call(
-            script_keys, [repr(now), job_id, worker_id, max_attempts, int(takeover)]
-        ),
-        ("GET", keys.image_key(job_id)),
+    now, job_ids = time.time(), delivery.job_ids
+    script_keys = [keys.RUNNING_KEY, keys.WORKERS_KEY, *keys.WATERMARKS, *keys.QUEUED_BOOKKEEPING]
+    script_keys += [keys.job_key(job_id) for job_id in job_ids]
+    args = [repr(now), *job_ids, worker_id, max_attempts, int(takeover), delivery.tag or job_ids[0]]
+    replies, *images = yield from send(
+        scripts.CLAIM.call(script_keys, args),
+        *(("GET", keys.image_key(job_id)) for job_id in job_ids),
         atomic=True,
     )
-    if reply[0] == b"exhausted":
-        message = f"The worker processing this image died {max_attempts} times; giving up"
-        yield from fail(job_id, WorkerLostError(message), keeping)
-        return None
-    if reply[0] != b"run":
-        return None
-    _, created_at, top_k = reply
-    return Claim(job_id, float(created_at), now, int(top_k), image or b"")
+    claimed = Claimed([], [])
+    for job_id, reply, image in zip(job_ids, replies, images, strict=True):
+        if reply[0] == b"run":
+            _, created_at, top_k, trace = reply
+            claim = Claim(job_id, float(created_at), now, int(top_k), image or b"", trace.decode())
+            claimed.jobs.append(claim)
+        elif reply[0] == b"suspect":
+            claimed.alone.append(job_id)
+        elif reply[0] == b"exhausted":
+            message = f"The worker processing this image died {max_attempts} times; giving up"
+            yield from fail(job_id, WorkerLostError(message), keeping)
+    return claimed
 
 
 def succeed(job_id: str, result: JobResult, keeping: Keeping) -> Operation[bool]:
@@ -204,9 +234,16 @@ def queued_bytes() -> Operation[int]:
 
 
 def queue_lengths(queues: Mapping[str, ClassifyQueue]) -> Operation[dict[str, int]]:
-    """Jobs waiting in each priority's queue, in one round trip."""
+    """Messages waiting in each priority's queue (a message carries one job or a group), in one
+    round trip."""
     lengths = yield from send(*(("LLEN", queue.name) for queue in queues.values()))
     return {priority: int(n) for priority, n in zip(queues, lengths, strict=True)}
+
+
+def queued_counts() -> Operation[dict[str, int]]:
+    """Jobs waiting, by priority (the queued indexes), in one round trip."""
+    counts = yield from send(*(("ZCARD", keys.queued_key(p)) for p in PRIORITIES))
+    return {priority: int(n) for priority, n in zip(PRIORITIES, counts, strict=True)}
 
 
 def running_count() -> Operation[int]:

@@ -1,8 +1,9 @@
 """The job record's codec: `shared.schemas.Job` to and from its Redis hash and finish events.
 
 The hash holds one field per `Job` field (strings, '' for none; nested models as JSON) plus the
-store's own bookkeeping (`attempts`, `worker`, `owner`), so the shape is declared once, in the
-schema.
+store's own bookkeeping (`attempts`, `worker`, `owner`, `trace`; and from the scripts: `msg`, the
+delivery tag of the group message that carries it, `claimed_ms`, `claimed_n`), so the shape is
+declared once, in the schema.
 """
 
 from __future__ import annotations
@@ -36,15 +37,19 @@ _NESTED: dict[str, type[BaseModel]] = {
 }
 
 
-def queued_fields(job: NewJob, *, created_at: float, owner: str = "") -> dict[str, str]:
+def queued_fields(
+    job: NewJob, *, created_at: float, owner: str = "", trace: str = ""
+) -> dict[str, str]:
     """The hash of a job just queued; `owner` is whose it is (a digest of the caller's API key,
-    '' with keys off), kept for the caller's list of failures and never shown."""
+    '' with keys off), kept for the caller's list of failures and never shown; `trace` the
+    submit's trace context, which the worker's spans for the job continue."""
     fields = {name: "" if value is None else str(value) for name, value in job.model_dump().items()}
     return {
         "status": JobStatus.QUEUED.value,
         "created_at": repr(created_at),
         "attempts": "0",
         "owner": owner,
+        "trace": trace,
         **fields,
     }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from shared.jobs import keys, recovery_scripts
+from shared.jobs import keys, scripts
 from shared.jobs.steps import Operation, send
 from shared.kombu_messages import UNACKED_KEY, ClassifyQueue
 from shared.priorities import DEFAULT_PRIORITY
@@ -23,14 +23,21 @@ def running_jobs() -> Operation[dict[str, str]]:
 
 
 def requeue_orphan(
-    job_id: str, *, worker_id: str, queues: Mapping[str, ClassifyQueue], max_running_ms: int = 0
+    job_id: str,
+    *,
+    worker_id: str,
+    queues: Mapping[str, ClassifyQueue],
+    max_running_ms: int = 0,
+    hand_back: bool = False,
 ) -> Operation[int]:
-    """Put a job back to 'queued', with a new message on its priority's queue, if `worker_id`
-    still holds it and its heartbeat has expired (1), or it has run longer than `max_running_ms`
-    (2, when not 0); 0 when another process has it now, it is alive and in time, or it has
-    finished."""
+    """Put a job back to 'queued', with a new message of its own on its priority's queue, if
+    `worker_id` still holds it and its heartbeat has expired (1), or it has run longer than
+    `max_running_ms` for each job its process held with it (2, when not 0); with `hand_back`,
+    because `worker_id` itself gives it back (3); 0 when another process has it now, it is
+    alive and in time, or it has finished."""
     (priority,) = yield from send(("HGET", keys.job_key(job_id), "priority"))
     queue = queues[priority.decode() if priority else DEFAULT_PRIORITY]
+    # Back alone, with a message of its own (its group's may still be held by the dead node).
     script_keys = [
         keys.job_key(job_id),
         keys.RUNNING_KEY,
@@ -38,8 +45,8 @@ def requeue_orphan(
         keys.WORKERS_KEY,
         *keys.QUEUED_BOOKKEEPING,
     ]
-    args = [worker_id, job_id, queue.message(job_id), max_running_ms]
-    (outcome,) = yield from send(recovery_scripts.REQUEUE.call(script_keys, args))
+    args = [worker_id, job_id, queue.message(job_id), max_running_ms, int(hand_back)]
+    (outcome,) = yield from send(scripts.REQUEUE.call(script_keys, args))
     return int(outcome)
 
 
@@ -50,14 +57,16 @@ def lost_messages(
     `scripts.RECONCILE`), at most `limit`."""
     index, watermark = keys.queued_key(priority), keys.watermark_key(priority)
     script_keys = [index, watermark, queue.name, UNACKED_KEY]
-    (ids,) = yield from send(recovery_scripts.RECONCILE.call(script_keys, [grace_ms, limit]))
+    args = [grace_ms, limit, keys.job_key("")]
+    (ids,) = yield from send(scripts.RECONCILE.call(script_keys, args))
     return [job_id.decode() for job_id in ids]
 
 
 def republish(job_id: str, *, queue: ClassifyQueue) -> Operation[bool]:
-    """A new queue message for a queued job that has none; False when it no longer needs one."""
+    """A new queue message of its own for a queued job that has none (its group's lost); False
+    when it no longer needs one."""
     script_keys = [keys.job_key(job_id), queue.name, UNACKED_KEY, *keys.QUEUED_BOOKKEEPING]
     (published,) = yield from send(
-        recovery_scripts.REPUBLISH.call(script_keys, [job_id, queue.message(job_id)])
+        scripts.REPUBLISH.call(script_keys, [job_id, queue.message(job_id)])
     )
     return bool(published)

@@ -13,9 +13,9 @@ import redis.asyncio
 from shared.errors import ImgclfError, StoreUnavailableError
 from shared.jobs import intake, recovery
 from shared.jobs import operations as ops
-from shared.jobs.intake import QueueLimits, Submission
-from shared.jobs.keys import new_job_id
-from shared.jobs.operations import Claim, Replication
+from shared.jobs.groups import ONE_EACH, Grouping
+from shared.jobs.intake import Outcome, QueueLimits, Request
+from shared.jobs.operations import Claim, Claimed, Delivery, Replication
 from shared.jobs.steps import Exchange, Operation, Step
 from shared.kombu_messages import ClassifyQueue
 from shared.redis_client import unavailable_as_store_error
@@ -61,24 +61,56 @@ class JobStore:
                 pipe.execute_command(*command)  # type: ignore[no-untyped-call]
             return pipe.execute()
 
+    def enqueue_requests(
+        self,
+        requests: Sequence[Request],
+        *,
+        queues: Mapping[str, ClassifyQueue],
+        limits: QueueLimits,
+        grouping: Grouping,
+    ) -> list[Outcome]:
+        """Each request's jobs, or the error that refused it (see `intake.enqueue`)."""
+        operation = intake.enqueue(
+            requests, queues=queues, limits=limits, ttl=self._ttl, grouping=grouping
+        )
+        return self._run(operation).outcomes
+
     def enqueue(
-        self, uploads: Sequence[tuple[NewJob, bytes]], *, queue: ClassifyQueue, limits: QueueLimits
+        self,
+        uploads: Sequence[tuple[NewJob, bytes]],
+        *,
+        queues: Mapping[str, ClassifyQueue],
+        limits: QueueLimits,
+        grouping: Grouping = ONE_EACH,
     ) -> list[Job]:
-        return self._run(intake.enqueue(uploads, queue=queue, limits=limits, ttl=self._ttl))
+        """One request's jobs, in groups by `grouping` (default: a message each)."""
+        (outcome,) = self.enqueue_requests(
+            [Request(uploads)], queues=queues, limits=limits, grouping=grouping
+        )
+        if isinstance(outcome, ImgclfError):
+            raise outcome
+        return outcome
 
     def get(self, job_id: str) -> Job:
         return self._run(ops.get(job_id))
 
-    def claim(self, job_id: str, *, worker_id: str = "", takeover: bool = True) -> Claim | None:
+    def claim_group(
+        self, delivery: Delivery, *, worker_id: str = "", takeover: bool = True
+    ) -> Claimed:
         return self._run(
             ops.claim(
-                job_id,
+                delivery,
                 worker_id=worker_id,
                 max_attempts=self._max_attempts,
                 keeping=self._keeping,
                 takeover=takeover,
             )
         )
+
+    def claim(self, job_id: str, *, worker_id: str = "", takeover: bool = True) -> Claim | None:
+        """One job alone, from a message of its own."""
+        claimed = self.claim_group(Delivery.alone(job_id), worker_id=worker_id, takeover=takeover)
+        return claimed.jobs[0] if claimed.jobs else None
 
     def succeed(self, job_id: str, result: JobResult) -> bool:
         return self._run(ops.succeed(job_id, result, self._keeping))
@@ -111,10 +143,15 @@ class JobStore:
         worker_id: str,
         queues: Mapping[str, ClassifyQueue],
         max_running_ms: int = 0,
+        hand_back: bool = False,
     ) -> int:
         return self._run(
             recovery.requeue_orphan(
-                job_id, worker_id=worker_id, queues=queues, max_running_ms=max_running_ms
+                job_id,
+                worker_id=worker_id,
+                queues=queues,
+                max_running_ms=max_running_ms,
+                hand_back=hand_back,
             )
         )
 
@@ -127,6 +164,9 @@ class JobStore:
 
     def queue_lengths(self, queues: Mapping[str, ClassifyQueue]) -> dict[str, int]:
         return self._run(ops.queue_lengths(queues))
+
+    def queued_counts(self) -> dict[str, int]:
+        return self._run(ops.queued_counts())
 
     def republish(self, job_id: str, *, queue: ClassifyQueue) -> bool:
         return self._run(recovery.republish(job_id, queue=queue))
@@ -154,56 +194,50 @@ class AsyncJobStore:
         with unavailable_as_store_error():
             while exchange.step is not None:
                 try:
-                    exchange.reply(await self._send(exchange.step))
+                    exchange.reply(await _send(self._redis, exchange.step))
                 except redis.ResponseError as exc:
                     exchange.fail(exc)
         return exchange.value
 
-    async def _send(self, step: Step) -> list[Any]:
-        if len(step.commands) == 1 and not step.atomic:
-            return [await self._redis.execute_command(*step.commands[0])]  # type: ignore[no-untyped-call]
-        async with self._redis.pipeline(transaction=step.atomic) as pipe:
-            for command in step.commands:
-                pipe.execute_command(*command)
-            return await pipe.execute()
-
     async def enqueue(
         self,
-        uploads: Sequence[tuple[NewJob, bytes]],
+        requests: Sequence[Request],
         *,
-        queue: ClassifyQueue,
+        queues: Mapping[str, ClassifyQueue],
         limits: QueueLimits,
-        submission: Submission = intake.NO_SUBMISSION,
-    ) -> list[Job]:
-        """The new jobs (ids from `submission.job_ids`, from `new_job_id`, when the caller
-        needs them before the jobs exist), or for an Idempotency-Key seen before the jobs it
-        made then: other ids."""
-        ids = list(submission.job_ids or [new_job_id() for _ in uploads])
+        grouping: Grouping,
+    ) -> list[Outcome]:
+        """Each request's jobs (for an Idempotency-Key seen before, the jobs it made then), or
+        the error that refused it; one transaction for them all, and with replication one wait
+        for replicas: where they do not copy the jobs in time, every request fails (the jobs
+        taken back) with `StoreUnavailableError`."""
         replicate = self._replication is not None and self._replication.replicas > 0
-        idempotency = submission.idempotency
-        if idempotency is not None and replicate:
-            idempotency = replace(idempotency, pending=True)
-        jobs = await self._run(
-            intake.enqueue(
-                uploads,
-                queue=queue,
-                limits=limits,
-                ttl=self._ttl,
-                submission=replace(submission, job_ids=ids, idempotency=idempotency),
-            )
+        if replicate:
+            requests = [_pending(request) for request in requests]
+        queued = await self._run(
+            intake.enqueue(requests, queues=queues, limits=limits, ttl=self._ttl, grouping=grouping)
         )
-        if [job.job_id for job in jobs] != ids or not replicate:
-            return jobs  # a replay, or nothing to wait for
+        written = [
+            request
+            for request, outcome in zip(requests, queued.outcomes, strict=True)
+            if isinstance(outcome, list) and [job.job_id for job in outcome] == [*request.job_ids]
+        ]
+        if not written or not replicate:
+            return queued.outcomes
         assert self._replication is not None
+        job_ids = [job_id for request in written for job_id in request.job_ids]
+        records = [request.idempotency for request in written if request.idempotency is not None]
         try:
-            await self._run(intake.replicated_or_withdrawn(ids, queue, self._replication))
+            await self._run(
+                intake.replicated_or_withdrawn(
+                    job_ids, queued.messages, queues=queues, replication=self._replication
+                )
+            )
         except StoreUnavailableError:
-            if idempotency is not None:
-                await self._run(intake.settle_idempotency(idempotency, accepted=False))
+            await self._run(intake.settle_idempotency(records, accepted=False))
             raise
-        if idempotency is not None:
-            await self._run(intake.settle_idempotency(idempotency, accepted=True))
-        return jobs
+        await self._run(intake.settle_idempotency(records, accepted=True))
+        return queued.outcomes
 
     async def get(self, job_id: str) -> Job:
         return await self._run(ops.get(job_id))
@@ -217,11 +251,27 @@ class AsyncJobStore:
     async def cancel(self, job_id: str) -> Job:
         return await self._run(ops.cancel(job_id, self._webhooks))
 
-    async def queue_lengths(self, queues: Mapping[str, ClassifyQueue]) -> dict[str, int]:
-        return await self._run(ops.queue_lengths(queues))
+    async def queued_counts(self) -> dict[str, int]:
+        return await self._run(ops.queued_counts())
 
     async def running_count(self) -> int:
         return await self._run(ops.running_count())
 
     async def queued_bytes(self) -> int:
         return await self._run(ops.queued_bytes())
+
+
+def _pending(request: Request) -> Request:
+    """`request` with its Idempotency-Key's record pending until replicas hold its jobs."""
+    if request.idempotency is None:
+        return request
+    return replace(request, idempotency=replace(request.idempotency, pending=True))
+
+
+async def _send(client: redis.asyncio.Redis, step: Step) -> list[Any]:
+    if len(step.commands) == 1 and not step.atomic:
+        return [await client.execute_command(*step.commands[0])]  # type: ignore[no-untyped-call]
+    async with client.pipeline(transaction=step.atomic) as pipe:
+        for command in step.commands:
+            pipe.execute_command(*command)
+        return await pipe.execute()

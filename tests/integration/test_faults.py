@@ -6,15 +6,13 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.integration.jobs_helpers import count_by_status, submit_many, wait_all_terminal
+from tests.integration.rig import Rig
 from tests.processes import (
     SHARED_IMAGES,
     RedisServer,
@@ -27,51 +25,6 @@ from tests.processes import (
 )
 
 pytestmark = pytest.mark.integration
-
-# Short broker timeouts keep the node-kill test bounded; the sweep, not the visibility timeout,
-# is what recovers the jobs that were running.
-FAST = {
-    "TASK_SOFT_TIME_LIMIT_SECONDS": "10",
-    "TASK_TIME_LIMIT_SECONDS": "15",
-    "BROKER_VISIBILITY_TIMEOUT_SECONDS": "30",
-    "WORKER_HEARTBEAT_SECONDS": "1",
-    "RECOVERY_INTERVAL_SECONDS": "1",
-}
-
-
-@dataclass
-class Rig:
-    redis: RedisServer
-    api: str
-    env: dict[str, str]
-    tmp: Path
-    stack: ExitStack
-
-    def start_worker(self, name: str, *, concurrency: int = 2) -> subprocess.Popen[bytes]:
-        proc = self.stack.enter_context(
-            running(
-                worker_command(concurrency=concurrency, hostname=name),
-                env=self.env,
-                log=self.tmp / f"{name}.log",
-            )
-        )
-        wait_until(
-            lambda: httpx.get(f"{self.api}/ready").json()["workers_online"] >= concurrency,
-            timeout=60,
-            what=f"worker {name}",
-        )
-        return proc
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    redis = RedisServer(tmp_path / "redis", appendonly=True)
-    redis.start()
-    env = service_env(redis.url, **FAST)
-    with ExitStack() as stack:
-        api = stack.enter_context(api_server(env, tmp_path / "api.log"))
-        yield Rig(redis, api, env, tmp_path, stack)
-    redis.stop()
 
 
 def _assert_all_labrador(jobs: dict[str, dict]) -> None:

@@ -99,14 +99,18 @@ def test_a_duplicate_during_acceptance_is_409_and_a_refused_submit_keeps_no_key(
     tmp_path: Path, labrador_bytes: bytes
 ) -> None:
     """With submits waiting for a replica that never answers, the first request holds its key
-    `pending` for REDIS_WAIT_TIMEOUT_MS: a duplicate meanwhile is 409; the first ends 503, its
-    job and its key withdrawn, so a later retry is a fresh attempt."""
+    `pending` for REDIS_WAIT_TIMEOUT_MS: a duplicate meanwhile, at another API process, is 409;
+    the first ends 503, its job and its key withdrawn, so a later retry is a fresh attempt. (At
+    the same process the duplicate waits its turn behind the first, and gets its outcome.)"""
     redis = RedisServer(tmp_path / "redis")
     redis.start()
     try:
         settings = Settings(redis_url=redis.url, redis_wait_replicas=1, redis_wait_timeout_ms=1500)
         key = str(uuid.uuid4())
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        with (
+            TestClient(create_app(settings), raise_server_exceptions=False) as client,
+            TestClient(create_app(settings), raise_server_exceptions=False) as other,
+        ):
             first: list[httpx.Response] = []
             thread = threading.Thread(
                 target=lambda: first.append(_post(client, key, labrador_bytes))
@@ -118,7 +122,7 @@ def test_a_duplicate_during_acceptance_is_409_and_a_refused_submit_keeps_no_key(
             wait_until(
                 lambda: bool(client_redis.keys("imgclf:idempotency:*")), timeout=10, what="key"
             )
-            duplicate = _post(client, key, labrador_bytes)
+            duplicate = _post(other, key, labrador_bytes)
             thread.join(10)
             assert duplicate.status_code == 409, duplicate.text
             assert duplicate.json()["code"] == "idempotency_in_progress"

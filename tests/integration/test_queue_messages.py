@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 import redis
 
-from shared.jobs import JobStore, NewJob, QueueLimits
+from shared.jobs import Grouping, JobStore, NewJob, QueueLimits
 from shared.kombu_messages import ClassifyQueue
 from shared.queue import make_celery
 from shared.settings import Settings
+from tests.jobs import QUEUES
 from tests.processes import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -20,19 +21,31 @@ pytestmark = pytest.mark.integration
 PER_MESSAGE = {("properties", "delivery_tag"), ("properties", "reply_to")}
 
 
-def test_enqueued_message_matches_what_kombu_publishes(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("jobs", [1, 3], ids=["one job", "a group"])
+def test_enqueued_message_matches_what_kombu_publishes(
+    redis_server: RedisServer, jobs: int
+) -> None:
+    """A group's message is the same task with every job id as an argument, its own task id,
+    and its jobs' time limits added up."""
     client = redis.Redis.from_url(redis_server.url)
-    app = make_celery(Settings(redis_url=redis_server.url))
+    settings = Settings(redis_url=redis_server.url)
+    app = make_celery(settings)
     ours, kombus = ClassifyQueue("ours", app), ClassifyQueue("kombus", app)
     store = JobStore(client, ttl_seconds=60)
     new = NewJob(filename="a", content_type="image/jpeg", size_bytes=1, width=1, height=1, top_k=1)
-    (job,) = store.enqueue([(new, b"x")], queue=ours, limits=QueueLimits(10))
-    app.send_task(
-        "imgclf.classify", args=[job.job_id], task_id=job.job_id, queue=kombus.name,
-        ignore_result=True,
-    )  # fmt: skip
-
+    queued = store.enqueue([(new, b"x")] * jobs, queues={**QUEUES, "normal": ours},
+                           limits=QueueLimits(10), grouping=Grouping(max_jobs=16))  # fmt: skip
+    ids = [job.job_id for job in queued]
     (mine,) = (json.loads(m) for m in client.lrange(ours.name, 0, -1))
+    tag = mine["headers"]["id"]
+    assert tag == ids[0] if jobs == 1 else tag not in ids
+    limits = {}
+    if jobs > 1:
+        limits = {"time_limit": settings.task_time_limit_seconds * jobs,
+                  "soft_time_limit": settings.task_soft_time_limit_seconds * jobs}  # fmt: skip
+    app.send_task("imgclf.classify", args=ids, task_id=tag, queue=kombus.name,
+                  ignore_result=True, **limits)  # fmt: skip
+
     (theirs,) = (json.loads(m) for m in client.lrange(kombus.name, 0, -1))
     theirs["properties"]["delivery_info"]["routing_key"] = ours.name
     assert _flatten(mine).keys() == _flatten(theirs).keys()

@@ -22,7 +22,7 @@ from shared.queue import make_celery
 from shared.settings import Settings
 from tests import clock
 from tests.integration.jobs_helpers import count_by_status, wait_all_terminal
-from tests.integration.test_faults import FAST, Rig
+from tests.integration.rig import FAST, Rig
 from tests.processes import (
     SHARED_IMAGES,
     RedisServer,

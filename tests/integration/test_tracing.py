@@ -49,12 +49,8 @@ def _one(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:
     return named[0]
 
 
-def test_one_job_is_one_trace_across_api_worker_and_webhook(
-    tmp_path: Path, otlp: OtlpReceiver, hooks: Receiver, labrador_bytes: bytes
-) -> None:
-    redis = RedisServer(tmp_path / "redis")
-    redis.start()
-    env = service_env(
+def _traced_env(redis: RedisServer, otlp: OtlpReceiver) -> dict[str, str]:
+    return service_env(
         redis.url,
         OTEL_TRACES_EXPORTER="otlp",
         OTEL_EXPORTER_OTLP_ENDPOINT=otlp.endpoint,
@@ -64,6 +60,14 @@ def test_one_job_is_one_trace_across_api_worker_and_webhook(
         WEBHOOK_SECRET=SECRET,
         CALLBACK_ALLOWED_HOSTS="127.0.0.1",
     )
+
+
+def test_one_job_is_one_trace_across_api_worker_and_webhook(
+    tmp_path: Path, otlp: OtlpReceiver, hooks: Receiver, labrador_bytes: bytes
+) -> None:
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    env = _traced_env(redis, otlp)
     try:
         with (
             running(worker_command(concurrency=1), env=env, log=tmp_path / "worker.log"),
@@ -120,3 +124,45 @@ def test_one_job_is_one_trace_across_api_worker_and_webhook(
     ran = [r for r in about if r["logger"] != "celery.worker.strategy"]
     assert ran
     assert all(record.get("trace_id") == enqueue.trace_id for record in ran), ran
+
+
+def test_each_job_of_a_group_continues_its_submit_s_trace(
+    tmp_path: Path, otlp: OtlpReceiver, labrador_bytes: bytes
+) -> None:
+    """A batch's two jobs travel in one message: the worker's task is a trace of its own, and
+    each job's spans (decode, preprocess, inference, finish, under a `job` span naming it)
+    continue the batch request's trace."""
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    try:
+        env = _traced_env(redis, otlp)
+        with (
+            running(worker_command(concurrency=1), env=env, log=tmp_path / "worker.log"),
+            api_server(env, tmp_path / "api.log") as api,
+        ):
+            wait_until(lambda: httpx.get(f"{api}/ready").status_code == 200, timeout=60,
+                       what="a worker")  # fmt: skip
+            files = [("files", (f"{n}.jpg", labrador_bytes, "image/jpeg")) for n in range(2)]
+            jobs = httpx.post(f"{api}/api/v1/jobs/batch", params={"wait": 20}, files=files,
+                              timeout=30).json()["jobs"]  # fmt: skip
+            assert {job["status"] for job in jobs} == {"succeeded"}
+            wait_until(lambda: len([s for s in otlp.spans if s.name == "finish"]) == 2,
+                       timeout=20, what="both jobs' spans")  # fmt: skip
+    finally:
+        redis.stop()
+
+    enqueue = _one(otlp.spans, "enqueue")
+    trace = [span for span in otlp.spans if span.trace_id == enqueue.trace_id]
+    by_id = {span.span_id: span for span in trace}
+    job_spans = [s for s in trace if s.name == "job"]
+    assert sorted(s.attributes["imgclf.job_id"] for s in job_spans) == sorted(  # type: ignore[type-var]
+        job["job_id"] for job in jobs
+    )
+    assert {s.parent_span_id for s in job_spans} == {enqueue.span_id}
+    for name in ("decode", "preprocess", "inference", "finish"):
+        spans = [s for s in trace if s.name == name]
+        assert len(spans) == 2, name
+        assert {by_id[s.parent_span_id].name for s in spans} == {"job"}, name
+    task = next(s for s in otlp.spans if s.service == "imgclf-worker" and s.name.startswith("run/"))
+    assert task.trace_id != enqueue.trace_id
+    assert _one(otlp.spans, "claim").parent_span_id == task.span_id

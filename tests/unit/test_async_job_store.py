@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -10,10 +11,19 @@ from typing import Any, TypeVar
 import fakeredis
 import pytest
 
-from shared.errors import JobNotFoundError, QueueFullError
-from shared.jobs import AsyncJobStore, JobStore, NewJob, QueueLimits, image_key
-from shared.schemas import JobStatus
-from tests.jobs import QUEUE
+from shared.errors import ImgclfError, JobNotFoundError, QueueFullError
+from shared.jobs import (
+    AsyncJobStore,
+    Delivery,
+    JobStore,
+    NewJob,
+    QueueLimits,
+    Request,
+    image_key,
+)
+from shared.jobs.groups import ONE_EACH, Grouping
+from shared.schemas import Job, JobStatus
+from tests.jobs import QUEUE, QUEUES
 
 pytestmark = pytest.mark.unit
 
@@ -47,12 +57,32 @@ def async_store(server: fakeredis.FakeServer) -> AsyncJobStore:
     return AsyncJobStore(fakeredis.FakeAsyncRedis(server=server), ttl_seconds=60)
 
 
+def enqueue(
+    server: fakeredis.FakeServer,
+    *uploads: list[tuple[NewJob, bytes]],
+    limits: QueueLimits,
+    grouping: Grouping = ONE_EACH,
+) -> list[list[Job] | ImgclfError]:
+    """One transaction of one request per `uploads`."""
+    requests = [Request(each) for each in uploads]
+    return run(
+        async_store(server).enqueue(requests, queues=QUEUES, limits=limits, grouping=grouping)
+    )
+
+
+def enqueue_one(
+    server: fakeredis.FakeServer, uploads: list[tuple[NewJob, bytes]], *, limits: QueueLimits
+) -> list[Job]:
+    (outcome,) = enqueue(server, uploads, limits=limits)
+    if isinstance(outcome, ImgclfError):
+        raise outcome
+    return outcome
+
+
 def test_submitted_jobs_are_queued_with_their_images_and_claimable_by_a_worker(
     server: fakeredis.FakeServer, client: fakeredis.FakeRedis, store: JobStore
 ) -> None:
-    jobs = run(
-        async_store(server).enqueue([(NEW, b"a"), (NEW, b"b")], queue=QUEUE, limits=QueueLimits(10))
-    )
+    jobs = enqueue_one(server, [(NEW, b"a"), (NEW, b"b")], limits=QueueLimits(10))
     messages = [json.loads(m) for m in reversed(client.lrange(QUEUE.name, 0, -1))]
     assert [m["headers"]["id"] for m in messages] == [job.job_id for job in jobs]
     assert client.get(image_key(jobs[1].job_id)) == b"b"
@@ -67,13 +97,9 @@ def test_submitted_jobs_are_queued_with_their_images_and_claimable_by_a_worker(
 def test_a_submission_over_the_queue_limit_stores_nothing(
     server: fakeredis.FakeServer, client: fakeredis.FakeRedis
 ) -> None:
-    run(async_store(server).enqueue([(NEW, b"a")], queue=QUEUE, limits=QueueLimits(2)))
+    enqueue_one(server, [(NEW, b"a")], limits=QueueLimits(2))
     with pytest.raises(QueueFullError, match=r"1 jobs waiting, limit 2"):
-        run(
-            async_store(server).enqueue(
-                [(NEW, b"b"), (NEW, b"c")], queue=QUEUE, limits=QueueLimits(2)
-            )
-        )
+        enqueue_one(server, [(NEW, b"b"), (NEW, b"c")], limits=QueueLimits(2))
     assert client.llen(QUEUE.name) == 1
     assert len(client.keys("imgclf:job:*")) == 1
     assert len(client.keys("imgclf:image:*")) == 1
@@ -82,9 +108,9 @@ def test_a_submission_over_the_queue_limit_stores_nothing(
 def test_submissions_work_after_redis_lost_its_scripts(
     server: fakeredis.FakeServer, client: fakeredis.FakeRedis
 ) -> None:
-    run(async_store(server).enqueue([(NEW, b"a")], queue=QUEUE, limits=QueueLimits(10)))
+    enqueue_one(server, [(NEW, b"a")], limits=QueueLimits(10))
     client.script_flush()  # what a Redis restart does
-    (job,) = run(async_store(server).enqueue([(NEW, b"b")], queue=QUEUE, limits=QueueLimits(10)))
+    (job,) = enqueue_one(server, [(NEW, b"b")], limits=QueueLimits(10))
     assert client.llen(QUEUE.name) == 2
     assert client.get(image_key(job.job_id)) == b"b"
 
@@ -92,3 +118,30 @@ def test_submissions_work_after_redis_lost_its_scripts(
 def test_an_unknown_job_is_not_found(server: fakeredis.FakeServer) -> None:
     with pytest.raises(JobNotFoundError):
         run(async_store(server).get("00000000-0000-0000-0000-000000000000"))
+
+
+def test_requests_that_come_together_share_messages_and_keep_their_own_outcomes(
+    server: fakeredis.FakeServer, client: fakeredis.FakeRedis, store: JobStore
+) -> None:
+    """Three requests in one transaction: the one over the queue limit is refused alone, the
+    others' jobs travel in one message and are claimed together; the message names the refused
+    request's jobs too, which do not exist, and the claim skips them."""
+    small, large, other = (
+        Request([(NEW, b"a")]),
+        Request([(NEW, b"b")] * 3),
+        Request([(NEW, b"c"), (NEW, b"d")]),
+    )
+    together = async_store(server).enqueue(
+        [small, large, other], queues=QUEUES, limits=QueueLimits(3), grouping=Grouping(max_jobs=16)
+    )
+    first, refused, last = run(together)
+    assert isinstance(refused, QueueFullError)
+    assert isinstance(first, list)
+    assert isinstance(last, list)
+    (message,) = [json.loads(m) for m in client.lrange(QUEUE.name, 0, -1)]
+    carried = json.loads(base64.b64decode(message["body"]))[0]
+    assert carried == [*small.job_ids, *large.job_ids, *other.job_ids]
+    assert len(client.keys("imgclf:job:*")) == 3
+    claimed = store.claim_group(Delivery(carried, message["headers"]["id"]), worker_id="w")
+    assert [claim.job_id for claim in claimed.jobs] == [*small.job_ids, *other.job_ids]
+    assert [claim.image for claim in claimed.jobs] == [b"a", b"c", b"d"]

@@ -10,10 +10,11 @@ import fakeredis
 import pytest
 from fastapi import UploadFile
 
+from api.committer import Committer
 from api.events import JobEvents
 from api.service import JobService
 from api.submissions import SubmitOptions
-from shared.jobs import AsyncJobStore, JobStore
+from shared.jobs import AsyncJobStore, Grouping, JobStore, QueueLimits
 from shared.schemas import Job, JobResult, JobStatus, ModelRef, Prediction, Timings
 from shared.settings import Settings
 from tests.images import encode, gradient
@@ -43,6 +44,12 @@ def service_over(store: object, events: JobEvents) -> JobService:
     """The API's service with its store and event listener replaced (nothing connects)."""
     service = JobService(Settings())
     service.store, service.events = store, events  # type: ignore[assignment]
+    service.committer = Committer(
+        store,  # type: ignore[arg-type]
+        queues=service.queues,
+        limits=QueueLimits(10_000),
+        grouping=Grouping(),
+    )
     return service
 
 
@@ -66,11 +73,12 @@ def test_a_long_poll_answers_with_the_announced_job_without_reading_it_again() -
 
     async def scenario() -> Job:
         waiting = asyncio.create_task(
-            service_over(reads, events).wait_for(job.job_id, wait_seconds=10)
+            service_over(reads, events).wait_for([job.job_id], wait_seconds=10)
         )
         await asyncio.sleep(0.05)  # the request reads the queued job, then waits
         events.notify(finish_announcement(store, client, job.job_id))
-        return await asyncio.wait_for(waiting, timeout=2)
+        (done,) = await asyncio.wait_for(waiting, timeout=2)
+        return done
 
     done = asyncio.run(scenario())
     assert done.status is JobStatus.SUCCEEDED
@@ -88,12 +96,13 @@ def test_a_bare_job_id_event_wakes_the_long_poll_which_reads_the_job() -> None:
 
     async def scenario() -> Job:
         waiting = asyncio.create_task(
-            service_over(reads, events).wait_for(job.job_id, wait_seconds=10)
+            service_over(reads, events).wait_for([job.job_id], wait_seconds=10)
         )
         await asyncio.sleep(0.05)
         finish_announcement(store, client, job.job_id)
         events.notify(job.job_id)  # as a worker of an older release announces it
-        return await asyncio.wait_for(waiting, timeout=1)
+        (done,) = await asyncio.wait_for(waiting, timeout=1)
+        return done
 
     assert asyncio.run(scenario()).status is JobStatus.SUCCEEDED
     assert reads.reads == 2
@@ -119,7 +128,7 @@ def test_submit_and_wait_answers_from_the_finish_event_without_reading_the_job()
         upload = UploadFile(io.BytesIO(data), size=len(data), filename="g.jpg")
         waiting = asyncio.create_task(
             service_over(async_store, events).submit_and_wait(
-                upload, options=SubmitOptions(top_k=2, wait=10), route="jobs"
+                [upload], options=SubmitOptions(top_k=2, wait=10), route="jobs"
             )
         )
         for _ in range(200):  # a worker takes the job as soon as it is queued
@@ -129,7 +138,8 @@ def test_submit_and_wait_answers_from_the_finish_event_without_reading_the_job()
             await asyncio.sleep(0.01)
         job_id = json.loads(message)["headers"]["id"]
         events.notify(finish_announcement(store, client, job_id))
-        return await asyncio.wait_for(waiting, timeout=2)
+        (done,) = await asyncio.wait_for(waiting, timeout=2)
+        return done
 
     done = asyncio.run(scenario())
     assert (done.status, done.filename, done.top_k) == (JobStatus.SUCCEEDED, "g.jpg", 2)

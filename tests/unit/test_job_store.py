@@ -47,7 +47,7 @@ def store(client: fakeredis.FakeRedis) -> JobStore:
 def test_each_queued_job_gets_one_celery_message_naming_it(
     store: JobStore, client: fakeredis.FakeRedis
 ) -> None:
-    jobs = store.enqueue([(NEW, b"a"), (NEW, b"b")], queue=QUEUE, limits=QueueLimits(10))
+    jobs = store.enqueue([(NEW, b"a"), (NEW, b"b")], queues=QUEUES, limits=QueueLimits(10))
     messages = [json.loads(m) for m in reversed(client.lrange(QUEUE.name, 0, -1))]
     assert [m["headers"]["id"] for m in messages] == [job.job_id for job in jobs]
     assert {m["headers"]["task"] for m in messages} == {CLASSIFY_TASK}
@@ -59,9 +59,9 @@ def test_each_queued_job_gets_one_celery_message_naming_it(
 def test_a_batch_over_the_queue_limit_is_refused_whole(
     store: JobStore, client: fakeredis.FakeRedis
 ) -> None:
-    store.enqueue([(NEW, b"a")], queue=QUEUE, limits=QueueLimits(3))
+    store.enqueue([(NEW, b"a")], queues=QUEUES, limits=QueueLimits(3))
     with pytest.raises(QueueFullError, match=r"1 jobs waiting, limit 3"):
-        store.enqueue([(NEW, b"b"), (NEW, b"c"), (NEW, b"d")], queue=QUEUE, limits=QueueLimits(3))
+        store.enqueue([(NEW, b"b"), (NEW, b"c"), (NEW, b"d")], queues=QUEUES, limits=QueueLimits(3))
     assert client.llen(QUEUE.name) == 1
     assert len(client.keys("imgclf:job:*")) == 1
 
@@ -277,17 +277,17 @@ def test_queued_image_bytes_are_capped_and_given_back_when_jobs_leave_the_queue(
     store: JobStore, client: fakeredis.FakeRedis
 ) -> None:
     limits = QueueLimits(jobs=100, image_bytes=7)  # NEW describes a 3-byte upload
-    first, second = store.enqueue([(NEW, b"aaa"), (NEW, b"bbb")], queue=QUEUE, limits=limits)
+    first, second = store.enqueue([(NEW, b"aaa"), (NEW, b"bbb")], queues=QUEUES, limits=limits)
     assert store.queued_bytes() == 6
     with pytest.raises(
         QueueFullError, match="6 bytes of images waiting, limit 7, MAX_QUEUED_BYTES"
     ):
-        store.enqueue([(NEW, b"ccc")], queue=QUEUE, limits=limits)
+        store.enqueue([(NEW, b"ccc")], queues=QUEUES, limits=limits)
     assert client.llen(QUEUE.name) == 2  # refused whole, nothing stored
     store.claim(first.job_id, worker_id="w")
     store.cancel(second.job_id)
     assert store.queued_bytes() == 0
-    (third,) = store.enqueue([(NEW, b"ccc")], queue=QUEUE, limits=limits)
+    (third,) = store.enqueue([(NEW, b"ccc")], queues=QUEUES, limits=limits)
     assert store.queued_bytes() == 3
     store.claim(third.job_id, worker_id="w")  # no heartbeat: its process counts as gone
     assert store.queued_bytes() == 0

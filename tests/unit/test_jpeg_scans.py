@@ -12,9 +12,8 @@ from PIL import Image
 from tests.images import encode, gradient
 from tests.processes import SHARED_IMAGES
 from worker import images
-from worker.images import decode_image
+from worker.images import decode, decode_image
 from worker.jpeg_scans import for_eighth_scale
-from worker.metrics import WORKER_REGISTRY
 
 pytestmark = pytest.mark.unit
 
@@ -87,14 +86,7 @@ def test_baseline_truncated_and_non_jpeg_files_are_left_alone() -> None:
     assert for_eighth_scale(progressive[:200]) is None  # cut inside a header segment
 
 
-def _fallbacks(reason: str) -> float:
-    value = WORKER_REGISTRY.get_sample_value(
-        "imgclf_worker_jpeg_fast_path_fallbacks_total", {"reason": reason}
-    )
-    return value or 0.0
-
-
-def test_a_progressive_file_the_cutter_cannot_parse_decodes_whole_counted_and_logged_once(
+def test_a_progressive_file_the_cutter_cannot_parse_decodes_whole_said_and_logged_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     data = encode(_textured(2400, 2100), "JPEG", progressive=True, quality=92)
@@ -102,18 +94,16 @@ def test_a_progressive_file_the_cutter_cannot_parse_decodes_whole_counted_and_lo
     odd = data[:first_scan] + b"\x00\x00" + data[first_scan:]  # libjpeg skips stray bytes
     assert for_eighth_scale(odd) is None
     monkeypatch.setattr(images, "_fallbacks_logged", set())
-    before = _fallbacks("unparsed")
     with caplog.at_level(logging.WARNING, logger="worker.images"):
-        decoded = [decode_image(odd, max_pixels=50_000_000) for _ in range(2)]
-    assert [image.size for image in decoded] == [(300, 263)] * 2
-    np.testing.assert_array_equal(np.asarray(decoded[0]), _eighth(data))
-    assert _fallbacks("unparsed") == before + 2
+        decoded = [decode(odd, max_pixels=50_000_000) for _ in range(2)]
+    assert [d.image.size for d in decoded] == [(300, 263)] * 2
+    assert [d.fallback for d in decoded] == ["unparsed"] * 2  # the caller counts them
+    np.testing.assert_array_equal(np.asarray(decoded[0].image), _eighth(data))
     assert len([r for r in caplog.records if "decoded whole" in r.getMessage()]) == 1
 
 
 def test_the_fast_path_can_be_turned_off_and_the_pixels_stay_the_same() -> None:
     data = encode(_textured(2400, 2100), "JPEG", progressive=True, quality=92)
-    before = _fallbacks("unparsed"), _fallbacks("undecodable")
-    whole = decode_image(data, max_pixels=50_000_000, fast_progressive=False)
-    np.testing.assert_array_equal(np.asarray(whole), _eighth(data))
-    assert (_fallbacks("unparsed"), _fallbacks("undecodable")) == before
+    whole = decode(data, max_pixels=50_000_000, fast_progressive=False)
+    np.testing.assert_array_equal(np.asarray(whole.image), _eighth(data))
+    assert whole.fallback is None  # turned off, not fallen back

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import fakeredis
@@ -7,15 +8,15 @@ import numpy as np
 import pytest
 
 from shared.errors import StoreUnavailableError
-from shared.jobs import Claim, JobStore, NewJob
+from shared.jobs import Claimed, Delivery, Grouping, JobStore, NewJob, QueueLimits
 from shared.schemas import JobResult, JobStatus
 from shared.store_health import StoreHealth
 from tests.images import encode, gradient
-from tests.jobs import queue_job
+from tests.jobs import QUEUES, next_delivery, queue_job
 from tests.processes import ROOT, SHARED_IMAGES
 from worker.model import Classifier, load_classifier
 from worker.pipeline import classify, softmax, top_predictions
-from worker.processing import JobRunner
+from worker.processing import LONGEST_STORE_CALL_SECONDS, JobRunner
 
 pytestmark = pytest.mark.unit
 LIMIT = 50_000_000
@@ -133,11 +134,13 @@ class FlakyStore(JobStore):
         self.__dict__.update(store.__dict__)
         self.claims_left = self.finishes_left = failures
 
-    def claim(self, job_id: str, *, worker_id: str = "", takeover: bool = True) -> Claim | None:
+    def claim_group(
+        self, delivery: Delivery, *, worker_id: str = "", takeover: bool = True
+    ) -> Claimed:
         if self.claims_left:
             self.claims_left -= 1
             raise StoreUnavailableError("Redis timed out")
-        return super().claim(job_id, worker_id=worker_id, takeover=takeover)
+        return super().claim_group(delivery, worker_id=worker_id, takeover=takeover)
 
     def succeed(self, job_id: str, result: JobResult) -> bool:
         if self.finishes_left:
@@ -183,3 +186,92 @@ def test_right_after_an_outage_a_job_held_by_another_process_is_not_taken(
     processed = settled.process(job_id)
     assert processed is not None
     assert processed.status is JobStatus.SUCCEEDED
+
+
+def test_store_retries_stop_in_time_for_the_task_to_end_before_its_soft_limit(
+    classifier: Classifier,
+) -> None:
+    """A limit that fires as a task ends can hit its process idle: the retries leave room for
+    one more store call (`LONGEST_STORE_CALL_SECONDS`) before it."""
+    store, job_id = _store_with_job((SHARED_IMAGES / "labrador.jpg").read_bytes())
+    soft_limit = LONGEST_STORE_CALL_SECONDS + 1
+    runner = JobRunner(FlakyStore(store, failures=10_000), classifier, max_pixels=LIMIT,
+                       store_retry_seconds=300, soft_limit_seconds=soft_limit)  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError):
+        runner.process(job_id)
+    assert time.monotonic() - started < soft_limit
+
+
+def _store_with_group(
+    images: list[bytes], client: fakeredis.FakeRedis | None = None
+) -> tuple[JobStore, Delivery]:
+    client = client or fakeredis.FakeRedis()
+    store = JobStore(client, ttl_seconds=60)
+    new = NewJob(filename="x", content_type="image/jpeg", size_bytes=1, width=1, height=1, top_k=3)
+    store.enqueue([(new, data) for data in images], queues=QUEUES, limits=QueueLimits(100),
+                  grouping=Grouping(max_jobs=16))  # fmt: skip
+    return store, next_delivery(client)
+
+
+def test_a_group_runs_each_job_to_its_own_outcome(classifier: Classifier) -> None:
+    labrador = (SHARED_IMAGES / "labrador.jpg").read_bytes()
+    broken = encode(gradient(), "JPEG")[:300] + b"\0" * 300
+    store, group = _store_with_group([labrador, broken, labrador])
+    ids = group.job_ids
+    processed = JobRunner(store, classifier, max_pixels=LIMIT).run(ids, group.tag)
+    assert [p.status for p in processed] == [JobStatus.SUCCEEDED, JobStatus.FAILED,
+                                             JobStatus.SUCCEEDED]  # fmt: skip
+    jobs = [store.get(job_id) for job_id in ids]
+    assert [job.status for job in jobs] == [p.status for p in processed]
+    assert jobs[1].error is not None
+    assert jobs[1].error.code == "invalid_image"
+    assert jobs[0].result is not None
+    assert jobs[0].result.predictions[0].class_id == 208
+
+
+def test_batched_inference_answers_as_one_image_at_a_time(classifier: Classifier) -> None:
+    """WORKER_BATCH_INFERENCE=on: a group through the model in one call, the published file's
+    batch axis made dynamic; the same classes and probabilities as image by image."""
+    batching = load_classifier(ROOT / "models" / "squeezenet1.1-7.onnx",
+                               ROOT / "models" / "imagenet_labels.txt", threads=1, batch="on")  # fmt: skip
+    assert batching.batches
+    assert not classifier.batches
+    images = [(SHARED_IMAGES / "labrador.jpg").read_bytes(), encode(gradient(), "PNG"),
+              encode(gradient(), "JPEG")[:300] + b"\0" * 300]  # fmt: skip
+    outcomes = []
+    for model in (classifier, batching):
+        store, group = _store_with_group(images)
+        JobRunner(store, model, max_pixels=LIMIT).run(group.job_ids, group.tag)
+        outcomes.append([store.get(job_id) for job_id in group.job_ids])
+    one_by_one, batched = outcomes
+    assert [job.status for job in batched] == [job.status for job in one_by_one]
+    for alone, together in zip(one_by_one, batched, strict=True):
+        if alone.result is None or together.result is None:
+            assert alone.error == together.error
+            continue
+        assert [p.class_id for p in together.result.predictions] == [
+            p.class_id for p in alone.result.predictions
+        ]
+        for a, b in zip(alone.result.predictions, together.result.predictions, strict=True):
+            assert b.probability == pytest.approx(a.probability, abs=1e-5)
+
+
+def test_jobs_redis_kept_from_finishing_are_given_back_with_their_attempt(
+    classifier: Classifier,
+) -> None:
+    """The first outcome of a group is not taken: it and the jobs after it are given back to
+    the queue once Redis answers, alone, none charged an attempt."""
+    labrador, client = (SHARED_IMAGES / "labrador.jpg").read_bytes(), fakeredis.FakeRedis()
+    store, group = _store_with_group([labrador] * 3, client)
+    ids = group.job_ids
+    runner = JobRunner(FlakyStore(store, failures=0), classifier, max_pixels=LIMIT,
+                       worker_id="me:1", store_retry_seconds=0)  # fmt: skip
+    runner.store.finishes_left = 1  # type: ignore[attr-defined]
+    assert runner.run(ids, group.tag) == []
+    assert [store.get(job_id).status for job_id in ids] == [JobStatus.RUNNING] * 3
+    assert sorted(runner.hand_back.give_back(store, worker_id="me:1", queues=QUEUES)) == sorted(ids)
+    for job_id in ids:
+        assert store.get(job_id).status is JobStatus.QUEUED
+        assert client.hget(f"imgclf:job:{job_id}", "attempts") == b"0"
+    assert runner.hand_back.give_back(store, worker_id="me:1", queues=QUEUES) == []
