@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from opentelemetry import propagate, trace
@@ -106,6 +106,26 @@ def span(name: str, job_id: str | None = None, *, parent: str = "") -> Iterator[
         if job_id is not None and current.is_recording():
             current.set_attribute("imgclf.job_id", job_id)
         yield current
+
+
+@contextmanager
+def spans(name: str, job_ids: Sequence[str], parents: Sequence[str]) -> Iterator[list[trace.Span]]:
+    """One span per job at once (work done for several jobs together), each in the trace its
+    `parents` entry names, or in the current one where that is ''."""
+    if not _configured:
+        yield [trace.INVALID_SPAN] * len(job_ids)
+        return
+    started = []
+    for job_id, parent in zip(job_ids, parents, strict=True):
+        context = propagate.extract({"traceparent": parent}) if parent else None
+        one = tracer.start_span(name, context=context)
+        one.set_attribute("imgclf.job_id", job_id)
+        started.append(one)
+    try:
+        yield started
+    finally:
+        for one in started:
+            one.end()
 
 
 def current_ids() -> tuple[str, str] | None:

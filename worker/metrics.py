@@ -22,7 +22,7 @@ from prometheus_client import (
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from worker.processing import Processed
+    from worker.outcomes import Processed
 
 from shared import metrics_dir
 from shared.settings import get_settings

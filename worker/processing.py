@@ -22,11 +22,11 @@ from shared.errors import ImgclfError, JobTimeoutError, StoreUnavailableError
 from shared.jobs import Claim, Claimed, Delivery, JobStore
 from shared.log_format import job_context
 from shared.redis_client import CONNECT_TIMEOUT_SECONDS, SOCKET_TIMEOUT_SECONDS
-from shared.schemas import JobResult, JobStatus, ModelRef, Timings
 from shared.store_health import StoreHealth
 from worker import soft_limit
 from worker.hand_back import HandBack
 from worker.model import Classifier
+from worker.outcomes import Processed, outcome_of, processed
 from worker.pipeline import (
     DEFAULT_DECODING,
     Classification,
@@ -42,19 +42,9 @@ T = TypeVar("T")
 
 # The longest one store call can take before it fails (a connection, then a reply, timing out).
 LONGEST_STORE_CALL_SECONDS = CONNECT_TIMEOUT_SECONDS + SOCKET_TIMEOUT_SECONDS
-
-
-@dataclass(frozen=True, slots=True)
-class Processed:
-    """What became of a job this worker ran."""
-
-    job_id: str
-    status: JobStatus
-    result: JobResult | None = None
-    classification: Classification | None = None
-    queue_wait_seconds: float = 0.0
-    # From the job's acceptance to its outcome being recorded.
-    end_to_end_seconds: float | None = None
+# Outcomes of a group's jobs go to Redis together, but none waits longer than this for the
+# others: a round trip per few small images, not per image, and a large one's at once.
+RECORD_WITHIN_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +92,7 @@ class JobRunner:
         for job_id in claimed.alone:
             alone = self._claim(Delivery([job_id], tag), ends)
             processed += self._run_claimed(alone.jobs, ends, traced=True)
-        ran = {p.job_id for p in processed} | set(claimed.alone)
+        ran = {claim.job_id for claim in claimed.jobs} | set(claimed.alone)
         for job_id in job_ids:
             if job_id not in ran:
                 log.info("job %s skipped: canceled, finished, expired or running elsewhere", job_id)
@@ -128,26 +118,30 @@ class JobRunner:
     def _run_claimed(
         self, claims: list[Claim], ends: float | None, *, traced: bool
     ) -> list[Processed]:
-        """Each job classified, then its outcome recorded at once (where the model batches,
-        every job classified first). `traced`: each job's spans in its submit's trace, under a
-        span of its own, rather than in the task's."""
+        """Each job classified (where the model batches, all first), its outcome recorded with
+        those of the jobs done before it within RECORD_WITHIN_SECONDS: one round trip for
+        several small images, at once for a large one. `traced`: each job's spans in its
+        submit's trace, under a span of its own, rather than in the task's."""
         batched = None
         if self.classifier.batches and len(claims) > 1:
             batched = iter(self._batched(claims, traced=traced))
-        processed = []
+        processed: list[Processed] = []
+        done: list[tuple[Claim, Classification | ImgclfError]] = []
+        first_done = 0.0
         for at, claim in enumerate(claims):
             with self._about(claim, traced=traced):
-                outcome = next(batched) if batched is not None else self._classified(claim)
-                with tracing.span("finish", claim.job_id) as span:
-                    if isinstance(outcome, ImgclfError):
-                        span.set_attribute("imgclf.error_code", outcome.code)
-                    try:
-                        processed.append(self._record(claim, outcome, ends))
-                    except StoreUnavailableError as exc:
-                        left = [c.job_id for c in claims[at:]]
-                        log.warning("jobs %s given back once Redis answers: %s", left, exc.message)
-                        self.hand_back.add(left)
-                        break
+                done.append((claim, next(batched) if batched else self._classified(claim)))
+            first_done = first_done or time.monotonic()
+            last = at == len(claims) - 1
+            if last or time.monotonic() - first_done >= RECORD_WITHIN_SECONDS:
+                try:
+                    processed += self._record(done, ends, traced=traced)
+                except StoreUnavailableError as exc:
+                    left = [c.job_id for c, _ in done] + [c.job_id for c in claims[at + 1 :]]
+                    log.warning("jobs %s given back once Redis answers: %s", left, exc.message)
+                    self.hand_back.add(left)
+                    break
+                done, first_done = [], 0.0
         return processed
 
     @contextlib.contextmanager
@@ -211,16 +205,23 @@ class JobRunner:
             return ImgclfError("Internal error while classifying; see the worker log")
 
     def _record(
-        self, claim: Claim, outcome: Classification | ImgclfError, ends: float | None
-    ) -> Processed:
-        job_id, since = claim.job_id, claim.created_at
-        if isinstance(outcome, ImgclfError):
-            self._retrying("failure", lambda: self.store.fail(job_id, outcome), ends)
-            return Processed(job_id, JobStatus.FAILED, end_to_end_seconds=_since(since))
-        queue_wait = max(0.0, claim.started_at - claim.created_at)
-        result = _result(outcome, queue_wait, self.classifier)
-        self._retrying("result", lambda: self.store.succeed(job_id, result), ends)
-        return Processed(job_id, JobStatus.SUCCEEDED, result, outcome, queue_wait, _since(since))
+        self,
+        done: list[tuple[Claim, Classification | ImgclfError]],
+        ends: float | None,
+        *,
+        traced: bool,
+    ) -> list[Processed]:
+        """The outcomes of `done`, recorded in one round trip."""
+        outcomes = [outcome_of(claim, outcome, self.classifier) for claim, outcome in done]
+        ids = [claim.job_id for claim, _ in done]
+        parents = [claim.trace if traced else "" for claim, _ in done]
+        with tracing.spans("finish", ids, parents) as spans:
+            for span, recorded in zip(spans, outcomes, strict=True):
+                if recorded.error is not None:
+                    span.set_attribute("imgclf.error_code", recorded.error.code)
+            self._retrying("outcomes", lambda: self.store.finish(outcomes), ends)
+        return [processed(claim, result, outcome) for (claim, outcome), result
+                in zip(done, outcomes, strict=True)]  # fmt: skip
 
     def _retrying(self, what: str, call: Callable[[], T], ends: float | None) -> T:
         """`call`, retried while the store is unavailable, for at most `store_retry_seconds`
@@ -230,20 +231,3 @@ class JobRunner:
         return self.health.retrying(
             what, call, deadline=deadline if ends is None else min(deadline, ends)
         )
-
-
-def _since(created_at: float) -> float:
-    return max(0.0, time.time() - created_at)
-
-
-def _result(outcome: Classification, queue_wait: float, classifier: Classifier) -> JobResult:
-    return JobResult(
-        predictions=outcome.predictions,
-        model=ModelRef(name=classifier.name, sha256=classifier.sha256),
-        timings=Timings(
-            queue_wait_ms=queue_wait * 1000,
-            decode_ms=outcome.decode_seconds * 1000,
-            preprocess_ms=outcome.preprocess_seconds * 1000,
-            inference_ms=outcome.inference_seconds * 1000,
-        ),
-    )

@@ -93,7 +93,7 @@ def run_bentoml(images: list[bytes], *, clients: int, logs: Path) -> dict[str, A
                 key = f"{mode} x{per_request}{' new connections' if fresh else ''}"
                 out[key] = _figures(result, _tree_cpu(pid) - before)
     for per_request in (1, PER_REQUEST):
-        mine = [f for k, f in out.items() if f" x{per_request}" in k and not k.startswith("best")]
+        mine = [f for k, f in out.items() if k.split()[1] == f"x{per_request}"]
         out[f"best x{per_request}"] = max(mine, key=lambda f: f["images_per_second"])
     return out
 

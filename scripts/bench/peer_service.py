@@ -8,7 +8,8 @@ BentoML's recommended CPU settings: one worker process per core, one inference t
 with a multipart `file`, as imgclf's synchronous route does; `POST /api/v1/predict_many` with
 several `files`, one after another; and `POST /api/v1/predict_batched` with several `files`
 through BentoML's adaptive batching (the requests that arrive together merged into one batch,
-which goes through the model in one call), as its documentation recommends for throughput.
+which goes through the model in one call), as its documentation recommends for throughput; its
+latency budget is generous, since past it BentoML refuses requests (503) rather than batch them.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Classifier:
         return [self._one(file) for file in files]
 
     @bentoml.api(route="/api/v1/predict_batched", batchable=True, max_batch_size=64,
-                 max_latency_ms=1000)  # fmt: skip
+                 max_latency_ms=30_000)  # fmt: skip
     def predict_batched(self, files: list[Path]) -> list[dict[str, Any]]:
         max_pixels = self.settings.max_image_pixels
         prepared = [prepare(file.read_bytes(), max_pixels=max_pixels) for file in files]

@@ -129,26 +129,49 @@ def claim(
     return claimed
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a job ended: its result, or its error."""
+
+    job_id: str
+    result: JobResult | None = None
+    error: ImgclfError | None = None
+
+
 def succeed(job_id: str, result: JobResult, keeping: Keeping) -> Operation[bool]:
-    return _end(job_id, JobStatus.SUCCEEDED, "result", result.model_dump_json(), keeping)
+    (done,) = yield from finish([Outcome(job_id, result=result)], keeping)
+    return done
 
 
 def fail(job_id: str, error: ImgclfError, keeping: Keeping) -> Operation[bool]:
-    body = ErrorBody(code=error.code, message=error.message)
-    return _end(job_id, JobStatus.FAILED, "error", body.model_dump_json(), keeping)
+    (done,) = yield from finish([Outcome(job_id, error=error)], keeping)
+    return done
 
 
-def _end(
-    job_id: str, status: JobStatus, field: str, payload: str, keeping: Keeping
-) -> Operation[bool]:
-    """Record a terminal state once; False if the job was already terminal or is gone.
+def finish(outcomes: Sequence[Outcome], keeping: Keeping) -> Operation[list[bool]]:
+    """Record each job's terminal state, once, in one round trip; for each, False if the job
+    was already terminal or is gone.
 
     With `replication`, it waits for the replicas too, but only so that a master that dies
-    before a replica has the outcome fails the call (a lost connection), and the caller writes
-    the outcome again to the new master; a replica merely slow to answer is not worth stalling
-    the worker for, so WAIT's count is not checked.
+    before a replica has the outcomes fails the call (a lost connection), and the caller writes
+    them again to the new master; a replica merely slow to answer is not worth stalling the
+    worker for, so WAIT's count is not checked.
     """
-    webhooks = keeping.webhooks
+    done = yield from send(*(_finish(outcome, keeping) for outcome in outcomes))
+    replication = keeping.replication
+    if replication is not None and replication.replicas > 0:
+        yield from send(("WAIT", replication.replicas, replication.timeout_ms))
+    return [bool(one) for one in done]
+
+
+def _finish(outcome: Outcome, keeping: Keeping) -> tuple[object, ...]:
+    job_id, webhooks = outcome.job_id, keeping.webhooks
+    if outcome.error is not None:
+        body = ErrorBody(code=outcome.error.code, message=outcome.error.message)
+        status, field, payload = JobStatus.FAILED, "error", body.model_dump_json()
+    else:
+        assert outcome.result is not None
+        status, field, payload = JobStatus.SUCCEEDED, "result", outcome.result.model_dump_json()
     script_keys = [
         keys.job_key(job_id),
         keys.image_key(job_id),
@@ -160,11 +183,7 @@ def _end(
     args = [status.value, field, payload, repr(time.time()), keys.EVENTS_CHANNEL, job_id]
     args += [str(keeping.ttl), keys.FAILURES_PREFIX, str(keys.MAX_LISTED_FAILURES)]
     args += [webhooks.message(job_id) if webhooks else ""]
-    (done,) = yield from send(scripts.FINISH.call(script_keys, args))
-    replication = keeping.replication
-    if replication is not None and replication.replicas > 0:
-        yield from send(("WAIT", replication.replicas, replication.timeout_ms))
-    return bool(done)
+    return scripts.FINISH.call(script_keys, args)
 
 
 def cancel(job_id: str, webhooks: ClassifyQueue | None = None) -> Operation[Job]:

@@ -118,6 +118,10 @@ class JobStore:
     def fail(self, job_id: str, error: ImgclfError) -> bool:
         return self._run(ops.fail(job_id, error, self._keeping))
 
+    def finish(self, outcomes: Sequence[ops.Outcome]) -> list[bool]:
+        """Record several jobs' outcomes in one round trip."""
+        return self._run(ops.finish(outcomes, self._keeping))
+
     def cancel(self, job_id: str) -> Job:
         return self._run(ops.cancel(job_id))
 

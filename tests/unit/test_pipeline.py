@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import fakeredis
@@ -9,7 +10,8 @@ import pytest
 
 from shared.errors import StoreUnavailableError
 from shared.jobs import Claimed, Delivery, Grouping, JobStore, NewJob, QueueLimits
-from shared.schemas import JobResult, JobStatus
+from shared.jobs.operations import Outcome
+from shared.schemas import JobStatus
 from shared.store_health import StoreHealth
 from tests.images import encode, gradient
 from tests.jobs import QUEUES, next_delivery, queue_job
@@ -142,11 +144,11 @@ class FlakyStore(JobStore):
             raise StoreUnavailableError("Redis timed out")
         return super().claim_group(delivery, worker_id=worker_id, takeover=takeover)
 
-    def succeed(self, job_id: str, result: JobResult) -> bool:
+    def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
         if self.finishes_left:
             self.finishes_left -= 1
             raise StoreUnavailableError("OOM command not allowed")
-        return super().succeed(job_id, result)
+        return super().finish(outcomes)
 
 
 def test_store_errors_during_claim_and_result_are_retried(classifier: Classifier) -> None:

@@ -4,8 +4,8 @@ import pytest
 
 from shared.schemas import JobStatus
 from worker.metrics import WORKER_REGISTRY, observe_delivery
+from worker.outcomes import Processed
 from worker.pipeline import Classification
-from worker.processing import Processed
 
 pytestmark = pytest.mark.unit
 
