@@ -9,9 +9,10 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -116,45 +117,61 @@ def test_submits_that_arrive_together_share_messages_and_keep_their_own_answers(
     assert count_by_status(jobs) == {"succeeded": 24}
 
 
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 @contextmanager
-def _killing_while_it_runs(client: redis.Redis, poison: str, before: list[str]) -> Iterator[list]:
-    """SIGKILL whichever worker process runs `poison`, each time it does, as an image that
-    crashes its decoder would: run in a group, once the jobs `before` it there have ended; run
-    alone, as soon as it is claimed."""
-    kills: list[int] = []
+def _when_over(node: int, mb: float, act: Callable[[int], None]) -> Iterator[list[int]]:
+    """`act` on each of the node's processes once its memory passes `mb` MB (as a container's
+    memory limit or the kernel's OOM killer would): while it decodes the one huge image of a
+    test, whose 49 megapixels take some 500 MB where the others' take a few. Yields the pids."""
+    acted: list[int] = []
     stop = threading.Event()
 
     def watch() -> None:
-        while not stop.wait(0.01):
-            owner, held = _job(client, poison, "worker"), _job(client, poison, "claimed_n")
-            if _job(client, poison, "status") != "running" or owner is None:
-                continue
-            alone = held == "1"
-            ready = alone or all(_job(client, j, "status") in ("succeeded", "failed")
-                                 for j in before)  # fmt: skip
-            pid = int(owner.rsplit(":", 1)[1])
-            if ready and pid not in kills:
-                kills.append(pid)
-                os.kill(pid, signal.SIGKILL)
+        while not stop.wait(0.005):
+            for pid in children(node):
+                if pid not in acted and _rss_mb(pid) > mb:
+                    acted.append(pid)
+                    act(pid)
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     try:
-        yield kills
+        yield acted
     finally:
         stop.set()
         thread.join()
 
 
+def _huge_image() -> bytes:
+    """A 49-megapixel lossless WebP of 72 KB: decoding it takes ~500 MB and most of a second."""
+    y, x = np.mgrid[0:7000, 0:7000]
+    pixels = np.stack([x * 255 // 7000, y * 255 // 7000, (x + y) * 255 // 14000], -1)
+    return encode(Image.fromarray(pixels.astype(np.uint8)), "WEBP", lossless=True)
+
+
+# The memory past which a worker process is working on `_huge_image` (at rest: ~115 MB).
+HUGE_MB = 400
+
+
 def test_a_poison_image_fails_alone_and_its_group_mates_lose_no_attempt(rig: Rig) -> None:
-    """The 4th of 8 images kills the process that runs it, every time: it fails with
-    worker_lost after MAX_ATTEMPTS (2 here) lone starts; the 7 others succeed, one attempt each."""
+    """The 4th of 8 images kills the process that runs it, every time (its decode passes the
+    memory limit, and the OOM killer strikes): it fails with worker_lost after MAX_ATTEMPTS (2
+    here) lone starts; the 7 others succeed, one attempt each."""
     fox = FOX.read_bytes()
     rig.env = {**rig.env, "MAX_ATTEMPTS": "2"}
-    ids = _batch(rig.api, [fox] * 8)
+    ids = _batch(rig.api, [fox, fox, fox, _huge_image(), fox, fox, fox, fox])
     client = rig.redis.client()
-    with _killing_while_it_runs(client, ids[3], before=ids[:3]) as kills:
-        rig.start_worker("a", concurrency=2)
+    node = rig.start_worker("a", concurrency=2)
+    with _when_over(node.pid, HUGE_MB, lambda pid: os.kill(pid, signal.SIGKILL)) as kills:
         started = time.monotonic()
         jobs = wait_all_terminal(rig.api, ids, timeout=240)
     assert jobs[ids[3]]["status"] == "failed"
@@ -202,26 +219,19 @@ def count_by_status_each(rig: Rig, ids: list[str]) -> dict[str, str]:
         return {i: http.get(f"/api/v1/jobs/{i}").json()["status"] for i in ids}
 
 
-def _slow_image() -> bytes:
-    """A 49-megapixel lossless WebP of 72 KB: most of a second to decode and resize."""
-    y, x = np.mgrid[0:7000, 0:7000]
-    pixels = np.stack([x * 255 // 7000, y * 255 // 7000, (x + y) * 255 // 14000], -1)
-    return encode(Image.fromarray(pixels.astype(np.uint8)), "WEBP", lossless=True)
-
-
 def test_each_job_of_a_group_keeps_its_own_time_limit(rig: Rig, labrador_bytes: bytes) -> None:
-    """The process is stopped (SIGSTOP) for 4 s while it runs the 2nd of 4 jobs, past its 2 s
-    limit: that job fails with `timeout`; the jobs before and after it succeed."""
+    """The process is stopped (SIGSTOP) for 4 s while it decodes the 2nd of 4 jobs, past its
+    2 s limit: that job fails with `timeout`; the jobs before and after it succeed."""
     rig.env = {**rig.env, "TASK_SOFT_TIME_LIMIT_SECONDS": "2", "TASK_TIME_LIMIT_SECONDS": "8"}
-    ids = _batch(rig.api, [labrador_bytes, _slow_image(), labrador_bytes, labrador_bytes])
-    client = rig.redis.client()
+    ids = _batch(rig.api, [labrador_bytes, _huge_image(), labrador_bytes, labrador_bytes])
     node = rig.start_worker("a", concurrency=1)
-    (child,) = children(node.pid)
-    wait_until(lambda: _job(client, ids[0], "status") == "succeeded", timeout=60,
-               what="the first job")  # fmt: skip
-    os.kill(child, signal.SIGSTOP)
-    time.sleep(4)
-    os.kill(child, signal.SIGCONT)
-    jobs = wait_all_terminal(rig.api, ids, timeout=120)
+
+    def pause(pid: int) -> None:
+        os.kill(pid, signal.SIGSTOP)
+        threading.Timer(4, os.kill, (pid, signal.SIGCONT)).start()
+
+    with _when_over(node.pid, HUGE_MB, pause) as paused:
+        jobs = wait_all_terminal(rig.api, ids, timeout=120)
+    assert len(paused) == 1
     assert [jobs[i]["status"] for i in ids] == ["succeeded", "failed", "succeeded", "succeeded"]
     assert jobs[ids[1]]["error"]["code"] == "timeout"
