@@ -108,19 +108,39 @@ def span(name: str, job_id: str | None = None, *, parent: str = "") -> Iterator[
         yield current
 
 
+def start(name: str, job_id: str, *, parent: str = "") -> trace.Span:
+    """A span begun now, not made current, that the caller ends (a no-op one while tracing is
+    off): in the trace `parent` (a `traceparent`) names, or in the current one where it is ''."""
+    if not _configured:
+        return trace.INVALID_SPAN
+    context = propagate.extract({"traceparent": parent}) if parent else None
+    begun = tracer.start_span(name, context=context)
+    begun.set_attribute("imgclf.job_id", job_id)
+    return begun
+
+
+@contextmanager
+def inside(current: trace.Span) -> Iterator[None]:
+    """`current` made the current span for a while, without ending it."""
+    with trace.use_span(current, end_on_exit=False):
+        yield
+
+
+def traceparent_of(of: trace.Span) -> str:
+    """`of`'s context as a `traceparent` value ('' for a span that does not record)."""
+    if not of.get_span_context().is_valid:
+        return ""
+    headers: dict[str, str] = {}
+    propagate.inject(headers, context=trace.set_span_in_context(of))
+    return headers.get("traceparent", "")
+
+
 @contextmanager
 def spans(name: str, job_ids: Sequence[str], parents: Sequence[str]) -> Iterator[list[trace.Span]]:
     """One span per job at once (work done for several jobs together), each in the trace its
     `parents` entry names, or in the current one where that is ''."""
-    if not _configured:
-        yield [trace.INVALID_SPAN] * len(job_ids)
-        return
-    started = []
-    for job_id, parent in zip(job_ids, parents, strict=True):
-        context = propagate.extract({"traceparent": parent}) if parent else None
-        one = tracer.start_span(name, context=context)
-        one.set_attribute("imgclf.job_id", job_id)
-        started.append(one)
+    started = [start(name, job_id, parent=parent)
+               for job_id, parent in zip(job_ids, parents, strict=True)]  # fmt: skip
     try:
         yield started
     finally:

@@ -28,11 +28,16 @@ class Processed:
 
 
 def outcome_of(
-    claim: Claim, classified: Classification | ImgclfError, classifier: Classifier
+    claim: Claim,
+    classified: Classification | ImgclfError,
+    classifier: Classifier,
+    *,
+    trace: str = "",
 ) -> Outcome:
-    """The outcome to record for a claimed job: its error, or its result."""
+    """The outcome to record for a claimed job: its error, or its result; `trace` the
+    `traceparent` its webhook continues."""
     if isinstance(classified, ImgclfError):
-        return Outcome(claim.job_id, error=classified)
+        return Outcome(claim.job_id, error=classified, trace=trace)
     timings = Timings(
         queue_wait_ms=_queue_wait(claim) * 1000,
         decode_ms=classified.decode_seconds * 1000,
@@ -44,7 +49,7 @@ def outcome_of(
         model=ModelRef(name=classifier.name, sha256=classifier.sha256),
         timings=timings,
     )
-    return Outcome(claim.job_id, result=result)
+    return Outcome(claim.job_id, result=result, trace=trace)
 
 
 def processed(

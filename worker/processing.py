@@ -9,22 +9,21 @@ call. A job whose process died while it held several comes back to run alone (`C
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from shared import tracing
 from shared.errors import ImgclfError, JobTimeoutError, StoreUnavailableError
 from shared.jobs import Claim, Claimed, Delivery, JobStore
-from shared.log_format import job_context
 from shared.redis_client import CONNECT_TIMEOUT_SECONDS, SOCKET_TIMEOUT_SECONDS
 from shared.store_health import StoreHealth
 from worker import soft_limit
 from worker.hand_back import HandBack
+from worker.job_spans import JobSpans
 from worker.model import Classifier
 from worker.outcomes import Processed, outcome_of, processed
 from worker.pipeline import (
@@ -122,20 +121,29 @@ class JobRunner:
         those of the jobs done before it within RECORD_WITHIN_SECONDS: one round trip for
         several small images, at once for a large one. `traced`: each job's spans in its
         submit's trace, under a span of its own, rather than in the task's."""
+        spans = JobSpans(claims, traced=traced)
+        try:
+            return self._classify_and_record(claims, ends, spans)
+        finally:
+            spans.end()
+
+    def _classify_and_record(
+        self, claims: list[Claim], ends: float | None, spans: JobSpans
+    ) -> list[Processed]:
         batched = None
         if self.classifier.batches and len(claims) > 1:
-            batched = iter(self._batched(claims, traced=traced))
+            batched = iter(self._batched(claims, spans))
         processed: list[Processed] = []
         done: list[tuple[Claim, Classification | ImgclfError]] = []
         first_done = 0.0
         for at, claim in enumerate(claims):
-            with self._about(claim, traced=traced):
+            with spans.about(claim):
                 done.append((claim, next(batched) if batched else self._classified(claim)))
             first_done = first_done or time.monotonic()
             last = at == len(claims) - 1
             if last or time.monotonic() - first_done >= RECORD_WITHIN_SECONDS:
                 try:
-                    processed += self._record(done, ends, traced=traced)
+                    processed += self._record(done, ends, spans)
                 except StoreUnavailableError as exc:
                     left = [c.job_id for c, _ in done] + [c.job_id for c in claims[at + 1 :]]
                     log.warning("jobs %s given back once Redis answers: %s", left, exc.message)
@@ -143,16 +151,6 @@ class JobRunner:
                     break
                 done, first_done = [], 0.0
         return processed
-
-    @contextlib.contextmanager
-    def _about(self, claim: Claim, *, traced: bool) -> Iterator[None]:
-        """Log lines inside name the job; with `traced`, spans continue its submit's trace."""
-        with job_context(claim.job_id):
-            if not traced:
-                yield
-                return
-            with tracing.span("job", claim.job_id, parent=claim.trace):
-                yield
 
     def _classified(self, claim: Claim) -> Classification | ImgclfError:
         """The job's classification, or the error it ends with."""
@@ -164,21 +162,24 @@ class JobRunner:
         )
         return outcome if isinstance(outcome, ImgclfError) else outcome[0]
 
-    def _batched(self, claims: list[Claim], *, traced: bool) -> list[Classification | ImgclfError]:
+    def _batched(self, claims: list[Claim], spans: JobSpans) -> list[Classification | ImgclfError]:
         """Every image prepared on its own, then one inference call for those that made it."""
         prepared: list[Prepared | ImgclfError] = []
         for claim in claims:
-            with self._about(claim, traced=traced):
+            with spans.about(claim):
                 prepared.append(self._guarded(claim, lambda: self._prepare(claim)))  # noqa: B023
         ready = [(c, p) for c, p in zip(claims, prepared, strict=True) if isinstance(p, Prepared)]
         if not ready:
             return [p for p in prepared if isinstance(p, ImgclfError)]
         images, top_ks = [p for _, p in ready], [c.top_k for c, _ in ready]
-        batch = self._guarded(
-            ready[0][0],
-            lambda: classify_prepared(images, classifier=self.classifier, top_ks=top_ks),
-            jobs=len(ready),
-        )
+        ids = [c.job_id for c, _ in ready]
+        # The model's one call, seen in each job's trace as well as in the task's.
+        with tracing.spans("inference", ids, [spans.parent(job_id) for job_id in ids]):
+            batch = self._guarded(
+                ready[0][0],
+                lambda: classify_prepared(images, classifier=self.classifier, top_ks=top_ks),
+                jobs=len(ready),
+            )
         classified: list[Classification | ImgclfError] = []
         classified += batch if isinstance(batch, list) else [batch] * len(ready)
         done = iter(classified)
@@ -208,18 +209,21 @@ class JobRunner:
         self,
         done: list[tuple[Claim, Classification | ImgclfError]],
         ends: float | None,
-        *,
-        traced: bool,
+        spans: JobSpans,
     ) -> list[Processed]:
-        """The outcomes of `done`, recorded in one round trip."""
-        outcomes = [outcome_of(claim, outcome, self.classifier) for claim, outcome in done]
+        """The outcomes of `done`, recorded in one round trip; each job's webhook continues
+        its `finish` span."""
         ids = [claim.job_id for claim, _ in done]
-        parents = [claim.trace if traced else "" for claim, _ in done]
-        with tracing.spans("finish", ids, parents) as spans:
-            for span, recorded in zip(spans, outcomes, strict=True):
+        with tracing.spans("finish", ids, [spans.parent(job_id) for job_id in ids]) as finish:
+            outcomes = [
+                outcome_of(claim, outcome, self.classifier, trace=tracing.traceparent_of(span))
+                for (claim, outcome), span in zip(done, finish, strict=True)
+            ]
+            for span, recorded in zip(finish, outcomes, strict=True):
                 if recorded.error is not None:
                     span.set_attribute("imgclf.error_code", recorded.error.code)
             self._retrying("outcomes", lambda: self.store.finish(outcomes), ends)
+        spans.end(ids)
         return [processed(claim, result, outcome) for (claim, outcome), result
                 in zip(done, outcomes, strict=True)]  # fmt: skip
 

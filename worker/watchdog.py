@@ -2,8 +2,9 @@
 
 After a network cut, a node's Celery consumer can stay stuck while its child processes go on
 heartbeating: `/ready` counts it, and it fetches no more messages. Seen here: an ack that timed
-out leaves its message counted as delivered in kombu's prefetch window, for good, so each such
-ack takes one of the node's slots, and once all are gone it never fetches again.
+out left its message counted as delivered in kombu's prefetch window, for good, so each such
+ack took one of the node's slots, and once all were gone it never fetched again (worker nodes
+now free such a slot: `shared.broker_transport`; this watch stays for any other way to stick).
 
 The node's main process watches for two states, each held for WORKER_STALL_SECONDS:
 - slots lost: kombu's window counts more deliveries than the jobs Celery holds;

@@ -136,6 +136,8 @@ class Outcome:
     job_id: str
     result: JobResult | None = None
     error: ImgclfError | None = None
+    # The `traceparent` the job's webhook delivery continues ('': the current span's).
+    trace: str = ""
 
 
 def succeed(job_id: str, result: JobResult, keeping: Keeping) -> Operation[bool]:
@@ -182,7 +184,7 @@ def _finish(outcome: Outcome, keeping: Keeping) -> tuple[object, ...]:
     ]
     args = [status.value, field, payload, repr(time.time()), keys.EVENTS_CHANNEL, job_id]
     args += [str(keeping.ttl), keys.FAILURES_PREFIX, str(keys.MAX_LISTED_FAILURES)]
-    args += [webhooks.message(job_id) if webhooks else ""]
+    args += [webhooks.message(job_id, trace=outcome.trace) if webhooks else ""]
     return scripts.FINISH.call(script_keys, args)
 
 

@@ -19,9 +19,11 @@ def submit_many(
     *,
     clients: int = 16,
     uds: str | None = None,
+    per_request: int = 1,
 ) -> list[str]:
     """Submit `count` copies of an image from `clients` threads; every one must be accepted.
-    `uds`: the Unix socket to reach `api` by, instead of TCP."""
+    `uds`: the Unix socket to reach `api` by, instead of TCP; `per_request` > 1: that many
+    files to a batch submit (the last one fewer where `count` is not a multiple)."""
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     with httpx.Client(base_url=api, timeout=30, limits=limits, transport=_transport(uds)) as http:
@@ -31,8 +33,17 @@ def submit_many(
             assert response.status_code == 202, response.text
             return str(response.json()["job_id"])
 
+        def batch(size: int) -> list[str]:
+            files = [("files", (f"{n}.jpg", data, "image/jpeg")) for n in range(size)]
+            response = http.post("/api/v1/jobs/batch", files=files)
+            assert response.status_code == 202, response.text
+            return [str(job["job_id"]) for job in response.json()["jobs"]]
+
         with ThreadPoolExecutor(clients) as pool:
-            return list(pool.map(one, range(count)))
+            if per_request == 1:
+                return list(pool.map(one, range(count)))
+            sizes = [min(per_request, count - at) for at in range(0, count, per_request)]
+            return [job_id for ids in pool.map(batch, sizes) for job_id in ids]
 
 
 def statuses(api: str, job_ids: list[str], *, uds: str | None = None) -> dict[str, dict]:

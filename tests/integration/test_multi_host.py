@@ -45,6 +45,8 @@ FAST_HEARTBEATS = {
     "WORKER_STALL_SECONDS": "20",
 }
 CUT_SECONDS = 12
+# Jobs per batch submit in the cut test (one queue message each, up to GROUP_MAX_JOBS).
+GROUP = 16
 
 
 @dataclass
@@ -175,9 +177,14 @@ def test_a_worker_host_cut_off_mid_run_loses_and_strands_nothing(
     cut: Host = cluster.rig.hosts["w1"]
     taken_over = 0
     for _ in range(ROUNDS):
-        ids = submit_many(API, labrador_bytes, 200, clients=8, uds=str(cluster.api_socket))
-        # While the queue is long: the node may be fetching, running, storing or acking a job.
-        time.sleep(rng.uniform(0.1, 1.0))
+        # A long queue (single submits no longer make one: the nodes keep up with them), of
+        # groups: the node may be fetching, running, storing or acking several jobs at once.
+        ids = submit_many(API, labrador_bytes, 480, clients=4, uds=str(cluster.api_socket),
+                          per_request=GROUP)  # fmt: skip
+        wait_until(lambda: any(cluster.ran_on(i.decode()) == "w1"
+                               for i in cluster.redis.smembers("imgclf:running")),
+                   timeout=60, what="w1 at work")  # fmt: skip
+        time.sleep(rng.uniform(0.0, 0.5))
         cut.cut()
         cut_at = time.time()
         # What w1 held when it went (it can change nothing in Redis now): jobs it had claimed.

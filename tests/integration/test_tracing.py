@@ -126,27 +126,32 @@ def test_one_job_is_one_trace_across_api_worker_and_webhook(
     assert all(record.get("trace_id") == enqueue.trace_id for record in ran), ran
 
 
+@pytest.mark.parametrize("batch_inference", ["off", "on"])
 def test_each_job_of_a_group_continues_its_submit_s_trace(
-    tmp_path: Path, otlp: OtlpReceiver, labrador_bytes: bytes
-) -> None:
+    tmp_path: Path, otlp: OtlpReceiver, hooks: Receiver, labrador_bytes: bytes,
+    batch_inference: str,
+) -> None:  # fmt: skip
     """A batch's two jobs travel in one message: the worker's task is a trace of its own, and
     each job's spans (decode, preprocess, inference, finish, under a `job` span naming it)
-    continue the batch request's trace."""
+    continue the batch request's trace, whether the model runs the images one by one or
+    together; each job's webhook delivery continues its `finish`."""
     redis = RedisServer(tmp_path / "redis")
     redis.start()
     try:
-        env = _traced_env(redis, otlp)
+        env = {**_traced_env(redis, otlp), "WORKER_BATCH_INFERENCE": batch_inference}
         with (
             running(worker_command(concurrency=1), env=env, log=tmp_path / "worker.log"),
+            running(webhook_node_command(), env=env, log=tmp_path / "webhooks.log"),
             api_server(env, tmp_path / "api.log") as api,
         ):
             wait_until(lambda: httpx.get(f"{api}/ready").status_code == 200, timeout=60,
                        what="a worker")  # fmt: skip
             files = [("files", (f"{n}.jpg", labrador_bytes, "image/jpeg")) for n in range(2)]
-            jobs = httpx.post(f"{api}/api/v1/jobs/batch", params={"wait": 20}, files=files,
-                              timeout=30).json()["jobs"]  # fmt: skip
+            jobs = httpx.post(f"{api}/api/v1/jobs/batch", files=files, timeout=30,
+                              params={"wait": 20, "callback_url": hooks.url}).json()["jobs"]  # fmt: skip
             assert {job["status"] for job in jobs} == {"succeeded"}
-            wait_until(lambda: len([s for s in otlp.spans if s.name == "finish"]) == 2,
+            wait_until(lambda: len(hooks.received) == 2, timeout=20, what="both webhooks")
+            wait_until(lambda: len([s for s in otlp.spans if s.name == "webhook attempt"]) == 2,
                        timeout=20, what="both jobs' spans")  # fmt: skip
     finally:
         redis.stop()
@@ -163,6 +168,14 @@ def test_each_job_of_a_group_continues_its_submit_s_trace(
         spans = [s for s in trace if s.name == name]
         assert len(spans) == 2, name
         assert {by_id[s.parent_span_id].name for s in spans} == {"job"}, name
+        owners = {by_id[s.parent_span_id].attributes["imgclf.job_id"] for s in spans}
+        assert owners == {job["job_id"] for job in jobs}, name
+    attempts = [s for s in trace if s.name == "webhook attempt"]
+    assert len(attempts) == 2
+    for attempt in attempts:
+        finish = by_id[by_id[attempt.parent_span_id].parent_span_id]
+        assert finish.name == "finish"
+        assert finish.attributes["imgclf.job_id"] == attempt.attributes["imgclf.job_id"]
     task = next(s for s in otlp.spans if s.service == "imgclf-worker" and s.name.startswith("run/"))
     assert task.trace_id != enqueue.trace_id
     assert _one(otlp.spans, "claim").parent_span_id == task.span_id
