@@ -80,29 +80,29 @@ def flush() -> None:
         force_flush()
 
 
-def message_headers() -> dict[str, str]:
-    """The current trace context as message headers (empty when no span records)."""
+def message_headers(of: trace.Span | None = None) -> dict[str, str]:
+    """The trace context of `of` (by default, the current span) as message headers (empty
+    when the span does not record)."""
     headers: dict[str, str] = {}
-    propagate.inject(headers)
+    propagate.inject(headers, context=None if of is None else trace.set_span_in_context(of))
     return headers
 
 
-def traceparent() -> str:
-    """The current trace context as a `traceparent` value ('' when no span records): a job
-    keeps its submit's, for the worker's spans to continue."""
-    return message_headers().get("traceparent", "")
+def traceparent(of: trace.Span | None = None) -> str:
+    """The trace context of `of` (by default, the current span) as a `traceparent` value (''
+    when the span does not record): a job keeps its submit's, for the worker's spans to
+    continue."""
+    return message_headers(of).get("traceparent", "")
 
 
 @contextmanager
-def span(name: str, job_id: str | None = None, *, parent: str = "") -> Iterator[trace.Span]:
-    """A span of this process's trace (a no-op one while tracing is off); with `parent` (a
-    `traceparent`), a span of that trace instead."""
+def span(name: str, job_id: str | None = None) -> Iterator[trace.Span]:
+    """A span of this process's trace, made current (a no-op one while tracing is off)."""
     if not _configured:
         # Cheaper than the API's no-op span, and a job makes seven.
         yield trace.INVALID_SPAN
         return
-    context = propagate.extract({"traceparent": parent}) if parent else None
-    with tracer.start_as_current_span(name, context=context) as current:
+    with tracer.start_as_current_span(name) as current:
         if job_id is not None and current.is_recording():
             current.set_attribute("imgclf.job_id", job_id)
         yield current
@@ -124,15 +124,6 @@ def inside(current: trace.Span) -> Iterator[None]:
     """`current` made the current span for a while, without ending it."""
     with trace.use_span(current, end_on_exit=False):
         yield
-
-
-def traceparent_of(of: trace.Span) -> str:
-    """`of`'s context as a `traceparent` value ('' for a span that does not record)."""
-    if not of.get_span_context().is_valid:
-        return ""
-    headers: dict[str, str] = {}
-    propagate.inject(headers, context=trace.set_span_in_context(of))
-    return headers.get("traceparent", "")
 
 
 @contextmanager

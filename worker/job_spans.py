@@ -41,7 +41,7 @@ class JobSpans:
         """The `traceparent` a span of the job's, begun outside `about`, continues ('': the
         current span's)."""
         span = self._open.get(job_id)
-        return tracing.traceparent_of(span) if span is not None else ""
+        return tracing.traceparent(span) if span is not None else ""
 
     def end(self, job_ids: Iterable[str] | None = None) -> None:
         """End the spans of `job_ids` (of all jobs left open, by default)."""

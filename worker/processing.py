@@ -216,7 +216,7 @@ class JobRunner:
         ids = [claim.job_id for claim, _ in done]
         with tracing.spans("finish", ids, [spans.parent(job_id) for job_id in ids]) as finish:
             outcomes = [
-                outcome_of(claim, outcome, self.classifier, trace=tracing.traceparent_of(span))
+                outcome_of(claim, outcome, self.classifier, trace=tracing.traceparent(span))
                 for (claim, outcome), span in zip(done, finish, strict=True)
             ]
             for span, recorded in zip(finish, outcomes, strict=True):

@@ -5,6 +5,7 @@ trace id with the right parents across the processes; and that JSON log lines ca
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,12 +63,13 @@ def _traced_env(redis: RedisServer, otlp: OtlpReceiver) -> dict[str, str]:
     )
 
 
-def test_one_job_is_one_trace_across_api_worker_and_webhook(
-    tmp_path: Path, otlp: OtlpReceiver, hooks: Receiver, labrador_bytes: bytes
-) -> None:
+@contextlib.contextmanager
+def _traced_stack(tmp_path: Path, otlp: OtlpReceiver, **settings: str) -> Iterator[str]:
+    """Redis, a worker node, a webhook node and the API, all tracing to `otlp`; the API's URL
+    once a worker is ready. `settings` go to every process beside the tracing ones."""
     redis = RedisServer(tmp_path / "redis")
     redis.start()
-    env = _traced_env(redis, otlp)
+    env = {**_traced_env(redis, otlp), **settings}
     try:
         with (
             running(worker_command(concurrency=1), env=env, log=tmp_path / "worker.log"),
@@ -76,20 +78,27 @@ def test_one_job_is_one_trace_across_api_worker_and_webhook(
         ):
             wait_until(lambda: httpx.get(f"{api}/ready").status_code == 200, timeout=60,
                        what="a worker")  # fmt: skip
-            job = httpx.post(
-                f"{api}/api/v1/jobs",
-                params={"wait": 20, "callback_url": hooks.url},
-                files={"file": ("dog.jpg", labrador_bytes, "image/jpeg")},
-                timeout=30,
-            ).json()
-            assert job["status"] == "succeeded", job
-            wait_until(lambda: len(hooks.received) == 1, timeout=20, what="the webhook")
-            expected = {"POST /api/v1/jobs", "enqueue", "webhook attempt"} | WORKER_SPANS
-            wait_until(lambda: expected <= {s.name for s in otlp.spans}, timeout=20,
-                       what=f"spans {expected}")  # fmt: skip
-            worker_log = (tmp_path / "worker.log").read_text()
+            yield api
     finally:
         redis.stop()
+
+
+def test_one_job_is_one_trace_across_api_worker_and_webhook(
+    tmp_path: Path, otlp: OtlpReceiver, hooks: Receiver, labrador_bytes: bytes
+) -> None:
+    with _traced_stack(tmp_path, otlp) as api:
+        job = httpx.post(
+            f"{api}/api/v1/jobs",
+            params={"wait": 20, "callback_url": hooks.url},
+            files={"file": ("dog.jpg", labrador_bytes, "image/jpeg")},
+            timeout=30,
+        ).json()
+        assert job["status"] == "succeeded", job
+        wait_until(lambda: len(hooks.received) == 1, timeout=20, what="the webhook")
+        expected = {"POST /api/v1/jobs", "enqueue", "webhook attempt"} | WORKER_SPANS
+        wait_until(lambda: expected <= {s.name for s in otlp.spans}, timeout=20,
+                   what=f"spans {expected}")  # fmt: skip
+        worker_log = (tmp_path / "worker.log").read_text()
 
     enqueue = _one(otlp.spans, "enqueue")
     trace = [span for span in otlp.spans if span.trace_id == enqueue.trace_id]
@@ -135,26 +144,14 @@ def test_each_job_of_a_group_continues_its_submit_s_trace(
     each job's spans (decode, preprocess, inference, finish, under a `job` span naming it)
     continue the batch request's trace, whether the model runs the images one by one or
     together; each job's webhook delivery continues its `finish`."""
-    redis = RedisServer(tmp_path / "redis")
-    redis.start()
-    try:
-        env = {**_traced_env(redis, otlp), "WORKER_BATCH_INFERENCE": batch_inference}
-        with (
-            running(worker_command(concurrency=1), env=env, log=tmp_path / "worker.log"),
-            running(webhook_node_command(), env=env, log=tmp_path / "webhooks.log"),
-            api_server(env, tmp_path / "api.log") as api,
-        ):
-            wait_until(lambda: httpx.get(f"{api}/ready").status_code == 200, timeout=60,
-                       what="a worker")  # fmt: skip
-            files = [("files", (f"{n}.jpg", labrador_bytes, "image/jpeg")) for n in range(2)]
-            jobs = httpx.post(f"{api}/api/v1/jobs/batch", files=files, timeout=30,
-                              params={"wait": 20, "callback_url": hooks.url}).json()["jobs"]  # fmt: skip
-            assert {job["status"] for job in jobs} == {"succeeded"}
-            wait_until(lambda: len(hooks.received) == 2, timeout=20, what="both webhooks")
-            wait_until(lambda: len([s for s in otlp.spans if s.name == "webhook attempt"]) == 2,
-                       timeout=20, what="both jobs' spans")  # fmt: skip
-    finally:
-        redis.stop()
+    with _traced_stack(tmp_path, otlp, WORKER_BATCH_INFERENCE=batch_inference) as api:
+        files = [("files", (f"{n}.jpg", labrador_bytes, "image/jpeg")) for n in range(2)]
+        jobs = httpx.post(f"{api}/api/v1/jobs/batch", files=files, timeout=30,
+                          params={"wait": 20, "callback_url": hooks.url}).json()["jobs"]  # fmt: skip
+        assert {job["status"] for job in jobs} == {"succeeded"}
+        wait_until(lambda: len(hooks.received) == 2, timeout=20, what="both webhooks")
+        wait_until(lambda: len([s for s in otlp.spans if s.name == "webhook attempt"]) == 2,
+                   timeout=20, what="both jobs' spans")  # fmt: skip
 
     enqueue = _one(otlp.spans, "enqueue")
     trace = [span for span in otlp.spans if span.trace_id == enqueue.trace_id]
