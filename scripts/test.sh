@@ -23,6 +23,10 @@ command -v chromium >/dev/null || apt_install chromium       # the browser (e2e)
 command -v openssl >/dev/null || apt_install openssl         # the Redis TLS test's throwaway CA
 command -v cc >/dev/null || apt_install gcc                  # tests/clock: a worker node with a skewed wall clock
 command -v ip >/dev/null || apt_install iproute2               # the multi-host tests' network namespaces
+# The container tier (tests/containers): Podman with runc, and debootstrap for the base images'
+# stand-ins. Podman's settings come from tests/containers/containers.conf, not /etc.
+command -v podman >/dev/null || apt_install podman runc
+command -v debootstrap >/dev/null || apt_install debootstrap
 
 uv sync --frozen --quiet
 # KEDA's CRD schema, for the check of deploy/k8s/keda.yaml (the npm registry's maintained copy).

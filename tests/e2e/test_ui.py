@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import sys
 import time
 import uuid
@@ -15,8 +14,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.browser import chromium
 from tests.conftest import Stack
 from tests.images import encode, gradient
 from tests.processes import SHARED_IMAGES, Trap, free_port, running, service_env, wait_until
@@ -27,18 +27,6 @@ from ui.trends import CHARTS, Window, chart_points
 # The first test of a fixture starts its stack and waits for the first render: room for both.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Chromium's own network features fail on a closed network and slow every start.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Set to a folder (for example docs/screenshots) to keep the pages' screenshots.
 SCREENSHOTS = os.environ.get("IMGCLF_SCREENSHOTS_DIR")
 
@@ -138,12 +126,8 @@ def _traffic(api: str, *, seconds: float) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: apt-get install chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

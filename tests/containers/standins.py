@@ -1,0 +1,97 @@
+"""Stand-ins for the base images the Dockerfiles and compose file name, built here because no
+image registry is reachable: a Debian bookworm root (debootstrap, from the Debian mirror) with
+what each official image provides. An image already present under such a name that is not one
+of ours (a real one, pulled where a registry is reachable) is used as it is."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tests.containers.podman import Podman
+
+HERE = Path(__file__).parent / "standins"
+ROOT = Path(__file__).resolve().parents[2]
+BASE = "localhost/imgclf-standin-base:bookworm"
+LABEL = "imgclf.standin"
+MIRROR = os.environ.get("IMGCLF_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+
+
+def base_images(compose_images: list[str]) -> dict[str, str]:
+    """Each base image the build and the stack need, by its full name, to its stand-in's kind
+    (python, redis, prometheus): the Dockerfiles' FROM lines and the compose file's images."""
+    names = set(compose_images)
+    for dockerfile in ("Dockerfile.api", "Dockerfile.worker"):
+        text = (ROOT / dockerfile).read_text()
+        names.update(re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE))
+    wanted = {}
+    for name in names:
+        kind = name.split(":")[0].rsplit("/", 1)[-1]
+        if (HERE / f"{kind}.Containerfile").exists():
+            wanted[_qualified(name)] = kind
+    return wanted
+
+
+def _qualified(name: str) -> str:
+    """The name as the Docker API resolves a short one: docker.io, library/ for official ones."""
+    first = name.split("/")[0]
+    if "." in first or ":" in first or first == "localhost":
+        return name
+    return f"docker.io/{name}" if "/" in name else f"docker.io/library/{name}"
+
+
+def build(podman: Podman, images: dict[str, str], workdir: Path) -> list[str]:
+    """Build the stand-ins that are missing or out of date; returns the names built."""
+    digest = hashlib.sha256(
+        b"".join(p.name.encode() + p.read_bytes() for p in sorted(HERE.iterdir()))
+    ).hexdigest()[:16]
+    built = []
+    for name, kind in sorted(images.items()):
+        if _exists(podman, name):
+            label = podman("image", "inspect", "--format", f'{{{{index .Labels "{LABEL}"}}}}',
+                           name).strip()  # fmt: skip
+            if label in ("", "<no value>") or label == digest:
+                continue  # a real image, or our stand-in as it is now
+        _ensure_base(podman, workdir)
+        with tempfile.TemporaryDirectory(dir=workdir) as context:
+            for part in HERE.iterdir():
+                shutil.copy(part, context)
+            # How anything on this machine reaches the package registries: its CA bundle.
+            shutil.copy(_ca_bundle(), Path(context) / "ca-certificates.crt")
+            podman("build", "--format", "docker", "--label", f"{LABEL}={digest}",
+                   "--file", f"{context}/{kind}.Containerfile", "--tag", name, context,
+                   timeout=900)  # fmt: skip
+        built.append(name)
+    return built
+
+
+def _exists(podman: Podman, name: str) -> bool:
+    result = subprocess.run(["podman", "image", "exists", name], env=podman.env, check=False)
+    return result.returncode == 0
+
+
+def _ensure_base(podman: Podman, workdir: Path) -> None:
+    if _exists(podman, BASE):
+        return
+    rootfs = workdir / "rootfs"
+    subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), MIRROR],
+                   check=True, capture_output=True, timeout=900)  # fmt: skip
+    archive = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+    subprocess.run(["podman", "import", "-", BASE], stdin=archive.stdout, env=podman.env,
+                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    archive.wait()
+    shutil.rmtree(rootfs)
+
+
+def _ca_bundle() -> str:
+    return (
+        os.environ.get("SSL_CERT_FILE")
+        or ssl.get_default_verify_paths().cafile
+        or "/etc/ssl/certs/ca-certificates.crt"
+    )
