@@ -75,13 +75,13 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         services = compose.config()["services"]
         needed = [services[name].get("image", "") for name in SERVICES]
         standins.build(podman, standins.base_images(needed), workdir)
-        compose("build", timeout=1800)
-        for name in ("python:3.11-slim", "imgclf-api", "imgclf-ui", "imgclf-worker"):
-            SIZES[name] = podman.image_size(name)
         with HealthChecks(podman, PROJECT):
             try:
-                compose("up", "--detach", "--wait", "--wait-timeout", "600", *SERVICES,
-                        "receiver", timeout=900)  # fmt: skip
+                # The README's command, waiting for every healthcheck to pass.
+                compose("up", "--build", "--detach", "--wait", "--wait-timeout", "600",
+                        *SERVICES, "receiver", timeout=2400)  # fmt: skip
+                for name in ("python:3.11-slim", "imgclf-api", "imgclf-ui", "imgclf-worker"):
+                    SIZES[name] = podman.image_size(name)
                 yield Deployment(podman, compose, secret)
             finally:
                 compose("down", "--volumes", "--timeout", "30")

@@ -40,10 +40,12 @@ def base_images(compose_images: list[str]) -> dict[str, str]:
 
 def _qualified(name: str) -> str:
     """The name as the Docker API resolves a short one: docker.io, library/ for official ones."""
-    first = name.split("/")[0]
-    if "." in first or ":" in first or first == "localhost":
-        return name
-    return f"docker.io/{name}" if "/" in name else f"docker.io/library/{name}"
+    parts = name.split("/")
+    if len(parts) == 1:
+        return f"docker.io/library/{name}"
+    if "." in parts[0] or ":" in parts[0] or parts[0] == "localhost":
+        return name  # a registry named
+    return f"docker.io/{name}"
 
 
 def build(podman: Podman, images: dict[str, str], workdir: Path) -> list[str]:
