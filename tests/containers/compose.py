@@ -11,8 +11,8 @@ from typing import Any
 import compose as compose_package
 
 from tests.containers.podman import Podman
+from tests.processes import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 # The binary itself: the package's `docker-compose` wrapper exits 0 whatever compose says.
 BINARY = Path(compose_package.__file__).parent / "docker-compose"
 FILES = (ROOT / "docker-compose.yml", Path(__file__).with_name("compose.receiver.yml"))

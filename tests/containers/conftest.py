@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import pytest
 
 from tests.containers import standins
-from tests.containers.compose import ROOT, Compose
+from tests.containers.compose import Compose
 from tests.containers.podman import HealthChecks, Podman, problem
+from tests.processes import ROOT
 
 PROJECT = "imgclf-containertest"
 # The README's stack, but Grafana (and Jaeger, in the tracing profile): their images have no

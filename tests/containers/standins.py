@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 from tests.containers.podman import Podman
+from tests.processes import ROOT
 
 HERE = Path(__file__).parent / "standins"
-ROOT = Path(__file__).resolve().parents[2]
 BASE = "localhost/imgclf-standin-base:bookworm"
 LABEL = "imgclf.standin"
 MIRROR = os.environ.get("IMGCLF_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -48,12 +48,11 @@ def _qualified(name: str) -> str:
     return f"docker.io/{name}"
 
 
-def build(podman: Podman, images: dict[str, str], workdir: Path) -> list[str]:
-    """Build the stand-ins that are missing or out of date; returns the names built."""
+def build(podman: Podman, images: dict[str, str], workdir: Path) -> None:
+    """Build the stand-ins that are missing or out of date."""
     digest = hashlib.sha256(
         b"".join(p.name.encode() + p.read_bytes() for p in sorted(HERE.iterdir()))
     ).hexdigest()[:16]
-    built = []
     for name, kind in sorted(images.items()):
         if _exists(podman, name):
             label = podman("image", "inspect", "--format", f'{{{{index .Labels "{LABEL}"}}}}',
@@ -69,8 +68,6 @@ def build(podman: Podman, images: dict[str, str], workdir: Path) -> list[str]:
             podman("build", "--format", "docker", "--label", f"{LABEL}={digest}",
                    "--file", f"{context}/{kind}.Containerfile", "--tag", name, context,
                    timeout=900)  # fmt: skip
-        built.append(name)
-    return built
 
 
 def _exists(podman: Podman, name: str) -> bool:
@@ -82,12 +79,17 @@ def _ensure_base(podman: Podman, workdir: Path) -> None:
     if _exists(podman, BASE):
         return
     rootfs = workdir / "rootfs"
-    subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), MIRROR],
-                   check=True, capture_output=True, timeout=900)  # fmt: skip
+    made = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), MIRROR],
+                          capture_output=True, text=True, timeout=900, check=False)  # fmt: skip
+    if made.returncode != 0:
+        raise RuntimeError(f"debootstrap from {MIRROR} failed: {made.stdout[-2000:]}{made.stderr}")
     archive = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    subprocess.run(["podman", "import", "-", BASE], stdin=archive.stdout, env=podman.env,
-                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    imported = subprocess.run(["podman", "import", "-", BASE], stdin=archive.stdout,
+                              env=podman.env, capture_output=True, text=True, timeout=600,
+                              check=False)  # fmt: skip
     archive.wait()
+    if imported.returncode != 0:
+        raise RuntimeError(f"podman import of the Debian root failed: {imported.stderr}")
     shutil.rmtree(rootfs)
 
 
