@@ -10,6 +10,9 @@ Redis's clock makes expiry independent of how far the nodes' clocks drift apart.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 
 import redis
 from pydantic import BaseModel, ValidationError
@@ -44,6 +47,14 @@ class WorkerInfo(BaseModel):
     model_load_seconds: float
     # The pid of the node's main process that forked this one (0 from older releases).
     node_pid: int = 0
+
+
+def new_worker_id() -> str:
+    """An id no other worker process ever had: the host, the pid and a random part. A container
+    restarted in place (a restart policy, Kubernetes restarting a pod's container) keeps its
+    hostname and, in its fresh PID namespace, often its pids: a new process under a dead one's
+    id would keep the dead one's jobs alive in the recovery sweep's eyes for ever."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @store_errors

@@ -108,7 +108,7 @@ def _start(settings: Settings) -> WorkerProcess:
         batch=settings.worker_batch_inference,
     )
     client = connect(settings)
-    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    worker_id = workers.new_worker_id()
     health = StoreHealth(settle_seconds=3 * settings.worker_heartbeat_seconds)
     celery = make_celery(settings)
     process = WorkerProcess(

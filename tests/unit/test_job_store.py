@@ -266,6 +266,23 @@ def test_a_second_delivery_never_takes_a_job_from_a_live_process(
     assert client.hget(job_key(job.job_id), "attempts") == b"2"
 
 
+def test_a_process_restarted_with_a_dead_ones_host_and_pid_does_not_keep_its_jobs(
+    store: JobStore, client: fakeredis.FakeRedis
+) -> None:
+    """A container restarted in place: same hostname and, in a new PID namespace, the same pid.
+    The dead process's jobs are recovered, not kept running by its successor's heartbeat."""
+    job = queue_job(store, NEW, b"abc")
+    dead = workers.new_worker_id()
+    _beat(client, dead)
+    assert store.claim(job.job_id, worker_id=dead) is not None
+    workers.leave(client, dead)  # its entry expired
+    successor = workers.new_worker_id()  # this very host and pid, started again
+    assert successor != dead
+    _beat(client, successor)
+    assert store.requeue_orphan(job.job_id, worker_id=dead, queues=QUEUES) == 1
+    assert store.get(job.job_id).status is JobStatus.QUEUED
+
+
 def test_a_garbage_heartbeat_is_skipped_not_fatal(client: fakeredis.FakeRedis) -> None:
     _beat(client, "good:1")
     client.zadd("imgclf:workers", {"junk:2": 10**15})
