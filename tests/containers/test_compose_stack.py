@@ -22,7 +22,7 @@ from tests.processes import SHARED_IMAGES, wait_until
 # Building the images on a clean machine takes minutes before the first test.
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(2400)]
 OURS = ("api", "ui", "worker", "webhooks", "flower")
-# Each running job's owner, "hostname:pid" of the worker process that claimed it, as the
+# Each running job's owner, "hostname:pid:random" of the worker process that claimed it, as the
 # recovery sweep reads them (shared/jobs/recovery.py).
 OWNERS = (
     "local owners = {} "
