@@ -259,7 +259,8 @@ def _claimed_by(client: redis.Redis, job_ids: list[str], node_pid: int) -> dict[
     claims = {}
     for job_id in job_ids:
         worker, claimed_ms = client.hmget(f"imgclf:job:{job_id}", "worker", "claimed_ms")
-        if worker is not None and worker.decode() in processes:
+        # A worker id is "host:pid:random" (shared.workers.new_worker_id).
+        if worker is not None and worker.decode().rsplit(":", 1)[0] in processes:
             claims[job_id] = int(claimed_ms)
     return claims
 
