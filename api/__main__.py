@@ -9,12 +9,15 @@ below it (a private temporary directory when none is configured; see `shared.met
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
 import uvicorn
 
 from shared import metrics_dir
+from shared.errors import ModelError
+from shared.model_cards import read_cards
 from shared.settings import get_settings
 
 
@@ -27,6 +30,11 @@ def main() -> None:
         "--workers", type=int, default=settings.api_workers, help="default API_WORKERS"
     )
     args = parser.parse_args()
+    try:
+        # Each process reads the cards again; this says what is wrong once, before any starts.
+        read_cards(settings.models_dir, settings.model_names())
+    except ModelError as exc:
+        sys.exit(f"imgclf API refuses to start: {exc.message}")
     directory = settings.prometheus_multiproc_dir
     if args.workers > 1 and directory is None:
         directory = Path(tempfile.mkdtemp(prefix="imgclf-api-metrics-"))

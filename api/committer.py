@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from api import metrics
 from shared.errors import ImgclfError
 from shared.jobs import AsyncJobStore, Grouping, QueueLimits, Request
 from shared.jobs.intake import Outcome
-from shared.kombu_messages import ClassifyQueue
+from shared.kombu_messages import Lanes
 from shared.schemas import Job
 
 # One transaction takes requests up to these (always at least one): Redis runs a transaction
@@ -41,7 +40,7 @@ class Committer:
         self,
         store: AsyncJobStore,
         *,
-        queues: Mapping[str, ClassifyQueue],
+        queues: Lanes,
         limits: QueueLimits,
         grouping: Grouping,
     ) -> None:

@@ -5,7 +5,7 @@ options: query parameters whose range is a setting, priority, callback URL, Idem
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Annotated, TypedDict, cast
 
 from fastapi import Depends, Header, Query, Request
@@ -106,19 +106,54 @@ PriorityParam = Annotated[
 ]  # fmt: skip
 
 
+async def _model(
+    service: ServiceDep,
+    model: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            description="The model that classifies the images, by name (GET /api/v1/models "
+            "lists them); default: the deployment's default model (DEFAULT_MODEL). An unknown "
+            "name is 422 `unknown_model`; a model no worker serves right now is accepted and "
+            "its jobs wait",
+        ),
+    ] = None,
+) -> str:
+    return service.checked_model(model)
+
+
+ModelDep = Annotated[str, Depends(_model)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Choices:
+    """What a submit chooses of its classification: the model, how many classes, the
+    priority."""
+
+    model: str
+    top_k: int | None
+    priority: Priority
+
+
+async def _choices(
+    model: ModelDep, top_k: TopK = None, priority: PriorityParam = DEFAULT_PRIORITY
+) -> _Choices:
+    return _Choices(model, top_k, priority)
+
+
 async def _batch_options(
     idempotency: IdempotencyDep,
     caller: CallerDep,
-    top_k: TopK = None,
+    choices: Annotated[_Choices, Depends(_choices)],
     callback_url: CallbackUrl = None,
-    priority: PriorityParam = DEFAULT_PRIORITY,
 ) -> SubmitOptions:
     return SubmitOptions(
-        top_k=top_k,
+        top_k=choices.top_k,
         idempotency=idempotency,
         owner=caller,
         callback_url=callback_url,
-        priority=priority,
+        priority=choices.priority,
+        model=choices.model,
     )
 
 

@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from api.deps import State
 from api.errors import install_error_handlers
 from api.middleware import RequestMetrics
-from api.routes import jobs, limits, predict, queue, system
+from api.routes import jobs, limits, models, predict, queue, system
 from api.security import KEY_SCHEMES, ApiKeyMiddleware, encoded_keys
 from api.service import JobService
 from shared import log_format, tracing
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="imgclf",
-        summary="Asynchronous image classification with SqueezeNet 1.1",
+        summary="Asynchronous image classification: SqueezeNet 1.1 and your own ONNX models",
         version="0.1.0",
         lifespan=lifespan,
         # The upload routes take files only: a few stray text fields are tolerated, small.
@@ -68,7 +68,8 @@ def _include_routers(app: FastAPI, *, keyed: bool) -> None:
     # The key schemes only document the keys (ApiKeyMiddleware enforces them); without API_KEYS
     # there is nothing to document, and no dependency to solve per request.
     dependencies = [Depends(scheme) for scheme in KEY_SCHEMES] if keyed else []
-    for router in (jobs.batch_router, jobs.router, predict.router, queue.router, limits.router):
+    routers = (jobs.batch_router, jobs.router, predict.router, models.router, queue.router)
+    for router in (*routers, limits.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=dependencies)
     app.include_router(system.router, dependencies=dependencies)
     app.include_router(system.open_router)

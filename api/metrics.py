@@ -7,7 +7,7 @@ process writes its samples there and whichever process answers a scrape adds the
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import (
     REGISTRY,
@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from shared import metrics_dir
 from shared.errors import StoreUnavailableError
 from shared.jobs import JobStore
+from shared.priorities import PRIORITIES
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ PREDICTION_SECONDS = Histogram(
 )
 
 JOBS_SUBMITTED = Counter(
-    "imgclf_jobs_submitted_total", "Jobs accepted and queued, by route", ["route"]
+    "imgclf_jobs_submitted_total",
+    "Jobs accepted and queued, by route and model (only the models MODELS lists)",
+    ["route", "model"],
 )
 HTTP_REQUEST_SECONDS = Histogram(
     "imgclf_http_request_duration_seconds",
@@ -115,9 +118,9 @@ def observe_request(*, method: str, route: str, status_code: int, seconds: float
     )
 
 
-def observe_submission(route: str, sizes: list[int]) -> None:
-    """Record jobs accepted by a submit route, and the size of each upload."""
-    JOBS_SUBMITTED.labels(route=route).inc(len(sizes))
+def observe_submission(route: str, model: str, sizes: list[int]) -> None:
+    """Record jobs accepted by a submit route for `model`, and the size of each upload."""
+    JOBS_SUBMITTED.labels(route=route, model=model).inc(len(sizes))
     for size in sizes:
         UPLOAD_BYTES.observe(size)
 
@@ -125,18 +128,21 @@ def observe_submission(route: str, sizes: list[int]) -> None:
 class QueueCollector(Collector):
     """Read at scrape time from Redis, so every API process reports the same true numbers."""
 
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobStore, models: Sequence[str]) -> None:
+        """`models`: those the deployment serves (MODELS), the `model` label's only values."""
         self._store = store
+        self._models = list(models)
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         try:
-            lengths = self._store.queued_counts()
+            by_model = self._store.queued_counts(self._models)
             running = self._store.running_count()
             queued_bytes = self._store.queued_bytes()
             finished = self._store.finished_counts()
         except StoreUnavailableError:
             log.warning("metrics: Redis unavailable; queue figures left out of this scrape")
             return
+        lengths = {p: sum(queued[p] for queued in by_model.values()) for p in PRIORITIES}
         yield GaugeMetricFamily(
             "imgclf_queue_length", "Jobs waiting, all priorities", value=sum(lengths.values())
         )
@@ -146,6 +152,12 @@ class QueueCollector(Collector):
         for priority, length in lengths.items():
             by_priority.add_metric([priority], length)
         yield by_priority
+        per_model = GaugeMetricFamily(
+            "imgclf_queue_length_by_model", "Jobs waiting, per model", labels=["model"]
+        )
+        for model, queued in by_model.items():
+            per_model.add_metric([model], sum(queued.values()))
+        yield per_model
         yield GaugeMetricFamily(
             "imgclf_jobs_running", "Jobs claimed by a worker and not yet finished", value=running
         )
@@ -173,8 +185,8 @@ def metrics_registry() -> CollectorRegistry:
     return registry
 
 
-def queue_registry(store: JobStore) -> CollectorRegistry:
+def queue_registry(store: JobStore, models: Sequence[str]) -> CollectorRegistry:
     """Figures read from Redis at scrape time; never written to multiprocess files."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(QueueCollector(store))
+    registry.register(QueueCollector(store, models))
     return registry

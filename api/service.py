@@ -30,6 +30,7 @@ from shared.errors import (
     JobNotCancelableError,
     JobNotRetryableError,
     JobTimeoutError,
+    UnknownModelError,
     error_from_code,
 )
 from shared.jobs import (
@@ -42,6 +43,7 @@ from shared.jobs import (
     new_job_id,
 )
 from shared.kombu_messages import classify_queues, webhook_queue
+from shared.model_cards import read_cards
 from shared.queue import make_celery
 from shared.redis_client import check_eviction_policy, connect, connect_async
 from shared.schemas import Job, JobStatus, NewJob, Prediction
@@ -59,6 +61,10 @@ class JobService:
         self.redis = connect(settings)  # blocking: scrapes and worker presence
         async_redis = connect_async(settings)
         celery = make_celery(settings)
+        # The cards of the models the deployment serves, read once: an invalid one stops the
+        # API at start-up (`ModelError`), never a request.
+        self.models = read_cards(settings.models_dir, settings.model_names())
+        self.default_model = settings.default_model_name()
         self.store = AsyncJobStore(
             async_redis,
             ttl_seconds=settings.job_ttl_seconds,
@@ -68,7 +74,7 @@ class JobService:
             webhooks=webhook_queue(settings.webhook_queue, celery),
         )
         self.blocking_store = JobStore(self.redis, ttl_seconds=settings.job_ttl_seconds)
-        self.queues = classify_queues(settings.queue_name, celery)
+        self.queues = classify_queues(settings.queue_name, celery, list(self.models))
         self.committer = Committer(
             self.store,
             queues=self.queues,
@@ -85,7 +91,7 @@ class JobService:
         )
         self.registries = (
             metrics.metrics_registry(),
-            metrics.queue_registry(self.blocking_store),
+            metrics.queue_registry(self.blocking_store, list(self.models)),
         )
 
     async def start(self) -> None:
@@ -128,7 +134,8 @@ class JobService:
         finally:
             for file in files:
                 await file.close()
-        metrics.observe_submission(route, [job.size_bytes for job in jobs])
+        model = jobs[0].model if jobs else self.default_model
+        metrics.observe_submission(route, model, [job.size_bytes for job in jobs])
         return jobs
 
     async def _check_and_enqueue(
@@ -183,10 +190,11 @@ class JobService:
             )
         if image is None:
             raise JobNotRetryableError(f"Job {job_id}'s image is no longer kept; submit it again")
+        self.checked_model(job.model)
         fields = job.model_dump(include=set(NewJob.model_fields))
         again = NewJob.model_validate({**fields, "retry_of": job_id})
         (made,) = await self.committer.submit(Request([(again, image)], owner=owner))
-        metrics.observe_submission("retry", [made.size_bytes])
+        metrics.observe_submission("retry", made.model, [made.size_bytes])
         return made
 
     async def failures(self, *, owner: str, limit: int) -> list[Job]:
@@ -206,13 +214,12 @@ class JobService:
             jobs = [await self.store.get(job_id) for job_id in job_ids]
             return await until_all_terminal(jobs, watches, self.store.get, deadline=deadline)
 
-    async def predict(self, file: UploadFile) -> list[Prediction]:
-        """The seed's synchronous call: the 10 best classes, or the job's error, or
+    async def predict(self, file: UploadFile, *, model: str) -> list[Prediction]:
+        """The seed's synchronous call: `model`'s 10 best classes, or the job's error, or
         `JobTimeoutError` (the job canceled if no worker took it) after PREDICT_TIMEOUT_SECONDS."""
         timeout = self.settings.predict_timeout_seconds
-        (job,) = await self.submit_and_wait(
-            [file], options=SubmitOptions(top_k=PREDICT_TOP_K, wait=timeout), route="predict"
-        )
+        options = SubmitOptions(top_k=PREDICT_TOP_K, wait=timeout, model=model)
+        (job,) = await self.submit_and_wait([file], options=options, route="predict")
         if job.status is JobStatus.SUCCEEDED and job.result is not None:
             return job.result.predictions
         if job.status is JobStatus.FAILED and job.error is not None:
@@ -235,8 +242,20 @@ class JobService:
             )
         return seconds
 
-    async def live_workers(self) -> list[workers.WorkerInfo]:
-        return await run_in_threadpool(workers.alive, self.redis)
+    def checked_model(self, name: str | None) -> str:
+        """A client's `model` (none: the default), refused unless the deployment serves it."""
+        if name is None:
+            return self.default_model
+        if name not in self.models:
+            raise UnknownModelError(
+                f"Unknown model {name!r}; this deployment serves {', '.join(self.models)}"
+            )
+        return name
+
+    async def live_workers(self, model: str | None = None) -> list[workers.WorkerInfo]:
+        """Live worker processes; with `model`, those serving it."""
+        live = await run_in_threadpool(workers.alive, self.redis)
+        return live if model is None else [w for w in live if workers.serves(w, model)]
 
     def metrics_exposition(self) -> bytes:
         """Prometheus text: process metrics, then live queue figures from Redis."""

@@ -14,6 +14,7 @@ from shared import tracing
 from shared.callbacks import destination_problem
 from shared.errors import InvalidParameterError
 from shared.jobs import Idempotency, Request, idempotency_key
+from shared.model_cards import ORIGINAL_MODEL
 from shared.priorities import DEFAULT_PRIORITY, Priority
 from shared.schemas import NewJob
 from shared.settings import Settings
@@ -39,6 +40,8 @@ class SubmitOptions:
     # Where each finished job is POSTed (a signed webhook), if anywhere.
     callback_url: str | None = None
     priority: Priority = DEFAULT_PRIORITY
+    # The model the images run on (checked against MODELS by the dependency that sets it).
+    model: str = ORIGINAL_MODEL
 
 
 def submission(
@@ -52,7 +55,11 @@ def submission(
     """The job store's request for checked uploads: their options applied, under `job_ids` if
     given, with the Idempotency-Key (and what makes two requests the same) and the submit's
     trace context."""
-    extra = {"priority": options.priority, "callback_url": options.callback_url}
+    extra = {
+        "priority": options.priority,
+        "callback_url": options.callback_url,
+        "model": options.model,
+    }
     jobs = [job.model_copy(update=extra) for job in jobs]
     idempotency = None
     if options.idempotency is not None:
@@ -71,10 +78,13 @@ def submission(
 
 def fingerprint(route: str, top_k: int, jobs: Sequence[NewJob], contents: Sequence[bytes]) -> str:
     """What makes two submits the same request: route, options, and each file's name and bytes
-    (the jobs carry the callback URL)."""
+    (the jobs carry the callback URL and the model)."""
     callback = jobs[0].callback_url if jobs else None
     priority = jobs[0].priority if jobs else DEFAULT_PRIORITY
     digest = hashlib.sha256(f"{route}\0{top_k}\0{priority}\0{callback or ''}".encode())
+    model = jobs[0].model if jobs else ORIGINAL_MODEL
+    if model != ORIGINAL_MODEL:  # SqueezeNet's requests keep the fingerprints they had
+        digest.update(f"\0model={model}".encode())
     for job, data in zip(jobs, contents, strict=True):
         digest.update(f"\0{job.filename}\0".encode())
         digest.update(hashlib.sha256(data).digest())

@@ -1,15 +1,19 @@
-"""Install the SqueezeNet 1.1 model and ImageNet labels into `models/`, verified by sha256.
+"""Install the files of the models MODELS lists, as their cards say, verified by sha256.
 
-    python scripts/download_model.py                      # from the public addresses
-    python scripts/download_model.py --from ../shared/models   # offline, from a folder or file
+    python scripts/download_model.py                            # from the cards' addresses
+    python scripts/download_model.py --from ../shared/models     # offline, from a folder
+    python scripts/download_model.py --model squeezenet --only labels
 
-Files are written atomically (temporary file, then rename) and only when their checksum is one of
-the known good ones; a file already in place with a good checksum is left alone.
+Each model's files go into its folder, `MODELS_DIR/<name>/`, beside its `card.toml`. Offline,
+`--from DIR` looks for each file as `DIR/<name>/<file>`, then `DIR/<file>`. Files are written
+atomically (temporary file, then rename) and only when their checksum is one the card lists; a
+file already in place with such a checksum is left alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import tempfile
@@ -17,40 +21,63 @@ from pathlib import Path
 
 import httpx
 
-from shared.model_files import LABELS_FILE, MODEL_FILE, ModelFile, content_sha256
+from shared.errors import ModelError
+from shared.model_cards import ModelFileSpec, ModelFolder, labels_sha256, read_cards
 from shared.settings import get_settings
 
-FILES = (MODEL_FILE, LABELS_FILE)
 DOWNLOAD_TIMEOUT_SECONDS = 60.0
 
 
 class InstallError(Exception):
-    """A file could not be fetched, or its checksum is not a known good one."""
+    """A file could not be fetched, or its checksum is not one its card lists."""
 
 
-def install(spec: ModelFile, target: Path, *, source: Path | None = None) -> str:
-    """Put a verified copy of `spec` at `target`; returns what was done, for people."""
-    if target.is_file() and content_sha256(spec, target.read_bytes()) in spec.sha256:
+def checksum(spec: ModelFileSpec, data: bytes, *, text: bool) -> str:
+    """The checksum compared with the card's; labels are hashed with a final newline."""
+    return labels_sha256(data) if text else hashlib.sha256(data).hexdigest()
+
+
+def install(
+    spec: ModelFileSpec, folder: Path, *, source: Path | None = None, text: bool = False
+) -> str:
+    """Put a verified copy of `spec` into `folder`; returns what was done, for people."""
+    target = folder / spec.file
+    if target.is_file() and checksum(spec, target.read_bytes(), text=text) in spec.sha256:
         return f"{target} already present and verified"
-    data = _read_local(spec, source) if source is not None else _download(spec)
-    digest = content_sha256(spec, data)
+    data = _read_local(spec, source, folder.name) if source is not None else _download(spec)
+    digest = checksum(spec, data, text=text)
     if digest not in spec.sha256:
         raise InstallError(
-            f"{spec.filename}: sha256 {digest} is not a known good checksum "
-            f"({', '.join(sorted(spec.sha256))}); refusing to install it"
+            f"{spec.file}: sha256 {digest} is not a checksum its card lists "
+            f"({', '.join(spec.sha256)}); refusing to install it"
         )
     _write_atomically(target, data)
     return f"{target} installed ({len(data)} bytes, sha256 {digest})"
 
 
-def _read_local(spec: ModelFile, source: Path) -> bytes:
-    path = source / spec.filename if source.is_dir() else source
-    if not path.is_file():
-        raise InstallError(f"{path} does not exist")
-    return path.read_bytes()
+def install_model(model: ModelFolder, *, source: Path | None, only: str | None = None) -> list[str]:
+    """Install a model's files (or `only` its "model" or "labels" file)."""
+    card = model.card
+    chosen = [("model", card.model, False), ("labels", card.labels, True)]
+    return [
+        install(spec, model.folder, source=source, text=text)
+        for what, spec, text in chosen
+        if only in (None, what)
+    ]
 
 
-def _download(spec: ModelFile) -> bytes:
+def _read_local(spec: ModelFileSpec, source: Path, name: str) -> bytes:
+    if source.is_file():
+        return source.read_bytes()
+    for path in (source / name / spec.file, source / spec.file):
+        if path.is_file():
+            return path.read_bytes()
+    raise InstallError(f"neither {source / name / spec.file} nor {source / spec.file} exists")
+
+
+def _download(spec: ModelFileSpec) -> bytes:
+    if spec.url is None:
+        raise InstallError(f"{spec.file} has no url in its card; install it with --from DIR")
     try:
         response = httpx.get(spec.url, follow_redirects=True, timeout=DOWNLOAD_TIMEOUT_SECONDS)
         response.raise_for_status()
@@ -77,30 +104,34 @@ def _write_atomically(target: Path, data: bytes) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    settings = get_settings()
     parser = argparse.ArgumentParser(
-        description="Install SqueezeNet 1.1 (ONNX) and the ImageNet labels, verified by sha256.",
+        description="Install the models' files (ONNX model, labels) as their cards say, "
+        f"verified by sha256, into MODELS_DIR ({settings.models_dir}).",
     )
     parser.add_argument(
         "--from",
         dest="source",
         type=Path,
-        help="install from this folder (holding both files) or, with --only, this file; "
-        "no network is used",
+        help="install from this folder (DIR/<model>/<file> or DIR/<file>) or, with --only, "
+        "this file; no network is used",
     )
     parser.add_argument(
-        "--only", choices=["model", "labels"], help="install just one of the two files"
+        "--model",
+        action="append",
+        choices=settings.model_names(),
+        help="install only this model (repeatable; default: every model MODELS lists)",
+    )
+    parser.add_argument(
+        "--only", choices=["model", "labels"], help="install just one of a model's two files"
     )
     args = parser.parse_args(argv)
-    settings = get_settings()
-    targets = {
-        "model": (MODEL_FILE, settings.model_path),
-        "labels": (LABELS_FILE, settings.labels_path),
-    }
-    chosen = [targets[args.only]] if args.only else list(targets.values())
     try:
-        for spec, target in chosen:
-            print(install(spec, target, source=args.source))
-    except InstallError as exc:
+        models = read_cards(settings.models_dir, args.model or settings.model_names())
+        for model in models.values():
+            for line in install_model(model, source=args.source, only=args.only):
+                print(line)
+    except (InstallError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 import redis
 
 from scripts import download_model
+from shared.errors import ModelError
+from shared.model_cards import read_cards
 from shared.settings import PROJECT_ROOT, Settings, get_settings
 from shared.workers import STALLED_EXIT_CODE
 
@@ -78,7 +80,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def _ensure_model(source: Path | None) -> int:
     settings = get_settings()
-    if settings.model_path.is_file() and settings.labels_path.is_file():
+    try:
+        models = read_cards(settings.models_dir, settings.worker_model_names())
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if all(m.model_path.is_file() and m.labels_path.is_file() for m in models.values()):
         return 0
     print("model files missing: installing them first", flush=True)
     return download_model.main(["--from", str(source)] if source else [])

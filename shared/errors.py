@@ -3,6 +3,7 @@
     ImgclfError
     ├── InvalidRequestError            bad input from a client
     │   ├── InvalidParameterError      a query parameter out of its configured range
+    │   │   └── UnknownModelError      a model the deployment does not serve (MODELS)
     │   ├── InvalidImageError          not an image, empty, truncated, undecodable
     │   ├── UnsupportedFormatError     an image, but not a format we accept
     │   ├── UploadTooLargeError        more bytes than MAX_UPLOAD_BYTES
@@ -16,7 +17,7 @@
     │   └── QueueFullError             MAX_QUEUE_LENGTH reached
     ├── JobTimeoutError                no worker finished the job in time
     ├── WorkerLostError                worker processes died on this job again and again
-    └── ModelError                     the model file is missing, corrupt or unusable
+    └── ModelError                     a model's card or files are missing, wrong or unusable
 
 `api/errors.py` is the one place that maps these to HTTP statuses.
 """
@@ -40,6 +41,10 @@ class InvalidRequestError(ImgclfError):
 
 class InvalidParameterError(InvalidRequestError):
     code = "validation_error"
+
+
+class UnknownModelError(InvalidParameterError):
+    code = "unknown_model"
 
 
 class InvalidImageError(InvalidRequestError):

@@ -11,11 +11,13 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
 
 from shared import tracing
+from shared.model_cards import ORIGINAL_MODEL
 from shared.priorities import PRIORITIES, queue_name
 from shared.queue import CLASSIFY_TASK, WEBHOOK_TAG_SUFFIX, WEBHOOK_TASK
 
@@ -38,15 +40,27 @@ class ClassifyQueue:
     """
 
     def __init__(
-        self, name: str, app: Celery, *, task_name: str = CLASSIFY_TASK, tag_suffix: str = ""
+        self,
+        name: str,
+        app: Celery,
+        *,
+        task_name: str = CLASSIFY_TASK,
+        tag_suffix: str = "",
+        model: str | None = None,
     ) -> None:
         """`task_name` and `tag_suffix`: another task about the same jobs (the webhook), whose
-        messages need delivery tags of their own, since kombu keys unacked messages by them."""
+        messages need delivery tags of their own, since kombu keys unacked messages by them.
+        `model`: the model whose jobs the queue carries, named in each task's keyword
+        arguments (the worker runs them on it; Flower shows it)."""
         self.name = name
+        self.model = model
         self._suffix = tag_suffix
+        self._kwargs = {} if model is None else {"model": model}
         # Celery's message for a placeholder id; each job's message swaps in its own id, since
         # building it afresh per job costs configuration lookups and safe reprs every time.
-        task = app.amqp.as_task_v2(_TEMPLATE_ID, task_name, args=[_TEMPLATE_ID], ignore_result=True)
+        task = app.amqp.as_task_v2(
+            _TEMPLATE_ID, task_name, args=[_TEMPLATE_ID], kwargs=self._kwargs, ignore_result=True
+        )
         self._headers: dict[str, Any] = task.headers
         self._properties: dict[str, Any] = task.properties
         self._options: dict[str, Any] = task.body[2]
@@ -63,7 +77,7 @@ class ClassifyQueue:
         (`shared.tracing`): a group's task is a trace of its own, each of its jobs continuing
         its submit's (the job's `trace`).
         """
-        body = json.dumps([list(job_ids), {}, self._options]).encode()
+        body = json.dumps([list(job_ids), self._kwargs, self._options]).encode()
         tag = (tag or job_ids[0]) + self._suffix
         headers = {**self._headers, "id": tag, "root_id": tag, "argsrepr": repr(list(job_ids))}
         if len(job_ids) > 1 and all(self._limits):
@@ -101,6 +115,33 @@ def webhook_queue(name: str, app: Celery) -> ClassifyQueue:
     return ClassifyQueue(name, app, task_name=WEBHOOK_TASK, tag_suffix=WEBHOOK_TAG_SUFFIX)
 
 
-def classify_queues(base: str, app: Celery) -> dict[str, ClassifyQueue]:
-    """The classify queue of each priority (`base` is QUEUE_NAME, the normal one's)."""
-    return {priority: ClassifyQueue(queue_name(base, priority), app) for priority in PRIORITIES}
+class Lanes:
+    """The classify queues of the models a process knows, one per model and priority (a lane;
+    `shared.priorities.queue_name` names them)."""
+
+    def __init__(self, base: str, app: Celery, models: Sequence[str]) -> None:
+        """`base` is QUEUE_NAME; `models` those the deployment serves."""
+        self.models = tuple(models)
+        self._queues: dict[tuple[str, str], ClassifyQueue] = {
+            (model, priority): ClassifyQueue(queue_name(base, model, priority), app, model=model)
+            for model in self.models
+            for priority in PRIORITIES
+        }
+
+    def queue(self, model: str, priority: str) -> ClassifyQueue:
+        """The queue of `model`'s jobs at `priority`; `KeyError` for a model not known here."""
+        return self._queues[model, priority]
+
+    def of(self, model: str) -> dict[str, ClassifyQueue]:
+        """`model`'s queues by priority, in the order workers take them."""
+        return {priority: self._queues[model, priority] for priority in PRIORITIES}
+
+    def consumed(self, models: Sequence[str]) -> list[ClassifyQueue]:
+        """The queues a node serving `models` consumes, in the order it takes them: every
+        model's high before any normal, normal before low."""
+        return [self._queues[model, p] for p in PRIORITIES for model in models]
+
+
+def classify_queues(base: str, app: Celery, models: Sequence[str] = (ORIGINAL_MODEL,)) -> Lanes:
+    """The classify queues of `models` (`base` is QUEUE_NAME)."""
+    return Lanes(base, app, models)

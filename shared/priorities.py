@@ -1,8 +1,11 @@
-"""Job priorities: each has a Celery queue of its own, and workers take them in this order."""
+"""Job priorities and models: each model at each priority (a lane) has a Celery queue of its
+own, and workers take the priorities in this order."""
 
 from __future__ import annotations
 
 from typing import Literal
+
+from shared.model_cards import ORIGINAL_MODEL
 
 Priority = Literal["high", "normal", "low"]
 PRIORITIES: tuple[Priority, ...] = ("high", "normal", "low")
@@ -15,6 +18,15 @@ def per_priority(name: str, priority: str, *, separator: str) -> str:
     return name if priority == DEFAULT_PRIORITY else f"{name}{separator}{priority}"
 
 
-def queue_name(base: str, priority: str) -> str:
-    """The Celery queue of `priority`; `base` (QUEUE_NAME) is the normal one's."""
-    return per_priority(base, priority, separator=".")
+def per_lane(name: str, model: str, priority: str, *, separator: str) -> str:
+    """The lane of `model` at `priority`'s own `name`. SqueezeNet's (the original model's)
+    lanes keep the names of the time before models were data, so that work queued then still
+    runs; a model's name can be neither a priority's nor another queue's
+    (`shared.model_cards.RESERVED_NAMES`)."""
+    named = name if model == ORIGINAL_MODEL else f"{name}{separator}{model}"
+    return per_priority(named, priority, separator=separator)
+
+
+def queue_name(base: str, model: str, priority: str) -> str:
+    """The Celery queue of `model`'s jobs at `priority`; `base` is QUEUE_NAME."""
+    return per_lane(base, model, priority, separator=".")

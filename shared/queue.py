@@ -34,11 +34,16 @@ def make_celery(settings: Settings) -> Celery:
         # Results live in the job store; Celery's backend would only duplicate them.
         task_ignore_result=True,
         task_default_queue=settings.queue_name,
-        # One queue per priority, consumed in this order: the Redis transport's BRPOP takes the
-        # first of its lists that holds a message (its "priority" queue order), so a high job
-        # waits only for jobs already running. (Redis has no message priorities of its own;
-        # Celery's emulation of them misroutes.)
-        task_queues=[Queue(queue_name(settings.queue_name, p)) for p in PRIORITIES],  # type: ignore[no-untyped-call]
+        # One queue per model and priority (a lane); a node consumes its models' (WORKER_MODELS)
+        # in this order: the Redis transport's BRPOP takes the first of its lists that holds a
+        # message (its "priority" queue order), so a high job waits only for jobs already
+        # running, and within a priority the models come in MODELS's order. (Redis has no
+        # message priorities of its own; Celery's emulation of them misroutes.)
+        task_queues=[
+            Queue(queue_name(settings.queue_name, model, priority))  # type: ignore[no-untyped-call]
+            for priority in PRIORITIES
+            for model in settings.worker_model_names()
+        ],
         # A task is acknowledged only after it ran, and requeued if its process dies mid-run.
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from shared.model_cards import ORIGINAL_MODEL
 from shared.priorities import DEFAULT_PRIORITY, Priority
 
 
@@ -24,13 +25,16 @@ class JobStatus(StrEnum):
 
 
 class Prediction(BaseModel):
-    class_id: int = Field(ge=0, description="ImageNet class index, 0-999")
+    class_id: int = Field(ge=0, description="The class's index in the model's labels")
     label: str
     probability: float = Field(ge=0.0, le=1.0)
 
 
 class ModelRef(BaseModel):
+    """The model that ran a job: its name, its card's version and its file's sha256."""
+
     name: str
+    version: str = ""
     sha256: str
 
 
@@ -71,6 +75,9 @@ class NewJob(BaseModel):
     width: int
     height: int
     top_k: int
+    model: str = Field(
+        default=ORIGINAL_MODEL, description="The model that classifies the image (its name)"
+    )
     priority: Priority = Field(
         default=DEFAULT_PRIORITY, description="Workers take high before normal before low"
     )

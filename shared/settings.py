@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.model_cards import ORIGINAL_MODEL, valid_name
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,8 +46,14 @@ class Settings(BaseSettings):
     redis_maxmemory: str = "2gb"
     queue_name: str = "imgclf"
 
-    model_path: Path = PROJECT_ROOT / "models" / "squeezenet1.1-7.onnx"
-    labels_path: Path = PROJECT_ROOT / "models" / "imagenet_labels.txt"
+    # Each model is a folder of MODELS_DIR named after it: its card, ONNX file and labels
+    # (`shared.model_cards`). MODELS lists those the deployment serves (comma-separated), the
+    # first being the default unless DEFAULT_MODEL names another; a worker node serves
+    # WORKER_MODELS (a subset; empty: all of them) and consumes only their queues.
+    models_dir: Path = PROJECT_ROOT / "models"
+    models: str = ORIGINAL_MODEL
+    default_model: str = ""
+    worker_models: str = ""
 
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_batch_files: int = Field(default=64, ge=1, le=1024)
@@ -177,6 +185,38 @@ class Settings(BaseSettings):
                 "TASK_TIME_LIMIT_SECONDS must be below BROKER_VISIBILITY_TIMEOUT_SECONDS"
             )
         return self
+
+    @model_validator(mode="after")
+    def _models_are_listed(self) -> Settings:
+        names = self.model_names()
+        if not names or any(not valid_name(name) for name in names):
+            raise ValueError(
+                "MODELS must list model names (lower-case letters, digits, - and _; not high, "
+                f"normal, low or webhooks), comma-separated; got {self.models!r}"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError(f"MODELS lists a model twice: {self.models!r}")
+        if self.default_model and self.default_model not in names:
+            raise ValueError(f"DEFAULT_MODEL {self.default_model!r} is not in MODELS ({names})")
+        if not self._chosen_worker_models() <= set(names):
+            raise ValueError(f"WORKER_MODELS {self.worker_models!r} must be among MODELS ({names})")
+        return self
+
+    def model_names(self) -> list[str]:
+        """The models the deployment serves, in MODELS's order."""
+        return [name.strip() for name in self.models.split(",") if name.strip()]
+
+    def default_model_name(self) -> str:
+        """The model a job runs on when it names none."""
+        return self.default_model or self.model_names()[0]
+
+    def worker_model_names(self) -> list[str]:
+        """The models this worker node serves, in MODELS's order (its queues' order too)."""
+        chosen = self._chosen_worker_models()
+        return [name for name in self.model_names() if not chosen or name in chosen]
+
+    def _chosen_worker_models(self) -> set[str]:
+        return {name.strip() for name in self.worker_models.split(",") if name.strip()}
 
     def accepted_api_keys(self) -> frozenset[str]:
         """The keys that unlock the API; empty when authentication is off."""

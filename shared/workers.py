@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from shared.jobs.keys import WORKER_INFO_KEY, WORKERS_KEY
 from shared.jobs.scripts import load
 from shared.metrics_dir import process_alive
+from shared.model_cards import ORIGINAL_MODEL
 from shared.redis_client import store_errors
 
 log = logging.getLogger(__name__)
@@ -33,20 +34,38 @@ _ALIVE = load("workers_alive").body
 _PRUNE = load("workers_prune").body
 
 
+class ServedModel(BaseModel):
+    """A model a worker process serves: its name, card version and file's sha256."""
+
+    name: str
+    version: str
+    sha256: str
+
+
 class WorkerInfo(BaseModel):
-    """What a live worker process reports about itself and its model."""
+    """What a live worker process reports about itself and its models."""
 
     worker_id: str
     hostname: str
     pid: int
+    # The first of its models (all a process served before models were data).
     model_name: str
     model_sha256: str
+    # Every model it serves (empty from older releases: then the one above).
+    models: list[ServedModel] = []
     runtime: str
     execution_provider: str
     threads: int
     model_load_seconds: float
     # The pid of the node's main process that forked this one (0 from older releases).
     node_pid: int = 0
+
+
+def serves(info: WorkerInfo, model: str) -> bool:
+    """Whether a live worker process serves `model`."""
+    if not info.models:
+        return model == ORIGINAL_MODEL
+    return any(served.name == model for served in info.models)
 
 
 def new_worker_id() -> str:

@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 from api.main import create_app
 from shared.settings import Settings
+from tests.models import SUPERCLASS, models_dir
 from tests.processes import (
     SHARED_IMAGES,
     RedisServer,
@@ -47,8 +48,11 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture(scope="session")
 def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The session's stack serves two models, SqueezeNet the default (`tests.models`): every
+    test of it runs on a worker that holds both. (The in-process `api` knows SqueezeNet alone.)"""
     logs = tmp_path_factory.mktemp("logs")
-    env = service_env(redis_server.url)
+    models = models_dir(tmp_path_factory.mktemp("models"))
+    env = service_env(redis_server.url, MODELS_DIR=str(models), MODELS=f"squeezenet,{SUPERCLASS}")
     with (
         running(worker_command(), env=env, log=logs / "worker.log"),
         api_server(env, logs / "api.log") as base,

@@ -9,12 +9,14 @@ import redis
 
 from shared.jobs import Delivery, JobStore, NewJob, QueueLimits
 from shared.kombu_messages import ClassifyQueue, classify_queues
+from shared.model_cards import ORIGINAL_MODEL
 from shared.queue import make_celery
 from shared.schemas import Job
 from shared.settings import Settings
 
-QUEUES = classify_queues("imgclf", make_celery(Settings()))
-QUEUE = QUEUES["normal"]
+# SqueezeNet's lanes and those of a second model (`tests.models`).
+QUEUES = classify_queues("imgclf", make_celery(Settings()), [ORIGINAL_MODEL, "superclass"])
+QUEUE = QUEUES.queue(ORIGINAL_MODEL, "normal")
 NEW = NewJob(filename="a.jpg", content_type="image/jpeg", size_bytes=1, width=1, height=1, top_k=1)
 
 
@@ -26,5 +28,5 @@ def queue_job(store: JobStore, job: NewJob = NEW, image: bytes = b"x") -> Job:
 def next_delivery(client: redis.Redis, queue: ClassifyQueue = QUEUE) -> Delivery:
     """The oldest message of `queue`, taken as a worker would: its jobs and tag."""
     message = json.loads(client.rpop(queue.name))
-    job_ids = json.loads(base64.b64decode(message["body"]))[0]
-    return Delivery(job_ids, message["headers"]["id"])
+    job_ids, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+    return Delivery(job_ids, message["headers"]["id"], kwargs.get("model", ORIGINAL_MODEL))

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -127,8 +127,7 @@ def service_env(redis_url: str, **overrides: str) -> dict[str, str]:
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
-        "MODEL_PATH": str(ROOT / "models" / "squeezenet1.1-7.onnx"),
-        "LABELS_PATH": str(ROOT / "models" / "imagenet_labels.txt"),
+        "MODELS_DIR": str(ROOT / "models"),
         "PYTHONUNBUFFERED": "1",
         # Each worker its own metrics port: the default 9808 may be taken by another test's node.
         "WORKER_METRICS_PORT": str(free_port()),
@@ -166,6 +165,15 @@ def webhook_node_command(*, hostname: str = "webhooks", concurrency: int = 4) ->
 def flower_command(port: int) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "worker.celery_app", "flower",
             "--conf=worker/flower_config.py", f"--port={port}", "--address=127.0.0.1"]  # fmt: skip
+
+
+def flower_lists(flower: str, queues: Sequence[str]) -> bool:
+    """Whether Flower's broker page lists these queues (it reads them from Redis)."""
+    try:
+        page = httpx.get(f"{flower}/broker", timeout=5)
+    except httpx.TransportError:
+        return False
+    return page.status_code == 200 and all(f">{name}<" in page.text for name in queues)
 
 
 def api_command(port: int) -> list[str]:

@@ -2,6 +2,8 @@
 
     imgclf submit cat.jpg photos/          # files or folders; progress on stderr, table on stdout
     imgclf submit --json photos/ > out.json
+    imgclf submit --model superclass photos/   # another model the API serves
+    imgclf models                          # the models, their versions and workers
     imgclf status JOB_ID [--wait 10]
     imgclf submit x.jpg --api-url http://api:8000 --api-key KEY   # before or after the command
 
@@ -20,17 +22,16 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from shared.image_checks import FILE_EXTENSIONS
 from shared.priorities import PRIORITIES
-from shared.schemas import Job, JobStatus
+from shared.schemas import JobStatus
 from shared.settings import get_settings
+from ui.cli_output import Item, as_json, draw, format_table, table
 from ui.client import ApiClient, ApiError, ApiUnavailableError, Upload
-from ui.formatting import percent
 
 IMAGE_SUFFIXES = frozenset(FILE_EXTENSIONS)
 LONG_POLL_SECONDS = 10.0
@@ -45,19 +46,14 @@ class Exit(IntEnum):
     NOT_FOUND = 5
 
 
-@dataclass
-class Item:
-    path: Path
-    job: Job | None = None
-    error: str | None = None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     client = ApiClient(args.api_url, api_key=args.api_key)
     try:
         if args.command == "submit":
             return int(_submit(client, args))
+        if args.command == "models":
+            return int(_models(client, args))
         return int(_status(client, args))
     except ApiUnavailableError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -88,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
         help="workers take high before normal before low (default: normal)",
     )
     submit.add_argument(
+        "--model",
+        default=None,
+        help="the model to classify with, by name (`imgclf models` lists them; default: the "
+        "API's default model)",
+    )
+    submit.add_argument(
         "--callback-url",
         default=None,
         help="POST each finished job there too (a webhook signed with the API's WEBHOOK_SECRET)",
@@ -95,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--json", action="store_true", help="print the jobs as JSON")
     submit.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
     submit.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    models = commands.add_parser("models", help="list the models the API serves")
+    _connection_options(models, with_defaults=False)
+    models.add_argument("--json", action="store_true", help="print the models as JSON")
     status = commands.add_parser("status", help="show one job")
     _connection_options(status, with_defaults=False)
     status.add_argument("job_id")
@@ -132,6 +137,9 @@ def _submit(client: ApiClient, args: argparse.Namespace) -> Exit:
             file=sys.stderr,
         )
         return Exit.USAGE
+    if args.model is not None and (problem := _unknown_model(client, args.model)):
+        print(f"error: {problem}", file=sys.stderr)
+        return Exit.USAGE
     items = [Item(path) for path in paths]
     for item in items:
         try:
@@ -140,6 +148,7 @@ def _submit(client: ApiClient, args: argparse.Namespace) -> Exit:
                 top_k=args.top_k,
                 callback_url=args.callback_url,
                 priority=args.priority,
+                model=args.model,
             )
         except ApiUnavailableError:
             raise
@@ -148,7 +157,7 @@ def _submit(client: ApiClient, args: argparse.Namespace) -> Exit:
     show = not args.no_progress and sys.stderr.isatty()
     finished = _wait(client, items, timeout=args.timeout, progress=sys.stderr if show else None)
     if args.json:
-        json.dump([_as_json(item) for item in items], sys.stdout, indent=2)
+        json.dump([as_json(item) for item in items], sys.stdout, indent=2)
         print()
     else:
         print(format_table(items))
@@ -163,7 +172,7 @@ def _wait(client: ApiClient, items: list[Item], *, timeout: float, progress: Tex
     while True:
         pending = [i for i in items if i.job is not None and not i.job.status.terminal]
         if progress is not None:
-            _draw(progress, len(items) - len(pending), len(items))
+            draw(progress, len(items) - len(pending), len(items))
         remaining = deadline - time.monotonic()
         if not pending or remaining <= 0:
             if progress is not None:
@@ -175,6 +184,26 @@ def _wait(client: ApiClient, items: list[Item], *, timeout: float, progress: Tex
         for item in rest:
             assert item.job is not None
             item.job = client.job(item.job.job_id)
+
+
+def _unknown_model(client: ApiClient, model: str) -> str | None:
+    """Why `model` cannot be asked for (it is not one the API serves), before any upload."""
+    served = [m["name"] for m in client.models()["models"]]
+    return None if model in served else f"unknown model {model!r}; the API serves {served}"
+
+
+def _models(client: ApiClient, args: argparse.Namespace) -> Exit:
+    listed = client.models()
+    if args.json:
+        print(json.dumps(listed, indent=2))
+        return Exit.OK
+    rows = [("MODEL", "VERSION", "CLASSES", "WORKERS", "TITLE")]
+    for model in listed["models"]:
+        default = " (default)" if model["default"] else ""
+        rows.append((model["name"] + default, model["version"], str(model["num_classes"]),
+                     str(model["workers_online"]), model["title"]))  # fmt: skip
+    print(table(rows))
+    return Exit.OK
 
 
 def _status(client: ApiClient, args: argparse.Namespace) -> Exit:
@@ -203,40 +232,6 @@ def find_images(paths: Iterable[Path]) -> Iterable[Path]:
             yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         else:
             yield path
-
-
-def format_table(items: Sequence[Item]) -> str:
-    """A plain-text table: file, status, top class and its probability, job id."""
-    rows = [("FILE", "STATUS", "TOP CLASS", "PROB", "JOB ID")]
-    for item in items:
-        rows.append(_row(item))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    )
-
-
-def _row(item: Item) -> tuple[str, str, str, str, str]:
-    if item.job is None:
-        return (str(item.path), "rejected", item.error or "", "", "")
-    job = item.job
-    if job.result is not None:
-        top = job.result.predictions[0]
-        return (str(item.path), job.status.value, top.label, percent(top.probability), job.job_id)
-    detail = job.error.message if job.error is not None else ""
-    return (str(item.path), job.status.value, detail, "", job.job_id)
-
-
-def _as_json(item: Item) -> dict[str, Any]:
-    if item.job is None:
-        return {"file": str(item.path), "status": "rejected", "error": item.error}
-    return {"file": str(item.path), **item.job.model_dump(mode="json")}
-
-
-def _draw(stream: TextIO, done: int, total: int, width: int = 30) -> None:
-    filled = width * done // total if total else width
-    stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} classified")
-    stream.flush()
 
 
 if __name__ == "__main__":

@@ -67,9 +67,11 @@ class ApiClient:
         top_k: int | None = None,
         callback_url: str | None = None,
         priority: str | None = None,
+        model: str | None = None,
     ) -> Job:
-        """Queue one image; `top_k` None leaves the number of classes to the API's default, and
-        `callback_url` asks for a signed webhook once the job ends.
+        """Queue one image; `top_k` None leaves the number of classes to the API's default,
+        `model` None the model to the API's default, and `callback_url` asks for a signed
+        webhook once the job ends.
 
         The request carries an Idempotency-Key of its own, so that it can be sent again when
         the network drops it or the API is briefly unavailable: the API answers a repeat with
@@ -81,6 +83,8 @@ class ApiClient:
             params["callback_url"] = callback_url
         if priority is not None:
             params["priority"] = priority
+        if model is not None:
+            params["model"] = model
         headers = {"Idempotency-Key": str(uuid.uuid4())}
         backoff = Backoff(first=0.5, most=4.0)
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):
@@ -111,8 +115,13 @@ class ApiClient:
     def cancel(self, job_id: str) -> Job:
         return Job.model_validate(self._request("DELETE", f"/api/v1/jobs/{job_id}"))
 
-    def model_info(self) -> dict[str, Any]:
-        return self._request("GET", "/api/v1/model-info")
+    def model_info(self, model: str | None = None) -> dict[str, Any]:
+        params = {"model": model} if model else None
+        return self._request("GET", "/api/v1/model-info", params=params)
+
+    def models(self) -> dict[str, Any]:
+        """The models the deployment serves, their cards and live workers."""
+        return self._request("GET", "/api/v1/models")
 
     def queue(self) -> dict[str, Any]:
         return self._request("GET", "/api/v1/queue")

@@ -108,9 +108,9 @@ def thumbnail(data: bytes) -> bytes | None:
 
 
 def job_details(job: Job) -> list[str]:
-    """The lines that say how a job was asked for and where its result went: its priority (when
-    not normal), the job it retries, and its webhook's delivery."""
-    lines = []
+    """The lines that say how a job was asked for and where its result went: its model, its
+    priority (when not normal), the job it retries, and its webhook's delivery."""
+    lines = [f"model `{job.model}`"]
     if job.priority != DEFAULT_PRIORITY:
         lines.append(f"{job.priority} priority")
     if job.retry_of:

@@ -43,18 +43,18 @@ def _start_node(sender: Any = None, **_: Any) -> None:
     # message instead of children crashing in a loop or failing every job.
     client = connect(settings)
     try:
-        lifecycle.check_model(settings)
+        lifecycle.check_models(settings)
         check_eviction_policy(client, refuse=settings.redis_eviction_check == "refuse")
     except (ModelError, RuntimeError) as exc:
         print(f"imgclf worker refuses to start: {exc}", file=sys.stderr, flush=True)
         sys.exit(3)
-    # The checked model is gone again: hand its heap back before the children fork from this
+    # The checked models are gone again: hand its heap back before the children fork from this
     # process (figures: docs/PERFORMANCE.md, "Memory").
     memory.release_free_memory()
     recovery.start_sweeper(
         JobStore(client, ttl_seconds=settings.job_ttl_seconds),
         client,
-        classify_queues(settings.queue_name, app),
+        classify_queues(settings.queue_name, app, settings.model_names()),
         node=socket.gethostname(),
         settings=settings,
     )

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from shared.errors import StoreUnavailableError
 from shared.jobs import JobStore
-from shared.kombu_messages import ClassifyQueue
+from shared.kombu_messages import Lanes
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,7 @@ class HandBack:
         with self._lock:
             self._jobs.update(job_ids)
 
-    def give_back(
-        self, store: JobStore, *, worker_id: str, queues: Mapping[str, ClassifyQueue]
-    ) -> list[str]:
+    def give_back(self, store: JobStore, *, worker_id: str, queues: Lanes) -> list[str]:
         """Queue again every job this process still holds of those kept (others have finished
         or been taken over since); the ones queued. Those Redis does not take wait for the next
         call."""

@@ -1,12 +1,14 @@
-"""Decoding and the model's published preprocessing, as pure functions: the worker's side.
+"""Decoding and a model's preprocessing, as pure functions: the worker's side.
 
-Preprocessing follows SqueezeNet 1.1's published recipe (`shared.model_files`): RGB, shorter
-side resized to 256 (bilinear), centre crop 224x224, scaled to [0, 1], ImageNet mean/std, NCHW
-float32. The API's checks of an upload are in `shared.image_checks`.
+Preprocessing follows the recipe of the model's card (`shared.model_cards.InputSpec`): for
+SqueezeNet 1.1, its published one (RGB, shorter side resized to 256 (bilinear), centre crop
+224x224, scaled to [0, 1], ImageNet mean/std, NCHW float32). A JPEG decodes at the smallest DCT
+scale that recipe allows. The API's checks of an upload are in `shared.image_checks`.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import math
@@ -17,16 +19,8 @@ from PIL import Image, ImageOps
 
 from shared.errors import ImageTooLargeError, InvalidImageError
 from shared.image_checks import check_pixels, open_image
-from shared.model_files import CROP_SIZE, MEAN, RESIZE_SHORTER_SIDE, STD
+from shared.model_cards import InputSpec
 from worker.jpeg_scans import for_eighth_scale
-
-# Folded so that preprocessing is one multiply and one subtract per value.
-_SCALE = (1.0 / (255.0 * np.asarray(STD, dtype=np.float32))).astype(np.float32)
-_OFFSET = (np.asarray(MEAN, dtype=np.float32) / np.asarray(STD, dtype=np.float32)).astype(
-    np.float32
-)
-# At or above this shorter side a JPEG decodes at 1/8 scale (`jpeg_scans`).
-EIGHTH_SCALE_MIN_SIDE = 8 * RESIZE_SHORTER_SIDE
 
 log = logging.getLogger(__name__)
 _fallbacks_logged: set[str] = set()
@@ -42,17 +36,25 @@ class Decoded:
 
 
 def decode(
-    data: bytes, *, max_pixels: int, fast_progressive: bool = True, max_memory_mb: float = 0
+    data: bytes,
+    *,
+    target: InputSpec,
+    max_pixels: int,
+    fast_progressive: bool = True,
+    max_memory_mb: float = 0,
 ) -> Decoded:
-    """Decode the first frame to an upright 8-bit RGB image, shrunk early where JPEG allows;
-    `fast_progressive` (PROGRESSIVE_JPEG_FAST_PATH) cuts large progressive JPEGs first, and an
-    image whose decoding would need more than `max_memory_mb` (0: no limit) is refused first."""
+    """Decode the first frame to an upright 8-bit RGB image, shrunk early where JPEG allows
+    without going below what `target` (the model's input) needs; `fast_progressive`
+    (PROGRESSIVE_JPEG_FAST_PATH) cuts large progressive JPEGs first, and an image whose
+    decoding would need more than `max_memory_mb` (0: no limit) is refused first."""
     image = open_image(data, max_pixels=max_pixels)
     check_pixels(*image.size, max_pixels=max_pixels)
     fallback = None
     try:
         if image.format in ("JPEG", "MPO"):  # MPO: a camera's JPEG with more frames
-            image, fallback = _scaled_jpeg(data, image, fast_progressive=fast_progressive)
+            image, fallback = _scaled_jpeg(
+                data, image, target=target, fast_progressive=fast_progressive
+            )
         _check_memory(image, max_memory_mb)
         image.load()
         upright = ImageOps.exif_transpose(image)
@@ -62,11 +64,20 @@ def decode(
 
 
 def decode_image(
-    data: bytes, *, max_pixels: int, fast_progressive: bool = True, max_memory_mb: float = 0
+    data: bytes,
+    *,
+    target: InputSpec,
+    max_pixels: int,
+    fast_progressive: bool = True,
+    max_memory_mb: float = 0,
 ) -> Image.Image:
     """`decode`'s image alone."""
     return decode(
-        data, max_pixels=max_pixels, fast_progressive=fast_progressive, max_memory_mb=max_memory_mb
+        data,
+        target=target,
+        max_pixels=max_pixels,
+        fast_progressive=fast_progressive,
+        max_memory_mb=max_memory_mb,
     ).image
 
 
@@ -109,25 +120,51 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def preprocess(image: Image.Image) -> np.ndarray:
-    """RGB image -> normalized float32 tensor of shape (1, 3, 224, 224)."""
+def preprocess(image: Image.Image, spec: InputSpec) -> np.ndarray:
+    """RGB image -> the model's float32 input tensor, a batch of one (`spec.shape()`)."""
     width, height = image.size
-    # Resizing the shorter side to 256 and cropping the centre 224 equals resizing just the
-    # source box that maps onto that crop: one resample over the pixels that matter.
-    side = CROP_SIZE * min(width, height) / RESIZE_SHORTER_SIDE
-    left, top = (width - side) / 2, (height - side) / 2
-    crop = image.resize(
-        (CROP_SIZE, CROP_SIZE),
-        Image.Resampling.BILINEAR,
-        box=(left, top, left + side, top + side),
-    )
-    pixels = np.asarray(crop, dtype=np.float32)
-    normalized = pixels * _SCALE - _OFFSET
-    return np.ascontiguousarray(normalized.transpose(2, 0, 1)[np.newaxis])
+    box = None
+    if spec.resize == "shorter_side_crop":
+        # Resizing the shorter side and cropping the centre equals resizing just the source
+        # box that maps onto that crop: one resample over the pixels that matter.
+        assert spec.shorter_side is not None  # the card's validation makes sure
+        ratio = min(width, height) / spec.shorter_side
+        box_w, box_h = spec.width * ratio, spec.height * ratio
+        left, top = (width - box_w) / 2, (height - box_h) / 2
+        box = (left, top, left + box_w, top + box_h)
+    resized = image.resize((spec.width, spec.height), Image.Resampling.BILINEAR, box=box)
+    pixels = np.asarray(resized, dtype=np.float32)
+    if spec.channels == "BGR":
+        pixels = pixels[..., ::-1]
+    scale, offset = _folded(spec)
+    normalized = pixels * scale - offset
+    if spec.layout == "NCHW":
+        normalized = normalized.transpose(2, 0, 1)
+    return np.ascontiguousarray(normalized[np.newaxis])
+
+
+@functools.lru_cache(maxsize=16)
+def _folded(spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Scale and normalization folded into one multiply and one subtract per value, in the
+    order of the channels the model takes."""
+    mean, std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
+    if spec.channels == "BGR":
+        mean, std = mean[::-1], std[::-1]
+    return (1.0 / (spec.scale * std)).astype(np.float32), (mean / std).astype(np.float32)
+
+
+def reduction(size: tuple[int, int], spec: InputSpec) -> float:
+    """How far an image of `size` may shrink before preprocessing still only downsamples it
+    (below 1: it may; 1/8 or less: a JPEG decodes at 1/8)."""
+    width, height = size
+    if spec.resize == "shorter_side_crop":
+        assert spec.shorter_side is not None
+        return spec.shorter_side / min(width, height)
+    return max(spec.width / width, spec.height / height)
 
 
 def _scaled_jpeg(
-    data: bytes, image: Image.Image, *, fast_progressive: bool
+    data: bytes, image: Image.Image, *, target: InputSpec, fast_progressive: bool
 ) -> tuple[Image.Image, str | None]:
     """The JPEG set up to decode at the smallest DCT scale preprocessing allows, and why the
     fast path below did not apply, if it did not.
@@ -136,7 +173,7 @@ def _scaled_jpeg(
     (`jpeg_scans`): the same pixels, in a fraction of the time of a full-resolution decode.
     Anything unexpected in that path falls back to the whole file, logged.
     """
-    eighth = image.info.get("progressive") and min(image.size) >= EIGHTH_SCALE_MIN_SIDE
+    eighth = image.info.get("progressive") and reduction(image.size, target) <= 1 / 8
     fallback = None
     if fast_progressive and eighth:
         reduced = for_eighth_scale(data)
@@ -145,12 +182,12 @@ def _scaled_jpeg(
         else:
             try:
                 candidate = Image.open(io.BytesIO(reduced))
-                _draft_for_preprocessing(candidate)
+                _draft_for_preprocessing(candidate, target)
                 candidate.load()
                 return candidate, None
             except (OSError, SyntaxError, ValueError, EOFError) as exc:
                 fallback = _fell_back("undecodable", f"its cut file did not decode ({exc})")
-    _draft_for_preprocessing(image)
+    _draft_for_preprocessing(image, target)
     return image, fallback
 
 
@@ -165,11 +202,11 @@ def _fell_back(reason: str, why: str) -> str:
     return reason
 
 
-def _draft_for_preprocessing(image: Image.Image) -> None:
-    # JPEG DCT scaling decodes at 1/2, 1/4 or 1/8 size; keep the shorter side >= 256 so the
-    # final resample still downsamples, as the published preprocessing does.
+def _draft_for_preprocessing(image: Image.Image, target: InputSpec) -> None:
+    # JPEG DCT scaling decodes at 1/2, 1/4 or 1/8 size; keep what the recipe resizes from
+    # at least its target size, so the final resample still downsamples.
     width, height = image.size
-    scale = RESIZE_SHORTER_SIDE / min(width, height)
+    scale = reduction(image.size, target)
     if scale < 1:
         image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
 

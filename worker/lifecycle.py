@@ -1,7 +1,8 @@
-"""Per-process resources of a worker: the model, the job runner and the presence heartbeat.
+"""Per-process resources of a worker: its models, the job runner and the presence heartbeat.
 
-The model is loaded once per process after the fork (prefork children each get their own
-onnxruntime session; sessions do not survive a fork), never at import and never per task.
+The models (WORKER_MODELS) are loaded once per process after the fork (prefork children each get
+their own onnxruntime sessions; sessions do not survive a fork), never at import and never per
+task.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from PIL import Image
 from shared import workers
 from shared.errors import ServiceUnavailableError
 from shared.jobs import JobStore, Keeping, Replication
-from shared.kombu_messages import ClassifyQueue, classify_queues, webhook_queue
+from shared.kombu_messages import Lanes, classify_queues, webhook_queue
 from shared.queue import make_celery
 from shared.redis_client import connect
 from shared.settings import Settings, get_settings
 from shared.store_health import StoreHealth
 from worker import metrics
 from worker.memory import IdleTrimmer
-from worker.model import Classifier, load_classifier
+from worker.model import BatchInference, Classifier, load_named
 from worker.pipeline import Decoding
 from worker.processing import JobRunner
 
@@ -42,14 +43,14 @@ class WorkerProcess:
     """What one worker process holds for its whole life."""
 
     settings: Settings
-    classifier: Classifier
+    classifiers: dict[str, Classifier]
     client: redis.Redis
     runner: JobRunner
     worker_id: str
     trimmer: IdleTrimmer
     stop: threading.Event
     # The classify queues, where jobs handed back go (`JobRunner.hand_back`).
-    queues: dict[str, ClassifyQueue]
+    queues: Lanes
 
 
 _current: WorkerProcess | None = None
@@ -94,18 +95,26 @@ def shutdown() -> None:
         _current = None
 
 
-def check_model(settings: Settings) -> Classifier:
-    """Load the model once to prove it is usable; raises `ModelError` with a clear message."""
-    return load_classifier(settings.model_path, settings.labels_path, threads=1)
+def check_models(settings: Settings) -> dict[str, Classifier]:
+    """Load the node's models once to prove them usable; raises `ModelError` with a clear
+    message for the first that is not."""
+    return load_models(settings, threads=1, batch="off")
+
+
+def load_models(
+    settings: Settings, *, threads: int, batch: BatchInference
+) -> dict[str, Classifier]:
+    """The models WORKER_MODELS names, each loaded and checked against its card."""
+    return {
+        name: load_named(settings.models_dir, name, threads=threads, batch=batch)
+        for name in settings.worker_model_names()
+    }
 
 
 def _start(settings: Settings) -> WorkerProcess:
     Image.init()  # Pillow registers its format plugins on first use: not on the first job
-    classifier = load_classifier(
-        settings.model_path,
-        settings.labels_path,
-        threads=settings.ort_threads(),
-        batch=settings.worker_batch_inference,
+    classifiers = load_models(
+        settings, threads=settings.ort_threads(), batch=settings.worker_batch_inference
     )
     client = connect(settings)
     worker_id = workers.new_worker_id()
@@ -113,33 +122,36 @@ def _start(settings: Settings) -> WorkerProcess:
     celery = make_celery(settings)
     process = WorkerProcess(
         settings=settings,
-        classifier=classifier,
+        classifiers=classifiers,
         client=client,
-        runner=_runner(settings, _store(settings, client, celery), classifier, worker_id, health),
+        runner=_runner(settings, _store(settings, client, celery), classifiers, worker_id, health),
         worker_id=worker_id,
         trimmer=IdleTrimmer(above_mb=settings.worker_trim_above_mb),
         stop=threading.Event(),
-        queues=classify_queues(settings.queue_name, celery),
+        queues=classify_queues(settings.queue_name, celery, settings.model_names()),
     )
-    metrics.observe_model_loaded(classifier.load_seconds)
+    for classifier in classifiers.values():
+        metrics.observe_model_loaded(classifier.load_seconds)
     threading.Thread(
         target=_heartbeat,
-        args=(process, _presence(worker_id, classifier), health),
+        args=(process, _presence(worker_id, list(classifiers.values())), health),
         daemon=True,
         name="imgclf-heartbeat",
     ).start()
     threading.Thread(
         target=process.trimmer.run, args=(process.stop,), daemon=True, name="imgclf-trim"
     ).start()
-    log.info(
-        "worker process %s loaded %s (%s, %d threads, %s) in %.3f s",
-        worker_id,
-        classifier.name,
-        classifier.provider,
-        classifier.threads,
-        "a group in one batch" if classifier.batches else "one image at a time",
-        classifier.load_seconds,
-    )
+    for classifier in classifiers.values():
+        log.info(
+            "worker process %s loaded %s %s (%s, %d threads, %s) in %.3f s",
+            worker_id,
+            classifier.name,
+            classifier.version,
+            classifier.provider,
+            classifier.threads,
+            "a group in one batch" if classifier.batches else "one image at a time",
+            classifier.load_seconds,
+        )
     return process
 
 
@@ -159,13 +171,13 @@ def _store(settings: Settings, client: redis.Redis, celery: Celery) -> JobStore:
 def _runner(
     settings: Settings,
     store: JobStore,
-    classifier: Classifier,
+    classifiers: dict[str, Classifier],
     worker_id: str,
     health: StoreHealth,
 ) -> JobRunner:
     return JobRunner(
         store=store,
-        classifier=classifier,
+        classifiers=classifiers,
         max_pixels=settings.max_image_pixels,
         worker_id=worker_id,
         decoding=Decoding(
@@ -179,17 +191,22 @@ def _runner(
     )
 
 
-def _presence(worker_id: str, classifier: Classifier) -> workers.WorkerInfo:
+def _presence(worker_id: str, classifiers: list[Classifier]) -> workers.WorkerInfo:
+    first = classifiers[0]
     return workers.WorkerInfo(
         worker_id=worker_id,
         hostname=socket.gethostname(),
         pid=os.getpid(),
-        model_name=classifier.name,
-        model_sha256=classifier.sha256,
+        model_name=first.name,
+        model_sha256=first.sha256,
+        models=[
+            workers.ServedModel(name=c.name, version=c.version, sha256=c.sha256)
+            for c in classifiers
+        ],
         runtime=f"onnxruntime {ort.__version__}",
-        execution_provider=classifier.provider,
-        threads=classifier.threads,
-        model_load_seconds=classifier.load_seconds,
+        execution_provider=first.provider,
+        threads=first.threads,
+        model_load_seconds=sum(c.load_seconds for c in classifiers),
         node_pid=os.getppid(),
     )
 

@@ -40,8 +40,9 @@ _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5, 1
 
 TASKS = Counter(
     "imgclf_worker_tasks_total",
-    "Jobs a worker took from the queue, by outcome (succeeded, failed, skipped: nothing to do)",
-    ["outcome"],
+    "Jobs a worker took from the queue, by outcome (succeeded, failed, skipped: nothing to do) "
+    "and model",
+    ["outcome", "model"],
     registry=WORKER_REGISTRY,
 )
 DELIVERY_JOBS = Histogram(
@@ -52,7 +53,8 @@ DELIVERY_JOBS = Histogram(
 )
 IMAGES = Counter(
     "imgclf_worker_images_total",
-    "Images classified; rate() of it is images per second",
+    "Images classified, by model; rate() of it is images per second",
+    ["model"],
     registry=WORKER_REGISTRY,
 )
 QUEUE_WAIT_SECONDS = Histogram(
@@ -82,7 +84,8 @@ PREPROCESS_SECONDS = Histogram(
 )
 INFERENCE_SECONDS = Histogram(
     "imgclf_worker_inference_seconds",
-    "onnxruntime inference time",
+    "onnxruntime inference time, by model",
+    ["model"],
     buckets=_MS_BUCKETS,
     registry=WORKER_REGISTRY,
 )
@@ -137,18 +140,19 @@ def observe_model_loaded(load_seconds: float) -> None:
     PROCESSES.set(1)
 
 
-def observe_delivery(jobs: int, processed: Sequence[Processed]) -> None:
-    """Record one message's jobs: how many it carried, each one's outcome and, for a classified
-    image, where the time went."""
+def observe_delivery(jobs: int, processed: Sequence[Processed], *, model: str) -> None:
+    """Record one message's jobs of `model` (one the node serves: the label's values stay
+    bounded): how many it carried, each one's outcome and, for a classified image, where the
+    time went."""
     DELIVERY_JOBS.observe(jobs)
     if skipped := jobs - len(processed):
-        TASKS.labels(outcome="skipped").inc(skipped)
+        TASKS.labels(outcome="skipped", model=model).inc(skipped)
     for job in processed:
-        _observe_job(job)
+        _observe_job(job, model)
 
 
-def _observe_job(processed: Processed) -> None:
-    TASKS.labels(outcome=processed.status.value).inc()
+def _observe_job(processed: Processed, model: str) -> None:
+    TASKS.labels(outcome=processed.status.value, model=model).inc()
     if processed.end_to_end_seconds is not None:
         END_TO_END_SECONDS.labels(status=processed.status.value).observe(
             processed.end_to_end_seconds
@@ -156,11 +160,11 @@ def _observe_job(processed: Processed) -> None:
     classification = processed.classification
     if classification is None:
         return
-    IMAGES.inc()
+    IMAGES.labels(model=model).inc()
     QUEUE_WAIT_SECONDS.observe(processed.queue_wait_seconds)
     DECODE_SECONDS.observe(classification.decode_seconds)
     PREPROCESS_SECONDS.observe(classification.preprocess_seconds)
-    INFERENCE_SECONDS.observe(classification.inference_seconds)
+    INFERENCE_SECONDS.labels(model=model).observe(classification.inference_seconds)
     if classification.fallback is not None:
         JPEG_FAST_PATH_FALLBACKS.labels(reason=classification.fallback).inc()
 

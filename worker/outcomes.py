@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from shared.errors import ImgclfError
+from shared.errors import ImgclfError, ModelError
 from shared.jobs import Claim
 from shared.jobs.operations import Outcome
 from shared.schemas import JobResult, JobStatus, ModelRef, Timings
@@ -30,14 +30,17 @@ class Processed:
 def outcome_of(
     claim: Claim,
     classified: Classification | ImgclfError,
-    classifier: Classifier,
+    classifier: Classifier | ModelError,
     *,
     trace: str = "",
 ) -> Outcome:
-    """The outcome to record for a claimed job: its error, or its result; `trace` the
-    `traceparent` its webhook continues."""
+    """The outcome to record for a claimed job of `classifier`'s model: its error, or its
+    result; `trace` the `traceparent` its webhook continues."""
+    model = claim.model
     if isinstance(classified, ImgclfError):
-        return Outcome(claim.job_id, error=classified, trace=trace)
+        return Outcome(claim.job_id, error=classified, trace=trace, model=model)
+    if isinstance(classifier, ModelError):
+        return Outcome(claim.job_id, error=classifier, trace=trace, model=model)
     timings = Timings(
         queue_wait_ms=_queue_wait(claim) * 1000,
         decode_ms=classified.decode_seconds * 1000,
@@ -46,10 +49,10 @@ def outcome_of(
     )
     result = JobResult(
         predictions=classified.predictions,
-        model=ModelRef(name=classifier.name, sha256=classifier.sha256),
+        model=ModelRef(name=classifier.name, version=classifier.version, sha256=classifier.sha256),
         timings=timings,
     )
-    return Outcome(claim.job_id, result=result, trace=trace)
+    return Outcome(claim.job_id, result=result, trace=trace, model=model)
 
 
 def processed(

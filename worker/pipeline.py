@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shared import tracing
+from shared.model_cards import InputSpec
 from shared.schemas import Prediction
 from worker.images import decode, preprocess
 from worker.model import Classifier
@@ -49,20 +50,23 @@ class Prepared:
     fallback: str | None = None
 
 
-def prepare(data: bytes, *, max_pixels: int, decoding: Decoding = DEFAULT_DECODING) -> Prepared:
-    """Decode and preprocess encoded image bytes; raises the `shared.errors` types on bad
-    input."""
+def prepare(
+    data: bytes, *, spec: InputSpec, max_pixels: int, decoding: Decoding = DEFAULT_DECODING
+) -> Prepared:
+    """Decode and preprocess encoded image bytes for a model's input (`spec`); raises the
+    `shared.errors` types on bad input."""
     t0 = time.perf_counter()
     with tracing.span("decode"):
         decoded = decode(
             data,
+            target=spec,
             max_pixels=max_pixels,
             fast_progressive=decoding.fast_progressive,
             max_memory_mb=decoding.max_memory_mb,
         )
     t1 = time.perf_counter()
     with tracing.span("preprocess"):
-        tensor = preprocess(decoded.image)
+        tensor = preprocess(decoded.image, spec)
     return Prepared(tensor, t1 - t0, time.perf_counter() - t1, decoded.fallback)
 
 
@@ -80,7 +84,12 @@ def classify_prepared(
         )
         scores = classifier.scores(batch)
     share = (time.perf_counter() - t0) / len(prepared)
-    probabilities = softmax(scores)
+    probabilities = (
+        softmax(scores)
+        if classifier.card.output.kind == "logits"
+        # A model's own probabilities may stray past 1 by a rounding error.
+        else np.clip(scores.astype(np.float64), 0.0, 1.0)
+    )
     return [
         Classification(
             top_predictions(probabilities[i], classifier.labels, k=top_k),
@@ -102,7 +111,8 @@ def classify(
     decoding: Decoding = DEFAULT_DECODING,
 ) -> Classification:
     """Classify encoded image bytes; raises the `shared.errors` types on bad input."""
-    ready = prepare(data, max_pixels=max_pixels, decoding=decoding)
+    spec = classifier.card.input
+    ready = prepare(data, spec=spec, max_pixels=max_pixels, decoding=decoding)
     (classification,) = classify_prepared([ready], classifier=classifier, top_ks=[top_k])
     return classification
 

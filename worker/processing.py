@@ -12,13 +12,14 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from shared import tracing
-from shared.errors import ImgclfError, JobTimeoutError, StoreUnavailableError
+from shared.errors import ImgclfError, JobTimeoutError, ModelError, StoreUnavailableError
 from shared.jobs import Claim, Claimed, Delivery, JobStore
+from shared.model_cards import ORIGINAL_MODEL
 from shared.redis_client import CONNECT_TIMEOUT_SECONDS, SOCKET_TIMEOUT_SECONDS
 from shared.store_health import StoreHealth
 from worker import soft_limit
@@ -48,10 +49,11 @@ RECORD_WITHIN_SECONDS = 0.05
 
 @dataclass(frozen=True, slots=True)
 class JobRunner:
-    """Runs jobs in one worker process: built once, with the process's store and model."""
+    """Runs jobs in one worker process: built once, with the process's store and models."""
 
     store: JobStore
-    classifier: Classifier
+    # The models this process serves, by name.
+    classifiers: Mapping[str, Classifier]
     max_pixels: int
     worker_id: str = ""
     decoding: Decoding = DEFAULT_DECODING
@@ -68,14 +70,17 @@ class JobRunner:
     # Jobs claimed here that Redis kept from finishing, to give back once it answers.
     hand_back: HandBack = field(default_factory=HandBack)
 
-    def run(self, job_ids: Sequence[str], tag: str = "") -> list[Processed]:
+    def run(
+        self, job_ids: Sequence[str], tag: str = "", model: str = ORIGINAL_MODEL
+    ) -> list[Processed]:
         """Run a delivery's jobs once each; a job with nothing to do (canceled, finished,
         expired, running elsewhere) is left out. Where Redis keeps the claim or an outcome from
         being recorded, the jobs not finished go to `hand_back`; a claim that failed raises
         `StoreUnavailableError`.
 
         Safe to run twice: the claim refuses terminal jobs and the first recorded outcome wins.
-        `tag` is the delivery's (its message's task id; a lone job's: its id).
+        `tag` is the delivery's (its message's task id; a lone job's: its id), `model` the
+        model its jobs run on (their queue's).
         """
         tag = tag or job_ids[0]
         limit = self.soft_limit_seconds
@@ -84,22 +89,22 @@ class JobRunner:
             ends = time.monotonic() + limit * len(job_ids) - LONGEST_STORE_CALL_SECONDS
         with tracing.span("claim", job_ids[0] if len(job_ids) == 1 else None) as span:
             span.set_attribute("imgclf.job_ids", list(job_ids))
-            claimed = self._claim(Delivery(job_ids, tag), ends)
+            claimed = self._claim(Delivery(job_ids, tag, model), ends)
         # A group's task is a trace of its own; each of its jobs continues its submit's.
         traced = len(job_ids) > 1
-        processed = self._run_claimed(claimed.jobs, ends, traced=traced)
+        processed = self._run_claimed(claimed.jobs, ends, traced=traced, model=model)
         for job_id in claimed.alone:
-            alone = self._claim(Delivery([job_id], tag), ends)
-            processed += self._run_claimed(alone.jobs, ends, traced=True)
+            alone = self._claim(Delivery([job_id], tag, model), ends)
+            processed += self._run_claimed(alone.jobs, ends, traced=True, model=model)
         ran = {claim.job_id for claim in claimed.jobs} | set(claimed.alone)
         for job_id in job_ids:
             if job_id not in ran:
                 log.info("job %s skipped: canceled, finished, expired or running elsewhere", job_id)
         return processed
 
-    def process(self, job_id: str) -> Processed | None:
+    def process(self, job_id: str, model: str = ORIGINAL_MODEL) -> Processed | None:
         """Run one job alone; None when there was nothing to do."""
-        processed = self.run([job_id])
+        processed = self.run([job_id], model=model)
         return processed[0] if processed else None
 
     def _claim(self, delivery: Delivery, ends: float | None) -> Claimed:
@@ -115,7 +120,7 @@ class JobRunner:
             raise
 
     def _run_claimed(
-        self, claims: list[Claim], ends: float | None, *, traced: bool
+        self, claims: list[Claim], ends: float | None, *, traced: bool, model: str
     ) -> list[Processed]:
         """Each job classified (where the model batches, all first), its outcome recorded with
         those of the jobs done before it within RECORD_WITHIN_SECONDS: one round trip for
@@ -123,27 +128,46 @@ class JobRunner:
         submit's trace, under a span of its own, rather than in the task's."""
         spans = JobSpans(claims, traced=traced)
         try:
-            return self._classify_and_record(claims, ends, spans)
+            return self._classify_and_record(claims, ends, spans, self._model(model))
         finally:
             spans.end()
 
+    def _model(self, model: str) -> Classifier | ModelError:
+        """The model a delivery names, or why its jobs fail: a node is sent only its own
+        models' jobs, so this is a queue written by hand or a mix-up of WORKER_MODELS."""
+        classifier = self.classifiers.get(model)
+        if classifier is None:
+            served = ", ".join(self.classifiers)
+            return ModelError(f"This worker does not serve model {model!r} (it serves {served})")
+        return classifier
+
     def _classify_and_record(
-        self, claims: list[Claim], ends: float | None, spans: JobSpans
+        self,
+        claims: list[Claim],
+        ends: float | None,
+        spans: JobSpans,
+        classifier: Classifier | ModelError,
     ) -> list[Processed]:
-        batched = None
-        if self.classifier.batches and len(claims) > 1:
-            batched = iter(self._batched(claims, spans))
+        batched: Iterator[Classification | ImgclfError] | None = None
+        if isinstance(classifier, ModelError):
+            batched = iter([classifier] * len(claims))
+        elif classifier.batches and len(claims) > 1:
+            batched = iter(self._batched(claims, spans, classifier))
         processed: list[Processed] = []
         done: list[tuple[Claim, Classification | ImgclfError]] = []
         first_done = 0.0
         for at, claim in enumerate(claims):
             with spans.about(claim):
-                done.append((claim, next(batched) if batched else self._classified(claim)))
+                if batched is None:
+                    assert isinstance(classifier, Classifier)
+                    done.append((claim, self._classified(claim, classifier)))
+                else:
+                    done.append((claim, next(batched)))
             first_done = first_done or time.monotonic()
             last = at == len(claims) - 1
             if last or time.monotonic() - first_done >= RECORD_WITHIN_SECONDS:
                 try:
-                    processed += self._record(done, ends, spans)
+                    processed += self._record(done, ends, spans, classifier)
                 except StoreUnavailableError as exc:
                     left = [c.job_id for c, _ in done] + [c.job_id for c in claims[at + 1 :]]
                     log.warning("jobs %s given back once Redis answers: %s", left, exc.message)
@@ -152,22 +176,26 @@ class JobRunner:
                 done, first_done = [], 0.0
         return processed
 
-    def _classified(self, claim: Claim) -> Classification | ImgclfError:
+    def _classified(self, claim: Claim, classifier: Classifier) -> Classification | ImgclfError:
         """The job's classification, or the error it ends with."""
         outcome = self._guarded(
             claim,
             lambda: classify_prepared(
-                [self._prepare(claim)], classifier=self.classifier, top_ks=[claim.top_k]
+                [self._prepare(claim, classifier)], classifier=classifier, top_ks=[claim.top_k]
             ),
         )
         return outcome if isinstance(outcome, ImgclfError) else outcome[0]
 
-    def _batched(self, claims: list[Claim], spans: JobSpans) -> list[Classification | ImgclfError]:
+    def _batched(
+        self, claims: list[Claim], spans: JobSpans, classifier: Classifier
+    ) -> list[Classification | ImgclfError]:
         """Every image prepared on its own, then one inference call for those that made it."""
         prepared: list[Prepared | ImgclfError] = []
         for claim in claims:
             with spans.about(claim):
-                prepared.append(self._guarded(claim, lambda: self._prepare(claim)))  # noqa: B023
+                prepared.append(
+                    self._guarded(claim, lambda: self._prepare(claim, classifier))  # noqa: B023
+                )
         ready = [(c, p) for c, p in zip(claims, prepared, strict=True) if isinstance(p, Prepared)]
         if not ready:
             return [p for p in prepared if isinstance(p, ImgclfError)]
@@ -177,7 +205,7 @@ class JobRunner:
         with tracing.spans("inference", ids, [spans.parent(job_id) for job_id in ids]):
             batch = self._guarded(
                 ready[0][0],
-                lambda: classify_prepared(images, classifier=self.classifier, top_ks=top_ks),
+                lambda: classify_prepared(images, classifier=classifier, top_ks=top_ks),
                 jobs=len(ready),
             )
         classified: list[Classification | ImgclfError] = []
@@ -185,10 +213,11 @@ class JobRunner:
         done = iter(classified)
         return [p if isinstance(p, ImgclfError) else next(done) for p in prepared]
 
-    def _prepare(self, claim: Claim) -> Prepared:
+    def _prepare(self, claim: Claim, classifier: Classifier) -> Prepared:
         if not claim.image:
             raise ImgclfError("The uploaded image expired before a worker reached it")
-        return prepare(claim.image, max_pixels=self.max_pixels, decoding=self.decoding)
+        spec = classifier.card.input
+        return prepare(claim.image, spec=spec, max_pixels=self.max_pixels, decoding=self.decoding)
 
     def _guarded(self, claim: Claim, work: Callable[[], T], jobs: int = 1) -> T | ImgclfError:
         """`work` within the time limit of `jobs` jobs; or the error it ends `claim` with."""
@@ -210,13 +239,14 @@ class JobRunner:
         done: list[tuple[Claim, Classification | ImgclfError]],
         ends: float | None,
         spans: JobSpans,
+        classifier: Classifier | ModelError,
     ) -> list[Processed]:
         """The outcomes of `done`, recorded in one round trip; each job's webhook continues
         its `finish` span."""
         ids = [claim.job_id for claim, _ in done]
         with tracing.spans("finish", ids, [spans.parent(job_id) for job_id in ids]) as finish:
             outcomes = [
-                outcome_of(claim, outcome, self.classifier, trace=tracing.traceparent(span))
+                outcome_of(claim, outcome, classifier, trace=tracing.traceparent(span))
                 for (claim, outcome), span in zip(done, finish, strict=True)
             ]
             for span, recorded in zip(finish, outcomes, strict=True):

@@ -15,7 +15,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
 
 import redis
 
@@ -24,7 +23,7 @@ from shared.backoff import Backoff
 from shared.errors import ServiceUnavailableError
 from shared.jobs import JobStore
 from shared.jobs.keys import SWEEPER_LOCK_KEY
-from shared.kombu_messages import ClassifyQueue
+from shared.kombu_messages import Lanes
 from shared.queue import broker_client_name
 from shared.settings import Settings
 from worker import metrics, watchdog
@@ -41,12 +40,12 @@ LOST_PER_SWEEP = 100
 def sweep(
     store: JobStore,
     client: redis.Redis,
-    queues: Mapping[str, ClassifyQueue],
+    queues: Lanes,
     *,
     max_running_seconds: float = 0,
     lost_grace_seconds: float = LOST_MESSAGE_GRACE_SECONDS,
 ) -> list[str]:
-    """Put back on its priority's queue (`queues`) every running job whose worker process is
+    """Put back on its lane's queue (`queues`) every running job whose worker process is
     gone or that has run longer than `max_running_seconds` (0: no limit), and every queued job
     whose message was lost; returns their ids."""
     requeued: list[str] = []
@@ -59,11 +58,12 @@ def sweep(
         (requeued if outcome == 1 else overdue if outcome == 2 else []).append(job_id)
     grace_ms = int(lost_grace_seconds * 1000)
     republished = []
-    for priority, queue in queues.items():
-        lost = store.lost_messages(
-            queue, priority=priority, grace_ms=grace_ms, limit=LOST_PER_SWEEP
-        )
-        republished += [job_id for job_id in lost if store.republish(job_id, queue=queue)]
+    for model in queues.models:
+        for priority, queue in queues.of(model).items():
+            lost = store.lost_messages(
+                queue, priority=priority, grace_ms=grace_ms, limit=LOST_PER_SWEEP
+            )
+            republished += [job_id for job_id in lost if store.republish(job_id, queue=queue)]
     workers.prune(client)
     for jobs, reason, why in (
         (requeued, "dead_worker", "of dead worker processes"),
@@ -79,7 +79,7 @@ def sweep(
 def start_sweeper(
     store: JobStore,
     client: redis.Redis,
-    queues: Mapping[str, ClassifyQueue],
+    queues: Lanes,
     *,
     node: str,
     settings: Settings,
@@ -103,7 +103,7 @@ class _Sweeper:
         self,
         store: JobStore,
         client: redis.Redis,
-        queues: Mapping[str, ClassifyQueue],
+        queues: Lanes,
         *,
         node: str,
         settings: Settings,
@@ -114,6 +114,7 @@ class _Sweeper:
         self._grace = 3 * settings.worker_heartbeat_seconds
         self._max_running = settings.task_time_limit_seconds + self._grace
         self._watch = watchdog.StallWatch(settings.worker_stall_seconds)
+        self._consumed = queues.consumed(settings.worker_model_names())
         self._consumer = broker_client_name()
 
     def loop(self) -> None:
@@ -149,7 +150,7 @@ class _Sweeper:
         lost_slots = progress.lost_slots()
         fetching = watchdog.consumer_fetching(self._client, self._consumer)
         # The queue's length matters only where CLIENT LIST cannot tell whether it fetches.
-        queued = sum(self._store.queue_lengths(self._queues).values()) if fetching is None else 0
+        queued = sum(self._store.queue_lengths(self._consumed).values()) if fetching is None else 0
         look = watchdog.Look(
             fetching=fetching,
             queued=queued,

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ServiceDep
 from api.security import caller_has_key
 from shared.errors import StoreUnavailableError
+from shared.workers import serves
 
 router = APIRouter(tags=["system"])
 # /health and /ready stay open with API keys on: orchestrators probe them without credentials.
@@ -24,7 +25,8 @@ async def health() -> dict[str, str]:
 
 @open_router.get("/ready", responses={503: {"description": "Redis or workers missing"}})
 async def ready(request: Request, service: ServiceDep) -> JSONResponse:
-    """Readiness: 200 only when Redis answers and a worker with the model loaded is alive.
+    """Readiness: 200 only when Redis answers and a worker with a model loaded is alive;
+    `models_without_workers` names the models (MODELS) no live worker serves, whose jobs wait.
 
     With API keys on, a caller without one (a probe) learns only whether the API is ready.
     """
@@ -34,10 +36,13 @@ async def ready(request: Request, service: ServiceDep) -> JSONResponse:
         answer = _not_ready("Redis is unreachable", redis_ok=False, workers_online=0)
     else:
         answer = (
-            _not_ready("no worker with the model loaded is alive", redis_ok=True, workers_online=0)
+            _not_ready("no worker with a model loaded is alive", redis_ok=True, workers_online=0)
             if not live
             else ({"status": "ready", "redis": "ok", "workers_online": len(live)}, 200)
         )
+        answer[0]["models_without_workers"] = [
+            model for model in service.models if not any(serves(info, model) for info in live)
+        ]
     body, status = answer
     has_key = caller_has_key(request.scope, service.api_keys)
     return JSONResponse(body if has_key else {"status": body["status"]}, status_code=status)

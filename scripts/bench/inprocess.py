@@ -12,7 +12,7 @@ from PIL import Image
 
 from shared.settings import get_settings
 from worker.images import decode_image, preprocess
-from worker.model import Classifier, load_classifier
+from worker.model import Classifier, load_named
 from worker.pipeline import classify, softmax
 
 _classifier: Classifier | None = None
@@ -20,7 +20,7 @@ _classifier: Classifier | None = None
 
 def _load() -> Classifier:
     settings = get_settings()
-    return load_classifier(settings.model_path, settings.labels_path, threads=1)
+    return load_named(settings.models_dir, settings.default_model_name(), threads=1)
 
 
 def _init() -> None:
@@ -64,14 +64,14 @@ def decode_comparison(path: Path, *, repeats: int = 5) -> dict[str, object]:
         return image.convert("RGB")
 
     def ours() -> Image.Image:
-        return decode_image(data, max_pixels=10**9)
+        return decode_image(data, target=classifier.card.input, max_pixels=10**9)
 
     figures: dict[str, object] = {"image": path.name}
     for name, decode in (("full", full), ("ours", ours)):
         times = []
         for _ in range(repeats):
             started = time.perf_counter()
-            batch = preprocess(decode())
+            batch = preprocess(decode(), classifier.card.input)
             times.append(time.perf_counter() - started)
         scores = softmax(classifier.scores(batch)[0])
         figures[f"{name}_ms"] = min(times) * 1000

@@ -20,7 +20,7 @@ from typing import Any
 import bentoml
 
 from shared.settings import get_settings
-from worker.model import load_classifier
+from worker.model import load_named
 from worker.pipeline import classify, classify_prepared, prepare
 
 TOP_K = 5
@@ -31,8 +31,8 @@ class Classifier:
     def __init__(self) -> None:
         settings = get_settings()
         self.settings = settings
-        self.classifier = load_classifier(
-            settings.model_path, settings.labels_path, threads=1, batch="on"
+        self.classifier = load_named(
+            settings.models_dir, settings.default_model_name(), threads=1, batch="on"
         )
 
     @bentoml.api(route="/api/v1/predict")
@@ -47,7 +47,8 @@ class Classifier:
                  max_latency_ms=30_000)  # fmt: skip
     def predict_batched(self, files: list[Path]) -> list[dict[str, Any]]:
         max_pixels = self.settings.max_image_pixels
-        prepared = [prepare(file.read_bytes(), max_pixels=max_pixels) for file in files]
+        spec = self.classifier.card.input
+        prepared = [prepare(file.read_bytes(), spec=spec, max_pixels=max_pixels) for file in files]
         outcomes = classify_prepared(
             prepared, classifier=self.classifier, top_ks=[TOP_K] * len(prepared)
         )

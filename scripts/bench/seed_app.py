@@ -13,11 +13,11 @@ from PIL import Image
 
 from shared.settings import get_settings
 from worker.images import preprocess
-from worker.model import load_classifier
+from worker.model import load_named
 from worker.pipeline import softmax, top_predictions
 
 _settings = get_settings()
-_classifier = load_classifier(_settings.model_path, _settings.labels_path, threads=2)
+_classifier = load_named(_settings.models_dir, _settings.default_model_name(), threads=2)
 app = FastAPI()
 
 
@@ -29,6 +29,6 @@ async def health() -> dict[str, str]:
 @app.post("/api/v1/predict")
 async def predict(file: UploadFile) -> dict[str, list[dict[str, object]]]:
     image = Image.open(io.BytesIO(await file.read())).convert("RGB")
-    scores = softmax(_classifier.scores(preprocess(image))[0])
+    scores = softmax(_classifier.scores(preprocess(image, _classifier.card.input))[0])
     top = top_predictions(scores, _classifier.labels, k=10)
     return {"predictions": [{"class_name": p.label, "confidence": p.probability} for p in top]}

@@ -16,6 +16,7 @@ import httpx
 from scripts.processes import free_port, running, wait_for_http
 from shared.jobs import EVENTS_CHANNEL, Grouping, JobStore, NewJob, QueueLimits, announced_job
 from shared.kombu_messages import classify_queues
+from shared.model_cards import ORIGINAL_MODEL
 from shared.queue import make_celery
 from shared.redis_client import connect
 from shared.schemas import JobStatus
@@ -47,8 +48,11 @@ WORKER = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
 
 
 @contextmanager
-def pipeline(*, workers: int, logs: Path) -> Iterator[Stack]:
-    """redis-server, one Celery worker node with `workers` processes, and the API."""
+def pipeline(
+    *, workers: int, logs: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    """redis-server, one Celery worker node with `workers` processes, and the API;
+    `extra_env`: settings for both (MODELS_DIR, MODELS, WORKER_MODELS)."""
     redis_port, api_port = free_port(), free_port()
     with ExitStack() as stack, tempfile.TemporaryDirectory() as data:
         redis = [*REDIS, "--port", str(redis_port), "--dir", data]
@@ -62,6 +66,7 @@ def pipeline(*, workers: int, logs: Path) -> Iterator[Stack]:
             "WORKER_METRICS_PORT": str(free_port()),
             "LOG_LEVEL": "WARNING",
             "MAX_QUEUE_LENGTH": "100000",
+            **(extra_env or {}),
         }
         worker_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(Path(data) / "metrics")}
         worker = stack.enter_context(
@@ -102,19 +107,21 @@ def rss_mb(pid: int) -> dict[str, float]:
     return {"rss_mb": fields["VmRSS"], "peak_rss_mb": fields["VmHWM"]}
 
 
-def drain(redis_url: str, images: list[bytes], *, group: int | None = None) -> float:
+def drain(
+    redis_url: str, images: list[bytes], *, group: int | None = None, model: str = ORIGINAL_MODEL
+) -> float:
     """Images per second of the worker node alone: the jobs are queued straight into Redis, in
     batches as large as the API accepts, their messages in groups of `group` jobs (default
     GROUP_MAX_JOBS; 1: a message per job), and timed until the last one has finished (no HTTP,
     no API, no clients). Finishes are counted from the jobs' own announcements rather than by
-    polling Redis, and a job that fails stops the run with its error."""
+    polling Redis, and a job that fails stops the run with its error. The jobs are `model`'s."""
     settings = Settings(redis_url=redis_url)
     client = connect(settings)
     store = JobStore(client, ttl_seconds=600)
-    queues = classify_queues(settings.queue_name, make_celery(settings))
+    queues = classify_queues(settings.queue_name, make_celery(settings), [model])
     grouping = Grouping(group or settings.group_max_jobs, settings.group_max_bytes)
     new = NewJob(filename="bench.jpg", content_type="image/jpeg", size_bytes=0, width=0,
-                 height=0, top_k=5)  # fmt: skip
+                 height=0, top_k=5, model=model)  # fmt: skip
     with client.pubsub(ignore_subscribe_messages=True) as events:  # type: ignore[no-untyped-call]
         events.subscribe(EVENTS_CHANNEL)
         started = time.perf_counter()

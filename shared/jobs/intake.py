@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from shared.errors import (
@@ -18,11 +18,11 @@ from shared.errors import (
     StoreUnavailableError,
 )
 from shared.jobs import keys, record, scripts
-from shared.jobs.groups import Group, Grouping, plan
+from shared.jobs.enqueue_call import ModelCall
+from shared.jobs.groups import Grouping
 from shared.jobs.operations import Replication, not_found, read_jobs
 from shared.jobs.steps import Operation, send
-from shared.kombu_messages import ClassifyQueue
-from shared.priorities import PRIORITIES
+from shared.kombu_messages import Lanes
 from shared.schemas import Job, NewJob
 
 
@@ -47,7 +47,7 @@ class Idempotency:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One submit's jobs (one priority), queued all or none: their ids, the request's
+    """One submit's jobs (one model, one priority), queued all or none: their ids, the request's
     Idempotency-Key if it sent one, whose they are (a digest of the caller's API key, '' with
     keys off) and the submit's trace context (`traceparent`, '' without tracing)."""
 
@@ -61,6 +61,11 @@ class Request:
         if not self.job_ids:
             object.__setattr__(self, "job_ids", [keys.new_job_id() for _ in self.uploads])
 
+    @property
+    def model(self) -> str:
+        """The model the request's jobs run on (one for all of them)."""
+        return self.uploads[0][0].model
+
 
 # What became of a request: its jobs (for a key seen before, the jobs it made then), or why not.
 Outcome = list[Job] | ImgclfError
@@ -68,17 +73,17 @@ Outcome = list[Job] | ImgclfError
 
 @dataclass(frozen=True, slots=True)
 class Queued:
-    """A transaction's outcomes, one per request, and the messages it pushed (their priority
-    and body), to take back if replicas do not copy them."""
+    """A transaction's outcomes, one per request, and the messages it pushed (their model,
+    priority and body), to take back if replicas do not copy them."""
 
     outcomes: list[Outcome]
-    messages: list[tuple[str, str]]
+    messages: list[tuple[str, str, str]]
 
 
 def enqueue(
     requests: Sequence[Request],
     *,
-    queues: Mapping[str, ClassifyQueue],
+    queues: Lanes,
     limits: QueueLimits,
     ttl: int,
     grouping: Grouping,
@@ -86,58 +91,46 @@ def enqueue(
     """Store each request's jobs with their images and push their groups' messages, in one
     transaction; every request's jobs are queued or none of them, on its own (`QueueFullError`
     past either limit, `IdempotencyKeyReusedError` / `IdempotencyInProgressError` for a key
-    used before by another request or one still being accepted)."""
+    used before by another request or one still being accepted). Requests for several models
+    go in one script call per model (each model's queues and bookkeeping are its own), all in
+    the one transaction."""
     now = time.time()
-    jobs = [
-        (job_id, job, image, request)
-        for request in requests
-        for job_id, (job, image) in zip(request.job_ids, request.uploads, strict=True)
+    by_model: dict[str, list[int]] = {}
+    for at, request in enumerate(requests):
+        by_model.setdefault(request.model, []).append(at)
+    calls = [
+        ModelCall([requests[at] for at in ats], model, queues.of(model), grouping, now)
+        for model, ats in by_model.items()
     ]
-    groups, member_of = plan([(i, job.priority, len(img)) for i, job, img, _ in jobs], grouping)
-    fields = [_fields(job, request, now) for _, job, _, request in jobs]
-    # Every job has the same fields, so the script reads them in strides of one width.
-    width = 2 * len(fields[0]) if fields else 0
-    script_keys = [*keys.QUEUED_BOOKKEEPING, *(queues[p].name for p in PRIORITIES)]
-    script_keys += [r.idempotency.record if r.idempotency else keys.NO_IDEMPOTENCY_KEY
-                    for r in requests]  # fmt: skip
-    args: list[object] = [limits.jobs, limits.image_bytes, ttl, width, len(requests), len(groups)]
-    traces = {job_id: request.trace for job_id, _, _, request in jobs}
-    messages = [(g.priority, _message(queues[g.priority], g, traces)) for g in groups]
-    for (priority, body), group in zip(messages, groups, strict=True):
-        args += [priority, body, group.tag]
-    args += itertools.chain(*(_request_args(request) for request in requests))
-    for (job_id, _, image, _), job_fields, number in zip(jobs, fields, member_of, strict=True):
-        script_keys += [keys.job_key(job_id), keys.image_key(job_id)]
-        args += [job_id, len(image), number + 1, *itertools.chain(*job_fields.items())]
-    images = [("SET", keys.image_key(i), image, "EX", ttl) for i, _, image, _ in jobs]
-    *_, replies = yield from send(*images, scripts.ENQUEUE.call(script_keys, args), atomic=True)
-    outcomes: list[Outcome] = []
-    written: set[int] = set()  # the groups with a job the script wrote: their messages went out
+    images = [
+        ("SET", keys.image_key(job_id), image, "EX", ttl)
+        for request in requests
+        for job_id, (_, image) in zip(request.job_ids, request.uploads, strict=True)
+    ]
+    steps = [
+        call.step(max_jobs=limits.jobs, max_bytes=limits.image_bytes, ttl=ttl) for call in calls
+    ]
+    replies = (yield from send(*images, *steps, atomic=True))[len(images) :]
+    outcomes: dict[int, Outcome] = {}
+    messages: list[tuple[str, str, str]] = []
+    for call, ats, reply in zip(calls, by_model.values(), replies, strict=True):
+        made = yield from _outcomes(call, reply, limits)
+        outcomes.update(zip(ats, made, strict=True))
+        messages += call.sent(reply)
+    return Queued([outcomes[at] for at in range(len(requests))], messages)
+
+
+def _outcomes(
+    call: ModelCall, replies: list[list[object]], limits: QueueLimits
+) -> Operation[list[Outcome]]:
+    """What became of each request of `call`, from the script's replies."""
+    made: list[Outcome] = []
     at = 0
-    for request, reply in zip(requests, replies, strict=True):
+    for request, reply in zip(call.requests, replies, strict=True):
         count = len(request.uploads)
-        if reply[0] == 1:
-            written.update(member_of[at : at + count])
-        outcomes.append((yield from _outcome(request, reply, fields[at : at + count], limits)))
+        made.append((yield from _outcome(request, reply, call.fields[at : at + count], limits)))
         at += count
-    return Queued(outcomes, [messages[g] for g in sorted(written)])
-
-
-def _message(queue: ClassifyQueue, group: Group, traces: Mapping[str, str]) -> str:
-    # A lone job's task continues its submit's trace; a group's starts one of its own.
-    trace = traces[group.job_ids[0]] if len(group.job_ids) == 1 else ""
-    return queue.message(*group.job_ids, tag=group.tag, trace=trace)
-
-
-def _fields(job: NewJob, request: Request, now: float) -> dict[str, str]:
-    return record.queued_fields(job, created_at=now, owner=request.owner, trace=request.trace)
-
-
-def _request_args(request: Request) -> list[object]:
-    idem = request.idempotency
-    fingerprint = idem.fingerprint if idem else ""
-    state = ("pending" if idem.pending else "done") if idem else ""
-    return [fingerprint, state, request.uploads[0][0].priority, len(request.uploads)]
+    return made
 
 
 def _outcome(
@@ -195,23 +188,29 @@ def settle_idempotency(records: Sequence[Idempotency], *, accepted: bool) -> Ope
 
 
 def replicated_or_withdrawn(
-    job_ids: Sequence[str],
-    messages: Sequence[tuple[str, str]],
+    requests: Sequence[Request],
+    messages: Sequence[tuple[str, str, str]],
     *,
-    queues: Mapping[str, ClassifyQueue],
+    queues: Lanes,
     replication: Replication,
 ) -> Operation[None]:
-    """After `enqueue`: wait until `replication.replicas` replicas hold the new jobs, or take
-    them back with their `messages` and fail with `StoreUnavailableError`, since a failover
-    could otherwise lose jobs that were answered 202."""
+    """After `enqueue`: wait until `replication.replicas` replicas hold the jobs of `requests`,
+    or take them back with their `messages` (per model) and fail with `StoreUnavailableError`,
+    since a failover could otherwise lose jobs that were answered 202."""
     (copies,) = yield from send(("WAIT", replication.replicas, replication.timeout_ms))
     if int(copies) >= replication.replicas:
         return
-    script_keys = [*keys.QUEUED_BOOKKEEPING, *(queues[p].name for p in PRIORITIES)]
-    for job_id in job_ids:
-        script_keys += [keys.job_key(job_id), keys.image_key(job_id)]
-    args = [len(messages), *itertools.chain(*messages), *job_ids]
-    yield from send(scripts.WITHDRAW.call(script_keys, args))
+    for model in sorted({request.model for request in requests}):
+        job_ids = [i for request in requests if request.model == model for i in request.job_ids]
+        script_keys = [
+            *keys.queued_bookkeeping(model),
+            *(q.name for q in queues.of(model).values()),
+        ]
+        for job_id in job_ids:
+            script_keys += [keys.job_key(job_id), keys.image_key(job_id)]
+        mine = [(priority, body) for m, priority, body in messages if m == model]
+        args = [len(mine), *itertools.chain(*mine), *job_ids]
+        yield from send(scripts.WITHDRAW.call(script_keys, args))
     raise StoreUnavailableError(
         f"The job store (Redis) could not copy the job to {replication.replicas} replica(s) "
         f"within {replication.timeout_ms} ms (REDIS_WAIT_REPLICAS); nothing was queued, retry "

@@ -5,35 +5,45 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from shared.priorities import PRIORITIES, per_priority
+from shared.priorities import PRIORITIES, per_lane
 
 KEY_PREFIX = "imgclf"
 EVENTS_CHANNEL = f"{KEY_PREFIX}:events"
 STATS_KEY = f"{KEY_PREFIX}:stats:finished"
 RUNNING_KEY = f"{KEY_PREFIX}:running"
-# Per priority, queued job ids scored by when they were queued (Redis's clock, ms), and the
-# latest such time of a job claimed so far: together they find queued jobs whose message was
-# lost (each queue is first in, first out; the three together are not). `normal` keeps the names
-# of the time before priorities.
+# Per lane (a model at a priority), queued job ids scored by when they were queued (Redis's
+# clock, ms), and the latest such time of a job claimed so far: together they find queued jobs
+# whose message was lost (each lane's queue is first in, first out; lanes together are not).
+# SqueezeNet at `normal` keeps the names of the time before priorities and models.
 QUEUED_KEY = f"{KEY_PREFIX}:queued"
 CLAIM_WATERMARK_KEY = f"{KEY_PREFIX}:claimed-watermark"
 
 
-def queued_key(priority: str) -> str:
-    return per_priority(QUEUED_KEY, priority, separator=":")
+def queued_key(priority: str, model: str) -> str:
+    return per_lane(QUEUED_KEY, model, priority, separator=":")
 
 
-def watermark_key(priority: str) -> str:
-    return per_priority(CLAIM_WATERMARK_KEY, priority, separator=":")
+def watermark_key(priority: str, model: str) -> str:
+    return per_lane(CLAIM_WATERMARK_KEY, model, priority, separator=":")
 
 
 # Bytes of queued images, in all and per job (MAX_QUEUED_BYTES).
 QUEUED_BYTES_KEY = f"{KEY_PREFIX}:queued-bytes"
 QUEUED_SIZES_KEY = f"{KEY_PREFIX}:queued-sizes"
-# The five keys the scripts keep together for every queued job, in this order: the queued
-# indexes by priority (high, normal, low), then the bytes and the sizes.
-QUEUED_BOOKKEEPING = (*(queued_key(p) for p in PRIORITIES), QUEUED_BYTES_KEY, QUEUED_SIZES_KEY)
-WATERMARKS = tuple(watermark_key(p) for p in PRIORITIES)
+
+
+def queued_bookkeeping(model: str) -> tuple[str, ...]:
+    """The five keys the scripts keep together for every queued job of `model`, in this order:
+    its queued indexes by priority (high, normal, low), then the bytes and sizes of all queued
+    images (MAX_QUEUED_BYTES is Redis's memory, whatever the model)."""
+    return (*(queued_key(p, model) for p in PRIORITIES), QUEUED_BYTES_KEY, QUEUED_SIZES_KEY)
+
+
+def watermarks(model: str) -> tuple[str, ...]:
+    """`model`'s claim watermarks, by priority (high, normal, low)."""
+    return tuple(watermark_key(p, model) for p in PRIORITIES)
+
+
 SWEEPER_LOCK_KEY = f"{KEY_PREFIX}:sweeper-lock"
 # Live worker processes: a sorted set of ids scored by expiry (Redis's clock, ms), and their info.
 WORKERS_KEY = f"{KEY_PREFIX}:workers"

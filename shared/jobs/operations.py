@@ -8,7 +8,7 @@ and async clients as thin twins over one base.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.errors import (
@@ -20,6 +20,7 @@ from shared.errors import (
 from shared.jobs import keys, record, scripts
 from shared.jobs.steps import Operation, send
 from shared.kombu_messages import ClassifyQueue
+from shared.model_cards import ORIGINAL_MODEL
 from shared.priorities import PRIORITIES
 from shared.schemas import CallbackState, ErrorBody, Job, JobResult, JobStatus
 
@@ -35,18 +36,22 @@ class Claim:
     image: bytes
     # The submit's trace context (`traceparent`), '' without one.
     trace: str = ""
+    # The model it runs on.
+    model: str = ORIGINAL_MODEL
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """The jobs a queue message carries, and its tag (its task id; a lone job's: its id)."""
+    """The jobs a queue message carries, its tag (its task id; a lone job's: its id) and the
+    model they run on (the message's queue's)."""
 
     job_ids: Sequence[str]
     tag: str = ""
+    model: str = ORIGINAL_MODEL
 
     @classmethod
-    def alone(cls, job_id: str) -> Delivery:
-        return cls([job_id], job_id)
+    def alone(cls, job_id: str, model: str = ORIGINAL_MODEL) -> Delivery:
+        return cls([job_id], job_id, model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +111,9 @@ def claim(
     Without `takeover`, a job another process holds is never run. See `lua/claim.lua` for what
     counts as an attempt.
     """
-    now, job_ids = time.time(), delivery.job_ids
-    script_keys = [keys.RUNNING_KEY, keys.WORKERS_KEY, *keys.WATERMARKS, *keys.QUEUED_BOOKKEEPING]
+    now, job_ids, model = time.time(), delivery.job_ids, delivery.model
+    script_keys = [keys.RUNNING_KEY, keys.WORKERS_KEY, *keys.watermarks(model)]
+    script_keys += keys.queued_bookkeeping(model)
     script_keys += [keys.job_key(job_id) for job_id in job_ids]
     args = [repr(now), *job_ids, worker_id, max_attempts, int(takeover), delivery.tag or job_ids[0]]
     replies, *images = yield from send(
@@ -119,13 +125,16 @@ def claim(
     for job_id, reply, image in zip(job_ids, replies, images, strict=True):
         if reply[0] == b"run":
             _, created_at, top_k, trace = reply
-            claim = Claim(job_id, float(created_at), now, int(top_k), image or b"", trace.decode())
+            claim = Claim(
+                job_id, float(created_at), now, int(top_k), image or b"", trace.decode(), model
+            )
             claimed.jobs.append(claim)
         elif reply[0] == b"suspect":
             claimed.alone.append(job_id)
         elif reply[0] == b"exhausted":
             message = f"The worker processing this image died {max_attempts} times; giving up"
-            yield from fail(job_id, WorkerLostError(message), keeping)
+            error = WorkerLostError(message)
+            yield from finish([Outcome(job_id, error=error, model=model)], keeping)
     return claimed
 
 
@@ -138,6 +147,8 @@ class Outcome:
     error: ImgclfError | None = None
     # The `traceparent` the job's webhook delivery continues ('': the current span's).
     trace: str = ""
+    # The job's model (its queued bookkeeping is the model's).
+    model: str = ORIGINAL_MODEL
 
 
 def succeed(job_id: str, result: JobResult, keeping: Keeping) -> Operation[bool]:
@@ -179,7 +190,7 @@ def _finish(outcome: Outcome, keeping: Keeping) -> tuple[object, ...]:
         keys.image_key(job_id),
         keys.STATS_KEY,
         keys.RUNNING_KEY,
-        *keys.QUEUED_BOOKKEEPING,
+        *keys.queued_bookkeeping(outcome.model),
         webhooks.name if webhooks else keys.NO_WEBHOOKS_KEY,
     ]
     args = [status.value, field, payload, repr(time.time()), keys.EVENTS_CHANNEL, job_id]
@@ -191,11 +202,12 @@ def _finish(outcome: Outcome, keeping: Keeping) -> tuple[object, ...]:
 def cancel(job_id: str, webhooks: ClassifyQueue | None = None) -> Operation[Job]:
     """Cancel a queued job (its webhook, if any, to `webhooks`); `JobNotCancelableError` once it
     runs or has finished."""
+    (model,) = yield from send(("HGET", keys.job_key(job_id), "model"))
     script_keys = [
         keys.job_key(job_id),
         keys.image_key(job_id),
         keys.STATS_KEY,
-        *keys.QUEUED_BOOKKEEPING,
+        *keys.queued_bookkeeping(model.decode() if model else ORIGINAL_MODEL),
         webhooks.name if webhooks else keys.NO_WEBHOOKS_KEY,
     ]
     args = [
@@ -254,17 +266,21 @@ def queued_bytes() -> Operation[int]:
     return int(count or 0)
 
 
-def queue_lengths(queues: Mapping[str, ClassifyQueue]) -> Operation[dict[str, int]]:
-    """Messages waiting in each priority's queue (a message carries one job or a group), in one
-    round trip."""
-    lengths = yield from send(*(("LLEN", queue.name) for queue in queues.values()))
-    return {priority: int(n) for priority, n in zip(queues, lengths, strict=True)}
+def queue_lengths(queues: Sequence[ClassifyQueue]) -> Operation[dict[str, int]]:
+    """Messages waiting in each queue, by its name (a message carries one job or a group), in
+    one round trip."""
+    lengths = yield from send(*(("LLEN", queue.name) for queue in queues))
+    return {queue.name: int(n) for queue, n in zip(queues, lengths, strict=True)}
 
 
-def queued_counts() -> Operation[dict[str, int]]:
-    """Jobs waiting, by priority (the queued indexes), in one round trip."""
-    counts = yield from send(*(("ZCARD", keys.queued_key(p)) for p in PRIORITIES))
-    return {priority: int(n) for priority, n in zip(PRIORITIES, counts, strict=True)}
+def queued_counts(models: Sequence[str]) -> Operation[dict[str, dict[str, int]]]:
+    """Jobs waiting, by model and priority (the queued indexes), in one round trip."""
+    lanes = [(model, priority) for model in models for priority in PRIORITIES]
+    counts = yield from send(*(("ZCARD", keys.queued_key(p, m)) for m, p in lanes))
+    queued: dict[str, dict[str, int]] = {model: {} for model in models}
+    for (model, priority), count in zip(lanes, counts, strict=True):
+        queued[model][priority] = int(count)
+    return queued
 
 
 def running_count() -> Operation[int]:

@@ -4,11 +4,10 @@ lost."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from shared.jobs import keys, scripts
 from shared.jobs.steps import Operation, send
-from shared.kombu_messages import UNACKED_KEY, ClassifyQueue
+from shared.kombu_messages import UNACKED_KEY, ClassifyQueue, Lanes
+from shared.model_cards import ORIGINAL_MODEL
 from shared.priorities import DEFAULT_PRIORITY
 
 
@@ -26,24 +25,26 @@ def requeue_orphan(
     job_id: str,
     *,
     worker_id: str,
-    queues: Mapping[str, ClassifyQueue],
+    queues: Lanes,
     max_running_ms: int = 0,
     hand_back: bool = False,
 ) -> Operation[int]:
-    """Put a job back to 'queued', with a new message of its own on its priority's queue, if
+    """Put a job back to 'queued', with a new message of its own on its lane's queue, if
     `worker_id` still holds it and its heartbeat has expired (1), or it has run longer than
     `max_running_ms` for each job its process held with it (2, when not 0); with `hand_back`,
     because `worker_id` itself gives it back (3); 0 when another process has it now, it is
     alive and in time, or it has finished."""
-    (priority,) = yield from send(("HGET", keys.job_key(job_id), "priority"))
-    queue = queues[priority.decode() if priority else DEFAULT_PRIORITY]
+    (fields,) = yield from send(("HMGET", keys.job_key(job_id), "priority", "model"))
+    priority, model = (value.decode() if value else None for value in fields)
+    model = model or ORIGINAL_MODEL
+    queue = queues.queue(model, priority or DEFAULT_PRIORITY)
     # Back alone, with a message of its own (its group's may still be held by the dead node).
     script_keys = [
         keys.job_key(job_id),
         keys.RUNNING_KEY,
         queue.name,
         keys.WORKERS_KEY,
-        *keys.QUEUED_BOOKKEEPING,
+        *keys.queued_bookkeeping(model),
     ]
     args = [worker_id, job_id, queue.message(job_id), max_running_ms, int(hand_back)]
     (outcome,) = yield from send(scripts.REQUEUE.call(script_keys, args))
@@ -53,9 +54,10 @@ def requeue_orphan(
 def lost_messages(
     queue: ClassifyQueue, *, priority: str, grace_ms: int, limit: int
 ) -> Operation[list[str]]:
-    """Queued jobs of `priority` (whose queue is `queue`) whose queue message is gone (see
-    `scripts.RECONCILE`), at most `limit`."""
-    index, watermark = keys.queued_key(priority), keys.watermark_key(priority)
+    """Queued jobs of a lane (its model at `priority`, whose queue is `queue`) whose queue
+    message is gone (see `scripts.RECONCILE`), at most `limit`."""
+    model = queue.model or ORIGINAL_MODEL
+    index, watermark = keys.queued_key(priority, model), keys.watermark_key(priority, model)
     script_keys = [index, watermark, queue.name, UNACKED_KEY]
     args = [grace_ms, limit, keys.job_key("")]
     (ids,) = yield from send(scripts.RECONCILE.call(script_keys, args))
@@ -63,9 +65,10 @@ def lost_messages(
 
 
 def republish(job_id: str, *, queue: ClassifyQueue) -> Operation[bool]:
-    """A new queue message of its own for a queued job that has none (its group's lost); False
-    when it no longer needs one."""
-    script_keys = [keys.job_key(job_id), queue.name, UNACKED_KEY, *keys.QUEUED_BOOKKEEPING]
+    """A new queue message of its own, on its lane's `queue`, for a queued job that has none
+    (its group's lost); False when it no longer needs one."""
+    bookkeeping = keys.queued_bookkeeping(queue.model or ORIGINAL_MODEL)
+    script_keys = [keys.job_key(job_id), queue.name, UNACKED_KEY, *bookkeeping]
     (published,) = yield from send(
         scripts.REPUBLISH.call(script_keys, [job_id, queue.message(job_id)])
     )

@@ -3,7 +3,7 @@ requests): thin twins that send the steps of `shared.jobs.operations` to Redis."
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -17,7 +17,7 @@ from shared.jobs.groups import ONE_EACH, Grouping
 from shared.jobs.intake import Outcome, QueueLimits, Request
 from shared.jobs.operations import Claim, Claimed, Delivery, Replication
 from shared.jobs.steps import Exchange, Operation, Step
-from shared.kombu_messages import ClassifyQueue
+from shared.kombu_messages import ClassifyQueue, Lanes
 from shared.redis_client import unavailable_as_store_error
 from shared.schemas import CallbackState, Job, JobResult, NewJob
 
@@ -65,7 +65,7 @@ class JobStore:
         self,
         requests: Sequence[Request],
         *,
-        queues: Mapping[str, ClassifyQueue],
+        queues: Lanes,
         limits: QueueLimits,
         grouping: Grouping,
     ) -> list[Outcome]:
@@ -79,7 +79,7 @@ class JobStore:
         self,
         uploads: Sequence[tuple[NewJob, bytes]],
         *,
-        queues: Mapping[str, ClassifyQueue],
+        queues: Lanes,
         limits: QueueLimits,
         grouping: Grouping = ONE_EACH,
     ) -> list[Job]:
@@ -145,7 +145,7 @@ class JobStore:
         job_id: str,
         *,
         worker_id: str,
-        queues: Mapping[str, ClassifyQueue],
+        queues: Lanes,
         max_running_ms: int = 0,
         hand_back: bool = False,
     ) -> int:
@@ -166,11 +166,11 @@ class JobStore:
             recovery.lost_messages(queue, priority=priority, grace_ms=grace_ms, limit=limit)
         )
 
-    def queue_lengths(self, queues: Mapping[str, ClassifyQueue]) -> dict[str, int]:
+    def queue_lengths(self, queues: Sequence[ClassifyQueue]) -> dict[str, int]:
         return self._run(ops.queue_lengths(queues))
 
-    def queued_counts(self) -> dict[str, int]:
-        return self._run(ops.queued_counts())
+    def queued_counts(self, models: Sequence[str]) -> dict[str, dict[str, int]]:
+        return self._run(ops.queued_counts(models))
 
     def republish(self, job_id: str, *, queue: ClassifyQueue) -> bool:
         return self._run(recovery.republish(job_id, queue=queue))
@@ -207,7 +207,7 @@ class AsyncJobStore:
         self,
         requests: Sequence[Request],
         *,
-        queues: Mapping[str, ClassifyQueue],
+        queues: Lanes,
         limits: QueueLimits,
         grouping: Grouping,
     ) -> list[Outcome]:
@@ -229,12 +229,11 @@ class AsyncJobStore:
         if not written or not replicate:
             return queued.outcomes
         assert self._replication is not None
-        job_ids = [job_id for request in written for job_id in request.job_ids]
         records = [request.idempotency for request in written if request.idempotency is not None]
         try:
             await self._run(
                 intake.replicated_or_withdrawn(
-                    job_ids, queued.messages, queues=queues, replication=self._replication
+                    written, queued.messages, queues=queues, replication=self._replication
                 )
             )
         except StoreUnavailableError:
@@ -255,8 +254,8 @@ class AsyncJobStore:
     async def cancel(self, job_id: str) -> Job:
         return await self._run(ops.cancel(job_id, self._webhooks))
 
-    async def queued_counts(self) -> dict[str, int]:
-        return await self._run(ops.queued_counts())
+    async def queued_counts(self, models: Sequence[str]) -> dict[str, dict[str, int]]:
+        return await self._run(ops.queued_counts(models))
 
     async def running_count(self) -> int:
         return await self._run(ops.running_count())

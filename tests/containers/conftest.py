@@ -58,7 +58,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     busy = [f"{service} {port}" for service, port in PUBLISHED.items() if _busy(port)]
     if busy:
         pytest.fail(f"the compose stack publishes ports already in use here: {', '.join(busy)}")
-    if not (ROOT / "models" / "squeezenet1.1-7.onnx").exists():
+    if not (ROOT / "models" / "squeezenet" / "squeezenet1.1-7.onnx").exists():
         pytest.fail("no model in models/: uv run python scripts/download_model.py --from DIR")
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     workdir = tmp_path_factory.mktemp("containers")

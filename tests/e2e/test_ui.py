@@ -192,11 +192,27 @@ def test_a_job_found_by_id_shows_its_failure_and_can_be_retried(
     expect(page.get_by_text(f"retry of {job['job_id']}", exact=False)).to_be_visible()
 
 
-def test_model_info_page_shows_the_model(page: Page, ui_url: str) -> None:
+def test_another_model_chosen_on_the_page_classifies(page: Page, ui_url: str) -> None:
+    """The default model is preselected; the superclass model, chosen, answers `dog`."""
+    page.goto(ui_url)
+    picker = page.get_by_role("combobox", name="Model")
+    expect(picker).to_have_value("SqueezeNet 1.1 (squeezenet)")
+    picker.click()
+    page.get_by_role("option", name="Superclasses (superclass)").click()
+    page.set_input_files("input[type=file]", str(SHARED_IMAGES / "labrador.jpg"))
+    page.get_by_role("button", name="Classify", exact=True).click()
+    expect(page.get_by_role("heading", name="dog — 100.0 %")).to_be_visible()
+    expect(page.get_by_text("model superclass").first).to_be_visible()
+
+
+def test_model_info_page_shows_each_models_card(page: Page, ui_url: str) -> None:
     page.goto(f"{ui_url}/model")
     expect(page.get_by_role("heading", name="SqueezeNet 1.1")).to_be_visible()
-    expect(page.get_by_text("CPUExecutionProvider")).to_be_visible()
+    expect(page.get_by_text("CPUExecutionProvider").first).to_be_visible()
     expect(page.get_by_text("centre crop 224x224", exact=False)).to_be_visible()
+    expect(page.get_by_role("heading", name="Superclasses")).to_be_visible()
+    expect(page.get_by_text("BGR; resize shorter side to 219", exact=False)).to_be_visible()
+    expect(page.get_by_text("Output: probabilities")).to_be_visible()
     _screenshot(page, "model-info")
 
 

@@ -39,6 +39,23 @@ def test_submit_prints_a_table_of_top_predictions(stack: Stack) -> None:
     assert "Labrador retriever" in row
 
 
+def test_submit_with_another_model_and_the_models_listed(stack: Stack) -> None:
+    """The session's stack serves SqueezeNet and the superclass model (`tests.models`)."""
+    listed = _imgclf(stack.api_url, "models")
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split()[:2] for line in listed.stdout.strip().splitlines()[1:]]
+    assert rows == [["squeezenet", "(default)"], ["superclass", "1"]]
+    result = _imgclf(stack.api_url, "submit", "--json", "--model", "superclass",
+                     str(SHARED_IMAGES / "labrador.jpg"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (job,) = json.loads(result.stdout)
+    assert job["model"] == "superclass"
+    assert job["result"]["predictions"][0]["label"] == "dog"
+    unknown = _imgclf(stack.api_url, "submit", "--model", "resnet", str(SHARED_IMAGES))
+    assert unknown.returncode == 2
+    assert "unknown model 'resnet'; the API serves ['squeezenet', 'superclass']" in unknown.stderr
+
+
 def test_submit_folder_as_json(stack: Stack, tmp_path: Path, labrador_bytes: bytes) -> None:
     (tmp_path / "a.jpg").write_bytes(labrador_bytes)
     (tmp_path / "b.jpg").write_bytes(labrador_bytes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -13,6 +14,7 @@ import pytest
 
 from tests.integration.jobs_helpers import count_by_status, submit_many, wait_all_terminal
 from tests.integration.rig import Rig
+from tests.models import SQUEEZENET
 from tests.processes import (
     SHARED_IMAGES,
     RedisServer,
@@ -146,10 +148,14 @@ def test_queue_limit_refuses_with_503_and_accepted_jobs_complete(
 def test_worker_refuses_to_start_with_a_broken_model(tmp_path: Path, model: str) -> None:
     redis = RedisServer(tmp_path / "redis")
     redis.start()
-    path = tmp_path / "model.onnx"
+    folder = tmp_path / "models" / "squeezenet"
+    folder.mkdir(parents=True)
+    shutil.copy(SQUEEZENET / "card.toml", folder)
+    shutil.copy(SQUEEZENET / "imagenet_labels.txt", folder)
+    path = folder / "squeezenet1.1-7.onnx"
     if model == "corrupt":
         path.write_bytes(b"\x08\x07" + os.urandom(4096))
-    env = service_env(redis.url, MODEL_PATH=str(path))
+    env = service_env(redis.url, MODELS_DIR=str(folder.parent))
     try:
         result = subprocess.run(
             worker_command(), env=env, capture_output=True, text=True, timeout=60

@@ -77,7 +77,8 @@ def test_a_batch_is_one_message_whose_jobs_each_end_their_own_way(
                for s in metric_samples(f"http://127.0.0.1:{port}")}  # fmt: skip
     assert samples[("imgclf_worker_delivery_jobs_count", ())] == 1
     assert samples[("imgclf_worker_delivery_jobs_sum", ())] == 16
-    assert samples[("imgclf_worker_tasks_total", (("outcome", "skipped"),))] == 1
+    tasks = "imgclf_worker_tasks_total"
+    assert samples[(tasks, (("model", "squeezenet"), ("outcome", "skipped")))] == 1
 
 
 def test_submits_that_arrive_together_share_messages_and_keep_their_own_answers(

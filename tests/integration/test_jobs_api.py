@@ -31,7 +31,9 @@ def test_submit_then_long_poll_returns_labrador(api: httpx.Client, labrador_byte
     top = done["result"]["predictions"][0]
     assert (top["class_id"], top["label"]) == (208, "Labrador retriever")
     assert len(done["result"]["predictions"]) == 5
-    assert done["result"]["model"]["name"] == "SqueezeNet 1.1"
+    assert done["model"] == "squeezenet"  # the default model
+    assert done["result"]["model"]["name"] == "squeezenet"
+    assert done["result"]["model"]["version"] == "1.1-opset7"
     assert set(done["result"]["timings"]) == {
         "queue_wait_ms",
         "decode_ms",

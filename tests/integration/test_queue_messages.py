@@ -9,10 +9,10 @@ import pytest
 import redis
 
 from shared.jobs import Grouping, JobStore, NewJob, QueueLimits
-from shared.kombu_messages import ClassifyQueue
+from shared.kombu_messages import ClassifyQueue, Lanes
+from shared.model_cards import ORIGINAL_MODEL
 from shared.queue import make_celery
 from shared.settings import Settings
-from tests.jobs import QUEUES
 from tests.processes import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -21,19 +21,22 @@ pytestmark = pytest.mark.integration
 PER_MESSAGE = {("properties", "delivery_tag"), ("properties", "reply_to")}
 
 
+@pytest.mark.parametrize("model", [ORIGINAL_MODEL, "superclass"])
 @pytest.mark.parametrize("jobs", [1, 3], ids=["one job", "a group"])
 def test_enqueued_message_matches_what_kombu_publishes(
-    redis_server: RedisServer, jobs: int
+    redis_server: RedisServer, jobs: int, model: str
 ) -> None:
     """A group's message is the same task with every job id as an argument, its own task id,
-    and its jobs' time limits added up."""
+    and its jobs' time limits added up; the model is the task's keyword argument."""
     client = redis.Redis.from_url(redis_server.url)
     settings = Settings(redis_url=redis_server.url)
     app = make_celery(settings)
-    ours, kombus = ClassifyQueue("ours", app), ClassifyQueue("kombus", app)
+    lanes = Lanes("ours", app, [ORIGINAL_MODEL, "superclass"])
+    ours, kombus = lanes.queue(model, "normal"), ClassifyQueue("kombus", app)
     store = JobStore(client, ttl_seconds=60)
-    new = NewJob(filename="a", content_type="image/jpeg", size_bytes=1, width=1, height=1, top_k=1)
-    queued = store.enqueue([(new, b"x")] * jobs, queues={**QUEUES, "normal": ours},
+    new = NewJob(filename="a", content_type="image/jpeg", size_bytes=1, width=1, height=1,
+                 top_k=1, model=model)  # fmt: skip
+    queued = store.enqueue([(new, b"x")] * jobs, queues=lanes,
                            limits=QueueLimits(10), grouping=Grouping(max_jobs=16))  # fmt: skip
     ids = [job.job_id for job in queued]
     (mine,) = (json.loads(m) for m in client.lrange(ours.name, 0, -1))
@@ -43,8 +46,8 @@ def test_enqueued_message_matches_what_kombu_publishes(
     if jobs > 1:
         limits = {"time_limit": settings.task_time_limit_seconds * jobs,
                   "soft_time_limit": settings.task_soft_time_limit_seconds * jobs}  # fmt: skip
-    app.send_task("imgclf.classify", args=ids, task_id=tag, queue=kombus.name,
-                  ignore_result=True, **limits)  # fmt: skip
+    app.send_task("imgclf.classify", args=ids, kwargs={"model": model}, task_id=tag,
+                  queue=kombus.name, ignore_result=True, **limits)  # fmt: skip
 
     (theirs,) = (json.loads(m) for m in client.lrange(kombus.name, 0, -1))
     theirs["properties"]["delivery_info"]["routing_key"] = ours.name

@@ -45,7 +45,7 @@ def test_api_keys_guard_every_route_but_health(tmp_path: Path, labrador_bytes: b
             probe = httpx.get(f"{api}/ready")
             assert (probe.status_code, probe.json()) == (503, {"status": "not ready"})
             keyed = httpx.get(f"{api}/ready", headers={"X-API-Key": "k-one"}).json()
-            assert keyed["message"] == "Not ready: no worker with the model loaded is alive"
+            assert keyed["message"] == "Not ready: no worker with a model loaded is alive"
             wrong = httpx.get(f"{api}/api/v1/queue", headers={"X-API-Key": "nope"})
             assert wrong.status_code == 401
             submitted = httpx.post(

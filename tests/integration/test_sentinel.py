@@ -19,6 +19,7 @@ from tests.processes import (
     RedisServer,
     api_server,
     flower_command,
+    flower_lists,
     running,
     service_env,
     supervised,
@@ -63,14 +64,9 @@ def _long_poll(api: str, job_id: str, outcomes: dict[str, str]) -> None:
 
 
 def _flower_sees_the_queue(flower: str) -> bool:
-    """Flower's broker page lists the classify queues (it reads them from the master)."""
-    try:
-        page = httpx.get(f"{flower}/broker", timeout=5)
-    except httpx.TransportError:
-        return False
-    # The classify queue of each priority.
-    names = (">imgclf<", ">imgclf.high<", ">imgclf.low<")
-    return page.status_code == 200 and all(name in page.text for name in names)
+    """Flower's broker page lists the classify queue of each priority (it reads them from the
+    master)."""
+    return flower_lists(flower, ("imgclf", "imgclf.high", "imgclf.low"))
 
 
 @pytest.mark.timeout(240)

@@ -12,6 +12,7 @@ import pytest
 from shared import workers
 from shared.jobs import Delivery, JobStore, NewJob, QueueLimits
 from shared.jobs.groups import Grouping, plan
+from shared.model_cards import ORIGINAL_MODEL
 from shared.schemas import JobStatus
 from tests.jobs import NEW, QUEUE, QUEUES, next_delivery
 from tests.unit.test_recovery import _info
@@ -64,19 +65,23 @@ def test_a_group_is_one_message_and_one_claim_and_skips_a_canceled_member(
     ids = _group(store, 4)
     (message,) = client.lrange(QUEUE.name, 0, -1)
     assert _carried(message) == ids
-    assert store.queued_counts()["normal"] == 4  # jobs waiting, not messages
+    assert (
+        store.queued_counts([ORIGINAL_MODEL])[ORIGINAL_MODEL]["normal"] == 4
+    )  # jobs waiting, not messages
     store.cancel(ids[1])
     claimed = store.claim_group(next_delivery(client), worker_id="w")
     assert [claim.job_id for claim in claimed.jobs] == [ids[0], ids[2], ids[3]]
     assert store.get(ids[1]).status is JobStatus.CANCELED
-    assert store.queued_counts()["normal"] == 0
+    assert store.queued_counts([ORIGINAL_MODEL])[ORIGINAL_MODEL]["normal"] == 0
 
 
 def test_a_batch_is_split_by_priority_into_messages_of_its_own_queue(
     store: JobStore, client: fakeredis.FakeRedis
 ) -> None:
     high = _group(store, 2, HIGH)
-    assert [_carried(m) for m in client.lrange(QUEUES["high"].name, 0, -1)] == [high]
+    assert [
+        _carried(m) for m in client.lrange(QUEUES.queue(ORIGINAL_MODEL, "high").name, 0, -1)
+    ] == [high]
     assert client.llen(QUEUE.name) == 0
 
 

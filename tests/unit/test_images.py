@@ -8,7 +8,7 @@ from PIL import Image
 
 from shared.errors import ImageTooLargeError, InvalidImageError, UnsupportedFormatError
 from shared.image_checks import inspect_image
-from shared.model_files import MEAN, STD
+from shared.model_cards import InputSpec
 from tests.images import (
     camera_jpeg,
     encode,
@@ -17,6 +17,7 @@ from tests.images import (
     png_header_only,
     structure_bombs,
 )
+from tests.models import SQUEEZENET_INPUT as SPEC
 from tests.processes import SHARED_IMAGES
 from worker.images import decode_image, preprocess, to_rgb
 
@@ -25,14 +26,14 @@ LIMIT = 50_000_000
 
 
 def test_preprocess_returns_nchw_float32_of_model_input_shape() -> None:
-    tensor = preprocess(gradient(640, 480))
+    tensor = preprocess(gradient(640, 480), SPEC)
     assert tensor.shape == (1, 3, 224, 224)
     assert tensor.dtype == np.float32
     assert tensor.flags.c_contiguous
 
 
 def test_preprocess_normalizes_with_imagenet_mean_and_std() -> None:
-    tensor = preprocess(Image.new("RGB", (300, 260), (255, 0, 128)))
+    tensor = preprocess(Image.new("RGB", (300, 260), (255, 0, 128)), SPEC)
     expected = [(1.0 - MEAN[0]) / STD[0], (0.0 - MEAN[1]) / STD[1], (128 / 255 - MEAN[2]) / STD[2]]
     np.testing.assert_allclose(tensor[0, :, 100, 100], expected, rtol=1e-5)
 
@@ -43,14 +44,49 @@ def test_preprocess_crops_the_centre_of_the_shorter_side_resize() -> None:
     array[:, :256] = (255, 0, 0)
     array[:, 256:512] = (0, 255, 0)
     array[:, 512:] = (0, 0, 255)
-    tensor = preprocess(Image.fromarray(array))
+    tensor = preprocess(Image.fromarray(array), SPEC)
     green = (1.0 - MEAN[1]) / STD[1]
     np.testing.assert_allclose(tensor[0, 1], green, rtol=1e-4)
 
 
+MEAN, STD = SPEC.mean, SPEC.std
+
+
+def test_preprocess_follows_a_cards_layout_channels_and_scale() -> None:
+    """NHWC, BGR, values 0-255 (scale 1, no normalization), a straight resize to 64x48."""
+    spec = InputSpec(height=48, width=64, resize="resize", scale=1, channels="BGR", layout="NHWC")
+    tensor = preprocess(Image.new("RGB", (300, 260), (255, 0, 128)), spec)
+    assert tensor.shape == (1, 48, 64, 3)
+    assert tensor.dtype == np.float32
+    assert np.allclose(tensor[0, 10, 10], [128, 0, 255])
+
+
+def test_a_straight_resize_keeps_the_whole_image() -> None:
+    """Where a crop of the shorter side would cut the wide image's red and blue ends off,
+    a straight resize keeps them."""
+    array = np.zeros((100, 400, 3), dtype=np.uint8)
+    array[:, :50] = (255, 0, 0)
+    array[:, -50:] = (0, 0, 255)
+    whole = InputSpec(height=32, width=32, resize="resize", scale=1)
+    tensor = preprocess(Image.fromarray(array), whole)
+    assert tensor[0, 0, 16, 0] == 255  # red at the left edge
+    assert tensor[0, 2, 16, -1] == 255  # blue at the right
+    cropped = preprocess(Image.fromarray(array), SPEC)
+    assert cropped[0, 0, 112, 0] < 0  # both cut off
+    assert cropped[0, 2, 112, -1] < 0
+
+
+def test_a_jpeg_for_a_straight_resize_is_drafted_no_smaller_than_the_input() -> None:
+    data = encode(gradient(4000, 1000), "JPEG")
+    spec = InputSpec(height=300, width=300, resize="resize")
+    image = decode_image(data, target=spec, max_pixels=LIMIT)
+    assert image.size[0] < 4000
+    assert min(image.size) >= 300
+
+
 def test_decode_applies_exif_orientation() -> None:
     data = jpeg_with_orientation(gradient(400, 200), orientation=6)  # rotate 90 degrees
-    assert decode_image(data, max_pixels=LIMIT).size == (200, 400)
+    assert decode_image(data, target=SPEC, max_pixels=LIMIT).size == (200, 400)
 
 
 @pytest.mark.parametrize(
@@ -96,17 +132,17 @@ def test_supported_formats_inspect_and_decode(fmt: str) -> None:
     data = encode(gradient(100, 80), fmt)
     info = inspect_image(data, max_pixels=LIMIT)
     assert (info.format, info.width, info.height) == (fmt, 100, 80)
-    assert decode_image(data, max_pixels=LIMIT).size == (100, 80)
+    assert decode_image(data, target=SPEC, max_pixels=LIMIT).size == (100, 80)
 
 
 def test_cmyk_jpeg_decodes_to_rgb() -> None:
     data = encode(gradient().convert("CMYK"), "JPEG")
-    assert decode_image(data, max_pixels=LIMIT).mode == "RGB"
+    assert decode_image(data, target=SPEC, max_pixels=LIMIT).mode == "RGB"
 
 
 def test_large_jpeg_is_drafted_but_keeps_shorter_side_at_least_256() -> None:
     data = encode(gradient(4000, 3000), "JPEG", quality=90)
-    image = decode_image(data, max_pixels=LIMIT)
+    image = decode_image(data, target=SPEC, max_pixels=LIMIT)
     assert min(image.size) >= 256
     assert image.size[0] < 4000
 
@@ -154,7 +190,7 @@ def test_decode_rejects_corrupt_pixel_data() -> None:
     data = encode(gradient(), "JPEG")
     corrupt = data[:400] + b"\x00" * 200 + data[-2:]
     with pytest.raises(InvalidImageError):
-        decode_image(corrupt, max_pixels=LIMIT)
+        decode_image(corrupt, target=SPEC, max_pixels=LIMIT)
 
 
 def test_a_multi_picture_jpeg_from_a_camera_is_accepted_as_its_first_frame() -> None:
@@ -171,7 +207,7 @@ def test_a_multi_picture_jpeg_from_a_camera_is_accepted_as_its_first_frame() -> 
         640,
         480,
     )
-    decoded = decode_image(data, max_pixels=10**8)
+    decoded = decode_image(data, target=SPEC, max_pixels=10**8)
     assert decoded.mode == "RGB"
     assert decoded.size == (640, 480)
     whole = np.asarray(Image.open(io.BytesIO(encode(photo, "JPEG", quality=95))).convert("RGB"))
@@ -189,7 +225,7 @@ def test_a_heic_photo_from_a_phone_is_accepted_and_decodes_to_its_pixels() -> No
         640,
         480,
     )
-    decoded = decode_image(data, max_pixels=10**8)
+    decoded = decode_image(data, target=SPEC, max_pixels=10**8)
     assert (decoded.mode, decoded.size) == ("RGB", (640, 480))
     assert np.abs(np.asarray(decoded).astype(int) - np.asarray(photo).astype(int)).mean() < 4
     with pytest.raises(InvalidImageError):
@@ -204,7 +240,7 @@ def test_a_camera_jpeg_with_a_huge_exif_block_and_icc_profile_is_accepted() -> N
     data = camera_jpeg()
     assert len(data) > 750_000
     assert inspect_image(data, max_pixels=10**8).format == "JPEG"
-    decoded = decode_image(data, max_pixels=10**8)
+    decoded = decode_image(data, target=SPEC, max_pixels=10**8)
     assert decoded.mode == "RGB"
     assert min(decoded.size) >= 256  # drafted down to the model's resize, no smaller
 
@@ -229,6 +265,6 @@ def test_an_image_over_the_worker_memory_ceiling_fails_as_too_large_before_decod
     killer ended (and the job was retried on the next process): now it is refused up front."""
     data = encode(Image.fromarray(np.full((2000, 2000), 40000, np.uint16)), "PNG")
     with pytest.raises(ImageTooLargeError, match=r"needs about 34 MB.*WORKER_MAX_IMAGE_MB"):
-        decode_image(data, max_pixels=LIMIT, max_memory_mb=20)
-    decoded = decode_image(data, max_pixels=LIMIT, max_memory_mb=100)
+        decode_image(data, target=SPEC, max_pixels=LIMIT, max_memory_mb=20)
+    decoded = decode_image(data, target=SPEC, max_pixels=LIMIT, max_memory_mb=100)
     assert np.asarray(decoded).max() == np.asarray(decoded).min() == 40000 // 257

@@ -52,7 +52,7 @@ def test_each_queued_job_gets_one_celery_message_naming_it(
     assert [m["headers"]["id"] for m in messages] == [job.job_id for job in jobs]
     assert {m["headers"]["task"] for m in messages} == {CLASSIFY_TASK}
     args, kwargs, _ = json.loads(base64.b64decode(messages[0]["body"]))
-    assert (args, kwargs) == ([jobs[0].job_id], {})
+    assert (args, kwargs) == ([jobs[0].job_id], {"model": "squeezenet"})
     assert client.get(image_key(jobs[1].job_id)) == b"b"
 
 

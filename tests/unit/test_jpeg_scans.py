@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.images import encode, gradient
+from tests.models import SQUEEZENET_INPUT as SPEC
 from tests.processes import SHARED_IMAGES
 from worker import images
 from worker.images import decode, decode_image
@@ -63,7 +64,7 @@ def test_the_sixteen_megapixel_progressive_photo_is_unchanged_and_smaller() -> N
 
 def test_decode_image_takes_the_cut_path_for_large_progressive_photos() -> None:
     data = encode(_textured(2400, 2100), "JPEG", progressive=True, quality=92)
-    decoded = decode_image(data, max_pixels=50_000_000)
+    decoded = decode_image(data, target=SPEC, max_pixels=50_000_000)
     assert decoded.size == (300, 263)
     np.testing.assert_array_equal(np.asarray(decoded), _eighth(data))
 
@@ -73,7 +74,7 @@ def test_the_cut_path_keeps_the_exif_orientation() -> None:
     exif[0x0112] = 6  # rotate 90 degrees clockwise for display
     data = encode(_textured(2400, 2100), "JPEG", progressive=True, exif=exif.tobytes())
     assert for_eighth_scale(data) is not None
-    decoded = decode_image(data, max_pixels=50_000_000)
+    decoded = decode_image(data, target=SPEC, max_pixels=50_000_000)
     assert decoded.size == (263, 300)
     np.testing.assert_array_equal(np.asarray(decoded), np.rot90(_eighth(data), k=-1))
 
@@ -95,7 +96,7 @@ def test_a_progressive_file_the_cutter_cannot_parse_decodes_whole_said_and_logge
     assert for_eighth_scale(odd) is None
     monkeypatch.setattr(images, "_fallbacks_logged", set())
     with caplog.at_level(logging.WARNING, logger="worker.images"):
-        decoded = [decode(odd, max_pixels=50_000_000) for _ in range(2)]
+        decoded = [decode(odd, target=SPEC, max_pixels=50_000_000) for _ in range(2)]
     assert [d.image.size for d in decoded] == [(300, 263)] * 2
     assert [d.fallback for d in decoded] == ["unparsed"] * 2  # the caller counts them
     np.testing.assert_array_equal(np.asarray(decoded[0].image), _eighth(data))
@@ -104,6 +105,6 @@ def test_a_progressive_file_the_cutter_cannot_parse_decodes_whole_said_and_logge
 
 def test_the_fast_path_can_be_turned_off_and_the_pixels_stay_the_same() -> None:
     data = encode(_textured(2400, 2100), "JPEG", progressive=True, quality=92)
-    whole = decode(data, max_pixels=50_000_000, fast_progressive=False)
+    whole = decode(data, target=SPEC, max_pixels=50_000_000, fast_progressive=False)
     np.testing.assert_array_equal(np.asarray(whole.image), _eighth(data))
     assert whole.fallback is None  # turned off, not fallen back

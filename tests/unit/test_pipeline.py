@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import fakeredis
 import numpy as np
@@ -16,7 +15,7 @@ from shared.store_health import StoreHealth
 from tests.images import encode, gradient
 from tests.jobs import QUEUES, next_delivery, queue_job
 from tests.processes import ROOT, SHARED_IMAGES
-from worker.model import Classifier, load_classifier
+from worker.model import Classifier, load_named
 from worker.pipeline import classify, softmax, top_predictions
 from worker.processing import LONGEST_STORE_CALL_SECONDS, JobRunner
 
@@ -26,9 +25,7 @@ LIMIT = 50_000_000
 
 @pytest.fixture(scope="module")
 def classifier() -> Classifier:
-    return load_classifier(
-        ROOT / "models" / "squeezenet1.1-7.onnx", ROOT / "models" / "imagenet_labels.txt", threads=1
-    )
+    return load_named(ROOT / "models", "squeezenet", threads=1)
 
 
 def test_softmax_is_a_stable_probability_distribution() -> None:
@@ -59,22 +56,6 @@ def test_labrador_photo_is_a_labrador(classifier: Classifier) -> None:
     assert result.predictions[0].probability == pytest.approx(0.68, abs=0.03)
 
 
-def test_missing_model_file_gives_a_clear_error(tmp_path: Path) -> None:
-    from shared.errors import ModelError
-
-    with pytest.raises(ModelError, match="missing"):
-        load_classifier(tmp_path / "none.onnx", ROOT / "models" / "imagenet_labels.txt", threads=1)
-
-
-def test_corrupt_model_file_gives_a_clear_error(tmp_path: Path) -> None:
-    from shared.errors import ModelError
-
-    bad = tmp_path / "bad.onnx"
-    bad.write_bytes(b"not a model")
-    with pytest.raises(ModelError, match="corrupt"):
-        load_classifier(bad, ROOT / "models" / "imagenet_labels.txt", threads=1)
-
-
 def _store_with_job(data: bytes) -> tuple[JobStore, str]:
     store = JobStore(fakeredis.FakeRedis(), ttl_seconds=60)
     job = queue_job(
@@ -95,7 +76,8 @@ def _store_with_job(data: bytes) -> tuple[JobStore, str]:
 def test_process_job_records_result_with_model_and_timings(classifier: Classifier) -> None:
     store, job_id = _store_with_job((SHARED_IMAGES / "labrador.jpg").read_bytes())
     assert (
-        JobRunner(store, classifier, max_pixels=LIMIT).process(job_id).status is JobStatus.SUCCEEDED
+        JobRunner(store, {classifier.name: classifier}, max_pixels=LIMIT).process(job_id).status
+        is JobStatus.SUCCEEDED
     )
     job = store.get(job_id)
     assert job.result is not None
@@ -107,16 +89,19 @@ def test_process_job_records_result_with_model_and_timings(classifier: Classifie
 
 def test_process_job_twice_keeps_the_first_result(classifier: Classifier) -> None:
     store, job_id = _store_with_job((SHARED_IMAGES / "labrador.jpg").read_bytes())
-    JobRunner(store, classifier, max_pixels=LIMIT).process(job_id)
+    JobRunner(store, {classifier.name: classifier}, max_pixels=LIMIT).process(job_id)
     first = store.get(job_id)
-    assert JobRunner(store, classifier, max_pixels=LIMIT).process(job_id) is None
+    assert JobRunner(store, {classifier.name: classifier}, max_pixels=LIMIT).process(job_id) is None
     assert store.get(job_id) == first
 
 
 def test_undecodable_image_fails_the_job_with_invalid_image_code(classifier: Classifier) -> None:
     data = encode(gradient(), "JPEG")
     store, job_id = _store_with_job(data[:300] + b"\x00" * 300 + data[-2:])
-    assert JobRunner(store, classifier, max_pixels=LIMIT).process(job_id).status is JobStatus.FAILED
+    assert (
+        JobRunner(store, {classifier.name: classifier}, max_pixels=LIMIT).process(job_id).status
+        is JobStatus.FAILED
+    )
     job = store.get(job_id)
     assert job.error is not None
     assert job.error.code == "invalid_image"
@@ -125,7 +110,7 @@ def test_undecodable_image_fails_the_job_with_invalid_image_code(classifier: Cla
 def test_canceled_job_is_skipped(classifier: Classifier) -> None:
     store, job_id = _store_with_job(b"irrelevant")
     store.cancel(job_id)
-    assert JobRunner(store, classifier, max_pixels=LIMIT).process(job_id) is None
+    assert JobRunner(store, {classifier.name: classifier}, max_pixels=LIMIT).process(job_id) is None
     assert store.get(job_id).status is JobStatus.CANCELED
 
 
@@ -154,9 +139,9 @@ class FlakyStore(JobStore):
 def test_store_errors_during_claim_and_result_are_retried(classifier: Classifier) -> None:
     store, job_id = _store_with_job((SHARED_IMAGES / "labrador.jpg").read_bytes())
     flaky = FlakyStore(store, failures=2)
-    processed = JobRunner(flaky, classifier, max_pixels=LIMIT, store_retry_seconds=30).process(
-        job_id
-    )
+    processed = JobRunner(
+        flaky, {classifier.name: classifier}, max_pixels=LIMIT, store_retry_seconds=30
+    ).process(job_id)
     assert processed is not None
     assert processed.status is JobStatus.SUCCEEDED
     assert (flaky.claims_left, flaky.finishes_left) == (0, 0)
@@ -165,7 +150,7 @@ def test_store_errors_during_claim_and_result_are_retried(classifier: Classifier
 
 def test_a_store_that_stays_down_leaves_the_job_to_the_sweep(classifier: Classifier) -> None:
     store, job_id = _store_with_job((SHARED_IMAGES / "labrador.jpg").read_bytes())
-    runner = JobRunner(FlakyStore(store, failures=100), classifier, max_pixels=LIMIT,
+    runner = JobRunner(FlakyStore(store, failures=100), {classifier.name: classifier}, max_pixels=LIMIT,
                        store_retry_seconds=0.5)  # fmt: skip
     with pytest.raises(StoreUnavailableError):
         runner.process(job_id)
@@ -180,10 +165,12 @@ def test_right_after_an_outage_a_job_held_by_another_process_is_not_taken(
     assert store.claim(job_id, worker_id="other:1") is not None  # no heartbeat: looks dead
     health = StoreHealth(settle_seconds=60)
     health.failed()
-    runner = JobRunner(store, classifier, max_pixels=LIMIT, worker_id="me:2", health=health)
+    runner = JobRunner(
+        store, {classifier.name: classifier}, max_pixels=LIMIT, worker_id="me:2", health=health
+    )
     assert runner.process(job_id) is None
     assert store.get(job_id).status is JobStatus.RUNNING
-    settled = JobRunner(store, classifier, max_pixels=LIMIT, worker_id="me:2",
+    settled = JobRunner(store, {classifier.name: classifier}, max_pixels=LIMIT, worker_id="me:2",
                         health=StoreHealth(settle_seconds=60))  # fmt: skip
     processed = settled.process(job_id)
     assert processed is not None
@@ -197,7 +184,7 @@ def test_store_retries_stop_in_time_for_the_task_to_end_before_its_soft_limit(
     one more store call (`LONGEST_STORE_CALL_SECONDS`) before it."""
     store, job_id = _store_with_job((SHARED_IMAGES / "labrador.jpg").read_bytes())
     soft_limit = LONGEST_STORE_CALL_SECONDS + 1
-    runner = JobRunner(FlakyStore(store, failures=10_000), classifier, max_pixels=LIMIT,
+    runner = JobRunner(FlakyStore(store, failures=10_000), {classifier.name: classifier}, max_pixels=LIMIT,
                        store_retry_seconds=300, soft_limit_seconds=soft_limit)  # fmt: skip
     started = time.monotonic()
     with pytest.raises(StoreUnavailableError):
@@ -221,7 +208,9 @@ def test_a_group_runs_each_job_to_its_own_outcome(classifier: Classifier) -> Non
     broken = encode(gradient(), "JPEG")[:300] + b"\0" * 300
     store, group = _store_with_group([labrador, broken, labrador])
     ids = group.job_ids
-    processed = JobRunner(store, classifier, max_pixels=LIMIT).run(ids, group.tag)
+    processed = JobRunner(store, {classifier.name: classifier}, max_pixels=LIMIT).run(
+        ids, group.tag
+    )
     assert [p.status for p in processed] == [JobStatus.SUCCEEDED, JobStatus.FAILED,
                                              JobStatus.SUCCEEDED]  # fmt: skip
     jobs = [store.get(job_id) for job_id in ids]
@@ -235,8 +224,7 @@ def test_a_group_runs_each_job_to_its_own_outcome(classifier: Classifier) -> Non
 def test_batched_inference_answers_as_one_image_at_a_time(classifier: Classifier) -> None:
     """WORKER_BATCH_INFERENCE=on: a group through the model in one call, the published file's
     batch axis made dynamic; the same classes and probabilities as image by image."""
-    batching = load_classifier(ROOT / "models" / "squeezenet1.1-7.onnx",
-                               ROOT / "models" / "imagenet_labels.txt", threads=1, batch="on")  # fmt: skip
+    batching = load_named(ROOT / "models", "squeezenet", threads=1, batch="on")
     assert batching.batches
     assert not classifier.batches
     images = [(SHARED_IMAGES / "labrador.jpg").read_bytes(), encode(gradient(), "PNG"),
@@ -244,7 +232,7 @@ def test_batched_inference_answers_as_one_image_at_a_time(classifier: Classifier
     outcomes = []
     for model in (classifier, batching):
         store, group = _store_with_group(images)
-        JobRunner(store, model, max_pixels=LIMIT).run(group.job_ids, group.tag)
+        JobRunner(store, {model.name: model}, max_pixels=LIMIT).run(group.job_ids, group.tag)
         outcomes.append([store.get(job_id) for job_id in group.job_ids])
     one_by_one, batched = outcomes
     assert [job.status for job in batched] == [job.status for job in one_by_one]
@@ -267,7 +255,7 @@ def test_jobs_redis_kept_from_finishing_are_given_back_with_their_attempt(
     labrador, client = (SHARED_IMAGES / "labrador.jpg").read_bytes(), fakeredis.FakeRedis()
     store, group = _store_with_group([labrador] * 3, client)
     ids = group.job_ids
-    runner = JobRunner(FlakyStore(store, failures=0), classifier, max_pixels=LIMIT,
+    runner = JobRunner(FlakyStore(store, failures=0), {classifier.name: classifier}, max_pixels=LIMIT,
                        worker_id="me:1", store_retry_seconds=0)  # fmt: skip
     runner.store.finishes_left = 1  # type: ignore[attr-defined]
     assert runner.run(ids, group.tag) == []

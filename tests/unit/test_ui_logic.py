@@ -7,7 +7,8 @@ import pytest
 
 from shared.schemas import Job, Prediction
 from tests.images import encode, gradient
-from ui.cli import Item, find_images, format_table
+from ui.cli import find_images
+from ui.cli_output import Item, format_table
 from ui.client import ApiClient, ApiError, ApiUnavailableError, Upload
 from ui.formatting import (
     chart_rows,
@@ -223,25 +224,32 @@ def test_client_reads_the_apis_upload_limits() -> None:
     assert _client(handler).limits()["max_upload_bytes"] == 5 * 2**20
 
 
-def test_job_details_name_the_retried_job_and_the_webhook_state() -> None:
+def test_job_details_name_the_model_the_retried_job_and_the_webhook_state() -> None:
     base = {"job_id": "j", "status": "failed", "created_at": "2026-12-02T00:00:00Z",
             "filename": "a.jpg", "content_type": "image/jpeg", "size_bytes": 1, "width": 1,
             "height": 1, "top_k": 5}  # fmt: skip
-    assert job_details(Job.model_validate(base)) == []
+    assert job_details(Job.model_validate(base)) == ["model `squeezenet`"]
     retried = Job.model_validate(
-        {**base, "retry_of": "old", "callback_url": "https://h/x", "priority": "high"}
+        {
+            **base,
+            "retry_of": "old",
+            "callback_url": "https://h/x",
+            "priority": "high",
+            "model": "superclass",
+        }
     )
     assert job_details(retried) == [
+        "model `superclass`",
         "high priority",
         "retry of `old`",
         "webhook waits for the job to end",
     ]
     failing = {"status": "retrying", "attempts": 2, "last_error": "HTTP 503"}
-    assert job_details(Job.model_validate({**base, "callback": failing})) == [
+    assert job_details(Job.model_validate({**base, "callback": failing}))[1:] == [
         "webhook retrying (2 attempts): HTTP 503"
     ]
     done = {"status": "delivered", "attempts": 1, "last_error": None}
-    assert job_details(Job.model_validate({**base, "callback": done})) == [
+    assert job_details(Job.model_validate({**base, "callback": done}))[1:] == [
         "webhook delivered (1 attempt)"
     ]
 

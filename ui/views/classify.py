@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -22,12 +24,19 @@ LONG_POLL_SECONDS = 2.0
 
 def render() -> None:
     st.title("Classify images")
-    st.caption(
-        "SqueezeNet 1.1 on ImageNet's 1000 classes. Accepted: "
-        + ", ".join(sorted(SUPPORTED_FORMATS))
-    )
+    st.caption("Accepted: " + ", ".join(sorted(SUPPORTED_FORMATS)))
     extensions, max_mb = _upload_limits()
+    models = _models()
     with st.form("upload", clear_on_submit=True):
+        model = None
+        if models:
+            names = list(models)
+            model = st.selectbox(
+                "Model",
+                names,
+                index=next(i for i, m in enumerate(models.values()) if m["default"]),
+                format_func=lambda name: f"{models[name]['title']} ({name})",
+            )
         files = st.file_uploader(
             "Images",
             type=extensions,
@@ -37,7 +46,10 @@ def render() -> None:
         )
         submitted = st.form_submit_button("Classify", type="primary")
     if submitted and files:
-        _submit([Upload(f.name, f.getvalue(), f.type or "application/octet-stream") for f in files])
+        uploads = [
+            Upload(f.name, f.getvalue(), f.type or "application/octet-stream") for f in files
+        ]
+        _submit(uploads, model=model)
     elif submitted:
         st.warning("Choose one or more images first.")
     _lookup()
@@ -69,12 +81,22 @@ def _upload_limits() -> tuple[list[str], int]:
     return extensions, max(1, limits["max_upload_bytes"] // 2**20)
 
 
-def _submit(uploads: list[Upload]) -> None:
+def _models() -> dict[str, dict[str, Any]]:
+    """The models to choose from, by name; none while the API is unreachable (then the API's
+    default model classifies)."""
+    try:
+        listed = api_client().models()
+    except ApiError:
+        return {}
+    return {model["name"]: model for model in listed["models"]}
+
+
+def _submit(uploads: list[Upload], *, model: str | None) -> None:
     client, jobs = api_client(), history()
     for upload in uploads:
         entry = Entry(upload.filename, thumbnail(upload.data))
         try:
-            entry.job = client.submit(upload, top_k=TOP_K)
+            entry.job = client.submit(upload, top_k=TOP_K, model=model)
         except ApiUnavailableError as exc:
             st.error(f"The API is unavailable: {exc.message}")
             return
