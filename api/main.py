@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from api import openapi
 from api.deps import State
 from api.errors import install_error_handlers
 from api.middleware import RequestMetrics
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The upload routes take files only: a few stray text fields are tolerated, small.
         form_limits={"max_fields": MAX_FORM_FIELDS, "max_part_size": MAX_FORM_FIELD_BYTES},
     )
+    app.openapi = openapi.of_deployment(app, settings)  # type: ignore[method-assign]
     install_error_handlers(app, retry_after_seconds=settings.retry_after_seconds)
     accepted = settings.accepted_api_keys()
     _include_routers(app, keyed=bool(accepted))
