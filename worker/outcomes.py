@@ -36,11 +36,10 @@ def outcome_of(
 ) -> Outcome:
     """The outcome to record for a claimed job of `classifier`'s model: its error, or its
     result; `trace` the `traceparent` its webhook continues."""
-    model = claim.model
     if isinstance(classified, ImgclfError):
-        return Outcome(claim.job_id, error=classified, trace=trace, model=model)
-    if isinstance(classifier, ModelError):
-        return Outcome(claim.job_id, error=classifier, trace=trace, model=model)
+        return Outcome(claim.job_id, error=classified, trace=trace, model=claim.model)
+    # A job classified had a model to classify it (`JobRunner` fails the jobs of one it lacks).
+    assert isinstance(classifier, Classifier)
     timings = Timings(
         queue_wait_ms=_queue_wait(claim) * 1000,
         decode_ms=classified.decode_seconds * 1000,
@@ -52,7 +51,7 @@ def outcome_of(
         model=ModelRef(name=classifier.name, version=classifier.version, sha256=classifier.sha256),
         timings=timings,
     )
-    return Outcome(claim.job_id, result=result, trace=trace, model=model)
+    return Outcome(claim.job_id, result=result, trace=trace, model=claim.model)
 
 
 def processed(

@@ -102,9 +102,9 @@ class JobRunner:
                 log.info("job %s skipped: canceled, finished, expired or running elsewhere", job_id)
         return processed
 
-    def process(self, job_id: str, model: str = ORIGINAL_MODEL) -> Processed | None:
-        """Run one job alone; None when there was nothing to do."""
-        processed = self.run([job_id], model=model)
+    def process(self, job_id: str) -> Processed | None:
+        """Run one of SqueezeNet's jobs alone; None when there was nothing to do."""
+        processed = self.run([job_id])
         return processed[0] if processed else None
 
     def _claim(self, delivery: Delivery, ends: float | None) -> Claimed:

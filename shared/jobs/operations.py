@@ -50,8 +50,8 @@ class Delivery:
     model: str = ORIGINAL_MODEL
 
     @classmethod
-    def alone(cls, job_id: str, model: str = ORIGINAL_MODEL) -> Delivery:
-        return cls([job_id], job_id, model)
+    def alone(cls, job_id: str) -> Delivery:
+        return cls([job_id], job_id)
 
 
 @dataclass(frozen=True, slots=True)

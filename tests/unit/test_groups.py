@@ -24,11 +24,6 @@ HIGH = NEW.model_copy(update={"priority": "high"})
 
 
 @pytest.fixture
-def client() -> fakeredis.FakeRedis:
-    return fakeredis.FakeRedis()
-
-
-@pytest.fixture
 def store(client: fakeredis.FakeRedis) -> JobStore:
     return JobStore(client, ttl_seconds=60, max_attempts=2)
 

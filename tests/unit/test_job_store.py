@@ -34,16 +34,6 @@ RESULT = JobResult(
 )
 
 
-@pytest.fixture
-def client() -> fakeredis.FakeRedis:
-    return fakeredis.FakeRedis()
-
-
-@pytest.fixture
-def store(client: fakeredis.FakeRedis) -> JobStore:
-    return JobStore(client, ttl_seconds=60)
-
-
 def test_each_queued_job_gets_one_celery_message_naming_it(
     store: JobStore, client: fakeredis.FakeRedis
 ) -> None:

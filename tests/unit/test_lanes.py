@@ -20,16 +20,6 @@ OTHER = "superclass"
 OTHERS = NEW.model_copy(update={"model": OTHER})
 
 
-@pytest.fixture
-def client() -> fakeredis.FakeRedis:
-    return fakeredis.FakeRedis()
-
-
-@pytest.fixture
-def store(client: fakeredis.FakeRedis) -> JobStore:
-    return JobStore(client, ttl_seconds=60)
-
-
 def _queue(store: JobStore, job: NewJob, count: int = 1, cap: int = 100) -> list[str]:
     jobs = store.enqueue([(job, b"x")] * count, queues=QUEUES, limits=QueueLimits(cap))
     return [j.job_id for j in jobs]

@@ -34,11 +34,6 @@ def _task_id(message: bytes) -> str:
     return task_id
 
 
-@pytest.fixture
-def client() -> fakeredis.FakeRedis:
-    return fakeredis.FakeRedis()
-
-
 def test_sweep_requeues_only_jobs_of_dead_worker_processes(client: fakeredis.FakeRedis) -> None:
     store = JobStore(client, ttl_seconds=60)
     orphan, healthy = queue_job(store, NEW, b"x"), queue_job(store, NEW, b"y")
