@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from api import metrics
@@ -52,14 +53,25 @@ class Committer:
         """`request`'s jobs once they are queued; or its refusal, raised."""
         waiting = _Waiting(request, asyncio.get_running_loop().create_future())
         self._waiting.append(waiting)
-        if self._writer is None:
-            # Outside any request's context: the transaction serves many (each job keeps its
-            # own submit's trace context).
-            self._writer = asyncio.create_task(self._write(), context=contextvars.Context())
+        self._start()
         outcome = await waiting.outcome
         if isinstance(outcome, ImgclfError):
             raise outcome
         return outcome
+
+    async def submit_each(self, requests: Sequence[Request]) -> list[Outcome]:
+        """Each request's jobs, or its own refusal (not raised): one outcome per request."""
+        loop = asyncio.get_running_loop()
+        waiting = [_Waiting(request, loop.create_future()) for request in requests]
+        self._waiting += waiting
+        self._start()
+        return [await one.outcome for one in waiting]
+
+    def _start(self) -> None:
+        if self._writer is None:
+            # Outside any request's context: the transaction serves many (each job keeps its
+            # own submit's trace context).
+            self._writer = asyncio.create_task(self._write(), context=contextvars.Context())
 
     async def _write(self) -> None:
         try:

@@ -10,6 +10,7 @@ from typing import Annotated, TypedDict, cast
 
 from fastapi import Depends, Header, Query, Request
 
+from api.collections import Collections
 from api.security import offered_key
 from api.service import JobService
 from api.submissions import IdempotentRequest, SubmitOptions
@@ -21,6 +22,7 @@ class State(TypedDict):
     """What the app's lifespan hands every request (`request.state`)."""
 
     service: JobService
+    collections: Collections
 
 
 async def get_service(request: Request) -> JobService:
@@ -29,6 +31,13 @@ async def get_service(request: Request) -> JobService:
 
 
 ServiceDep = Annotated[JobService, Depends(get_service)]
+
+
+async def _collections(request: Request) -> Collections:
+    return cast(Collections, request.state.collections)
+
+
+CollectionsDep = Annotated[Collections, Depends(_collections)]
 
 
 async def _wait(

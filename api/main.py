@@ -8,16 +8,16 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from api import openapi
+from api.collections import Collections
 from api.deps import State
 from api.errors import install_error_handlers
 from api.middleware import RequestMetrics
-from api.routes import jobs, limits, models, predict, queue, system
+from api.routes import API_PREFIX, collections, jobs, limits, models, predict, queue, system
 from api.security import KEY_SCHEMES, ApiKeyMiddleware, encoded_keys
 from api.service import JobService
 from shared import log_format, tracing
 from shared.settings import Settings, get_settings
 
-API_PREFIX = "/api/v1"
 MAX_FORM_FIELDS = 16
 MAX_FORM_FIELD_BYTES = 16 * 1024
 
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service = JobService(settings)
         await service.start()
         try:
-            yield {"service": service}
+            yield {"service": service, "collections": Collections(service)}
         finally:
             await service.stop()
 
@@ -70,8 +70,8 @@ def _include_routers(app: FastAPI, *, keyed: bool) -> None:
     # The key schemes only document the keys (ApiKeyMiddleware enforces them); without API_KEYS
     # there is nothing to document, and no dependency to solve per request.
     dependencies = [Depends(scheme) for scheme in KEY_SCHEMES] if keyed else []
-    routers = (jobs.batch_router, jobs.router, predict.router, models.router, queue.router)
-    for router in (*routers, limits.router):
+    routers = (jobs.batch_router, jobs.router, collections.router, collections.images_router)
+    for router in (*routers, predict.router, models.router, queue.router, limits.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=dependencies)
     app.include_router(system.router, dependencies=dependencies)
     app.include_router(system.open_router)

@@ -42,7 +42,7 @@ from shared.jobs import (
     Request,
     new_job_id,
 )
-from shared.kombu_messages import classify_queues, webhook_queue
+from shared.kombu_messages import classify_queues, collection_webhook_queue, webhook_queue
 from shared.model_cards import read_cards
 from shared.queue import make_celery
 from shared.redis_client import check_eviction_policy, connect, connect_async
@@ -73,6 +73,8 @@ class JobService:
             ),
             webhooks=webhook_queue(settings.webhook_queue, celery),
         )
+        # A collection's own webhook, once it is done, on the same queue as the jobs'.
+        self.collection_webhooks = collection_webhook_queue(settings.webhook_queue, celery)
         self.blocking_store = JobStore(self.redis, ttl_seconds=settings.job_ttl_seconds)
         self.queues = classify_queues(settings.queue_name, celery, list(self.models))
         self.committer = Committer(
@@ -191,7 +193,8 @@ class JobService:
         if image is None:
             raise JobNotRetryableError(f"Job {job_id}'s image is no longer kept; submit it again")
         self.checked_model(job.model)
-        fields = job.model_dump(include=set(NewJob.model_fields))
+        # A retry stands alone: its collection counted the job it retries, and keeps its line.
+        fields = job.model_dump(include=set(NewJob.model_fields) - {"collection_id"})
         again = NewJob.model_validate({**fields, "retry_of": job_id})
         (made,) = await self.committer.submit(Request([(again, image)], owner=owner))
         metrics.observe_submission("retry", made.model, [made.size_bytes])

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import PurePosixPath, PureWindowsPath
+from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -15,6 +16,8 @@ from api.upload_form import BudgetedUpload
 from shared.errors import ImageTooLargeError, InvalidRequestError
 from shared.image_checks import ImageInfo, inspect_image
 from shared.schemas import NewJob
+
+T = TypeVar("T")
 
 MAX_FILENAME_CHARS = 255
 # A single upload up to this size is checked on the event loop, where a thread hop would cost
@@ -84,10 +87,39 @@ async def check_uploads(
                 )
         return checked
 
+    return await _within(check_all, contents, check_seconds)
+
+
+async def check_each(
+    files: Sequence[UploadFile],
+    contents: Sequence[bytes],
+    *,
+    top_k: int,
+    max_pixels: int,
+    check_seconds: float,
+) -> list[NewJob | InvalidRequestError]:
+    """Check every file as `check_uploads` does, each file's refusal its own (a collection
+    records it as the item's failed job) rather than the request's."""
+
+    def check_all() -> list[NewJob | InvalidRequestError]:
+        checked: list[NewJob | InvalidRequestError] = []
+        for file, data in zip(files, contents, strict=True):
+            try:
+                checked.append(
+                    check_upload(data, filename=file.filename, top_k=top_k, max_pixels=max_pixels)
+                )
+            except InvalidRequestError as exc:
+                checked.append(exc)
+        return checked
+
+    return await _within(check_all, contents, check_seconds)
+
+
+async def _within(check: Callable[[], T], contents: Sequence[bytes], check_seconds: float) -> T:
     if len(contents) == 1 and len(contents[0]) <= INLINE_CHECK_BYTES:
-        return check_all()
+        return check()
     try:
-        return await asyncio.wait_for(run_in_threadpool(check_all), check_seconds)
+        return await asyncio.wait_for(run_in_threadpool(check), check_seconds)
     except TimeoutError:
         raise ImageTooLargeError(
             f"Checking the image took longer than {check_seconds:g} s "

@@ -3,7 +3,9 @@
     ImgclfError
     ├── InvalidRequestError            bad input from a client
     │   ├── InvalidParameterError      a query parameter out of its configured range
-    │   │   └── UnknownModelError      a model the deployment does not serve (MODELS)
+    │   │   ├── UnknownModelError      a model the deployment does not serve (MODELS)
+    │   │   └── InvalidCustomIdError   a collection item's custom_id: empty, too long, control
+    │   │                              characters
     │   ├── InvalidImageError          not an image, empty, truncated, undecodable
     │   ├── UnsupportedFormatError     an image, but not a format we accept
     │   ├── UploadTooLargeError        more bytes than MAX_UPLOAD_BYTES
@@ -12,6 +14,9 @@
     ├── UnauthorizedError              API keys are on and the request has no valid one
     ├── JobNotFoundError               unknown or expired job id
     ├── JobNotCancelableError          the job already runs or has finished
+    ├── CollectionNotFoundError        unknown or expired collection id (or another key's)
+    ├── CollectionClosedError          images added to a closed, canceled or expired collection
+    ├── CollectionFullError            more images than MAX_COLLECTION_IMAGES
     ├── ServiceUnavailableError        a dependency is down or saturated (retry later)
     │   ├── StoreUnavailableError      Redis does not answer
     │   └── QueueFullError             MAX_QUEUE_LENGTH reached
@@ -47,6 +52,10 @@ class UnknownModelError(InvalidParameterError):
     code = "unknown_model"
 
 
+class InvalidCustomIdError(InvalidParameterError):
+    code = "invalid_custom_id"
+
+
 class InvalidImageError(InvalidRequestError):
     code = "invalid_image"
 
@@ -77,6 +86,18 @@ class JobNotFoundError(ImgclfError):
 
 class JobNotCancelableError(ImgclfError):
     code = "job_not_cancelable"
+
+
+class CollectionNotFoundError(ImgclfError):
+    code = "collection_not_found"
+
+
+class CollectionClosedError(ImgclfError):
+    code = "collection_closed"
+
+
+class CollectionFullError(ImgclfError):
+    code = "collection_full"
 
 
 class JobNotRetryableError(ImgclfError):

@@ -19,7 +19,13 @@ from celery import Celery
 from shared import tracing
 from shared.model_cards import ORIGINAL_MODEL
 from shared.priorities import PRIORITIES, queue_name
-from shared.queue import CLASSIFY_TASK, WEBHOOK_TAG_SUFFIX, WEBHOOK_TASK
+from shared.queue import (
+    CLASSIFY_TASK,
+    COLLECTION_WEBHOOK_TAG_SUFFIX,
+    COLLECTION_WEBHOOK_TASK,
+    WEBHOOK_TAG_SUFFIX,
+    WEBHOOK_TASK,
+)
 
 PERSISTENT_DELIVERY_MODE = 2
 # kombu's Redis transport keeps messages delivered and not yet acknowledged in this hash, keyed
@@ -113,6 +119,13 @@ def webhook_queue(name: str, app: Celery) -> ClassifyQueue:
     """The queue of webhook deliveries (`worker.webhook_app`), its messages tagged apart from
     the same jobs' classify messages."""
     return ClassifyQueue(name, app, task_name=WEBHOOK_TASK, tag_suffix=WEBHOOK_TAG_SUFFIX)
+
+
+def collection_webhook_queue(name: str, app: Celery) -> ClassifyQueue:
+    """The webhook queue's messages about collections (one per collection, once it is done)."""
+    return ClassifyQueue(
+        name, app, task_name=COLLECTION_WEBHOOK_TASK, tag_suffix=COLLECTION_WEBHOOK_TAG_SUFFIX
+    )
 
 
 class Lanes:

@@ -20,6 +20,9 @@ CLASSIFY_TASK = "imgclf.classify"
 # A finished job's webhook, delivered from a queue of its own by `worker.webhook_app`.
 WEBHOOK_TASK = "imgclf.webhook"
 WEBHOOK_TAG_SUFFIX = ".webhook"
+# A collection's webhook, once it has completed (or was canceled and its jobs have ended).
+COLLECTION_WEBHOOK_TASK = "imgclf.collection_webhook"
+COLLECTION_WEBHOOK_TAG_SUFFIX = ".collection-webhook"
 
 
 def make_celery(settings: Settings) -> Celery:

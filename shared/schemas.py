@@ -87,6 +87,12 @@ class NewJob(BaseModel):
     callback_url: str | None = Field(
         default=None, description="Where the finished job is POSTed (a signed webhook), if any"
     )
+    collection_id: str | None = Field(
+        default=None, description="The collection the job belongs to, if any"
+    )
+    custom_id: str | None = Field(
+        default=None, description="In a collection: the client's own id for the image"
+    )
 
 
 class _JobState(BaseModel):

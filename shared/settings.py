@@ -57,6 +57,8 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_batch_files: int = Field(default=64, ge=1, le=1024)
+    # Images one collection may hold (POST /api/v1/collections/{id}/images).
+    max_collection_images: int = Field(default=100_000, ge=1)
     # Per API process: uploads beyond it wait on disk while their request is parsed.
     upload_memory_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     # A request body must have arrived within this, or it is cut off with 408.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from shared.settings import get_settings
-from ui.views import classify, model_info, monitoring
+from ui.views import classify, collections, model_info, monitoring
 
 # Errors the app does not handle show a short message, never a traceback.
 st.set_option("client.showErrorDetails", "none")
@@ -21,6 +21,12 @@ page = st.navigation(
             icon=":material/image_search:",
             url_path="classify",
             default=True,
+        ),
+        st.Page(
+            collections.render,
+            title="Many images",
+            icon=":material/photo_library:",
+            url_path="collections",
         ),
         st.Page(model_info.render, title="Model info", icon=":material/memory:", url_path="model"),
         st.Page(

@@ -1,14 +1,18 @@
 """`imgclf`: classify images from the command line through the imgclf API.
 
-    imgclf submit cat.jpg photos/          # files or folders; progress on stderr, table on stdout
-    imgclf submit --json photos/ > out.json
+    imgclf submit cat.jpg photos/          # files or folders; progress on stderr, rows on stdout
+    imgclf submit photos/ -o results.csv   # or results.jsonl: each result written as it comes
+    imgclf submit --json photos/ > out.jsonl
     imgclf submit --model superclass photos/   # another model the API serves
     imgclf models                          # the models, their versions and workers
     imgclf status JOB_ID [--wait 10]
     imgclf submit x.jpg --api-url http://api:8000 --api-key KEY   # before or after the command
 
-Each submit carries an Idempotency-Key, so one dropped by the network or refused while the API
-is briefly unavailable is sent again (up to 4 times) without ever making a second job.
+`submit` classifies its images as one collection (/api/v1/collections): it uploads a few
+requests at a time while it reads results as they end, waits out a full queue as long as the
+API asks, and started again (the same command) it continues the same collection: an image
+already sent is never classified twice. Each image's id (custom_id) is its path relative to the
+folder given.
 
 Exit codes: 0 all succeeded (or, for `status` without --wait, the job exists); 1 a job failed,
 was canceled or was rejected; 2 usage error or no images; 3 API unreachable or unavailable;
@@ -18,23 +22,20 @@ was canceled or was rejected; 2 usage error or no images; 3 API unreachable or u
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from enum import IntEnum
 from pathlib import Path
-from typing import TextIO
+from typing import Literal
 
-from shared.image_checks import FILE_EXTENSIONS
 from shared.priorities import PRIORITIES
 from shared.schemas import JobStatus
 from shared.settings import get_settings
-from ui.cli_output import Item, as_json, draw, format_table, table
-from ui.client import ApiClient, ApiError, ApiUnavailableError, Upload
-
-IMAGE_SUFFIXES = frozenset(FILE_EXTENSIONS)
-LONG_POLL_SECONDS = 10.0
+from ui.cli_output import Item, Progress, RowWriter, format_table, table
+from ui.client import ApiClient, ApiError, ApiUnavailableError
+from ui.folder_run import IMAGE_SUFFIXES, FolderRun, RunOptions, find_images
 
 
 class Exit(IntEnum):
@@ -94,8 +95,36 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="POST each finished job there too (a webhook signed with the API's WEBHOOK_SECRET)",
     )
-    submit.add_argument("--json", action="store_true", help="print the jobs as JSON")
-    submit.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
+    submit.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        default=None,
+        help="write the results to this file as they come: results.csv or results.jsonl "
+        "(started again, the file is written anew from the collection's first result)",
+    )
+    submit.add_argument(
+        "--json", action="store_true", help="print the results as JSON lines (without --output)"
+    )
+    submit.add_argument(
+        "--timeout",
+        type=float,
+        default=300,
+        help="give up (exit 4) when no result has come for this many seconds after the last "
+        "upload (default 300)",
+    )
+    submit.add_argument(
+        "--new",
+        action="store_true",
+        help="start a new collection, even where the same command ran before (by default it "
+        "continues that one: nothing is classified twice)",
+    )
+    submit.add_argument(
+        "--batch", type=int, default=32, help="images per upload request (default 32)"
+    )
+    submit.add_argument(
+        "--in-flight", type=int, default=4, help="upload requests at once (default 4)"
+    )
     submit.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     models = commands.add_parser("models", help="list the models the API serves")
     _connection_options(models, with_defaults=False)
@@ -130,60 +159,61 @@ def _submit(client: ApiClient, args: argparse.Namespace) -> Exit:
     if missing:
         print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return Exit.USAGE
-    paths = list(find_images(args.paths))
-    if not paths:
+    if next(find_images(args.paths), None) is None:
         print(
             "error: no images found (looked for " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")",
             file=sys.stderr,
         )
         return Exit.USAGE
+    kind = _output_kind(args)
+    if kind is None:
+        print("error: --output must end in .csv or .jsonl", file=sys.stderr)
+        return Exit.USAGE
     if args.model is not None and (problem := _unknown_model(client, args.model)):
         print(f"error: {problem}", file=sys.stderr)
         return Exit.USAGE
-    items = [Item(path) for path in paths]
-    for item in items:
+    options = RunOptions(
+        model=args.model,
+        top_k=args.top_k,
+        priority=args.priority,
+        job_callback_url=args.callback_url,
+        batch=min(args.batch, int(client.limits()["max_batch_files"])),
+        in_flight=args.in_flight,
+        timeout=args.timeout,
+        new=args.new,
+    )
+    show = not args.no_progress and sys.stderr.isatty()
+    progress = Progress(sys.stderr) if show else None
+    with contextlib.ExitStack() as files:
+        stream = files.enter_context(args.output.open("w", newline="")) if args.output else None
+        writer = RowWriter(stream or sys.stdout, kind)
+        run = FolderRun(
+            client, args.paths, options, writer=writer, progress=progress, announce=sys.stderr
+        )
         try:
-            item.job = client.submit(
-                Upload(item.path.name, item.path.read_bytes()),
-                top_k=args.top_k,
-                callback_url=args.callback_url,
-                priority=args.priority,
-                model=args.model,
-            )
+            tally, finished = run.run()
         except ApiUnavailableError:
             raise
         except ApiError as exc:
-            item.error = exc.message
-    show = not args.no_progress and sys.stderr.isatty()
-    finished = _wait(client, items, timeout=args.timeout, progress=sys.stderr if show else None)
-    if args.json:
-        json.dump([as_json(item) for item in items], sys.stdout, indent=2)
-        print()
-    else:
-        print(format_table(items))
+            print(f"error: {exc.message}", file=sys.stderr)
+            return Exit.USAGE if exc.status in (404, 409, 422) else Exit.JOB_FAILED
+        finally:
+            if progress is not None:
+                progress.end()
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(tally.by_status.items()))
+    print(f"imgclf: collection {run.collection_id}: {counts or 'no results'}", file=sys.stderr)
     if not finished:
         return Exit.TIMEOUT
-    ok = all(item.job is not None and item.job.status is JobStatus.SUCCEEDED for item in items)
-    return Exit.OK if ok else Exit.JOB_FAILED
+    return Exit.OK if set(tally.by_status) <= {"succeeded"} else Exit.JOB_FAILED
 
 
-def _wait(client: ApiClient, items: list[Item], *, timeout: float, progress: TextIO | None) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        pending = [i for i in items if i.job is not None and not i.job.status.terminal]
-        if progress is not None:
-            draw(progress, len(items) - len(pending), len(items))
-        remaining = deadline - time.monotonic()
-        if not pending or remaining <= 0:
-            if progress is not None:
-                progress.write("\n")
-            return not pending
-        first, *rest = pending
-        assert first.job is not None
-        first.job = client.job(first.job.job_id, wait=min(LONG_POLL_SECONDS, max(remaining, 0.1)))
-        for item in rest:
-            assert item.job is not None
-            item.job = client.job(item.job.job_id)
+def _output_kind(args: argparse.Namespace) -> Literal["csv", "jsonl", "text"] | None:
+    if args.output is None:
+        return "jsonl" if args.json else "text"
+    suffix = args.output.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    return "jsonl" if suffix == ".jsonl" else None
 
 
 def _unknown_model(client: ApiClient, model: str) -> str | None:
@@ -223,15 +253,6 @@ def _status(client: ApiClient, args: argparse.Namespace) -> Exit:
     if args.wait and not job.status.terminal:
         return Exit.TIMEOUT
     return Exit.OK
-
-
-def find_images(paths: Iterable[Path]) -> Iterable[Path]:
-    """Image files named directly, and those found (recursively, sorted) in folders."""
-    for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            yield path
 
 
 if __name__ == "__main__":

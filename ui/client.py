@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +23,15 @@ SUBMIT_ATTEMPTS = 4
 class ApiError(Exception):
     """The API answered with an error; `code` and `message` are its own words."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{message} (HTTP {status}, {code})")
         self.status = status
         self.code = code
         self.message = message
+        # The seconds a 503's Retry-After asks for, if it said.
+        self.retry_after = retry_after
 
 
 class ApiUnavailableError(ApiError):
@@ -38,6 +43,15 @@ class Upload:
     filename: str
     data: bytes
     content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class Results:
+    """A page of a collection's results: its rows, the cursor past them, the state then."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: int
+    state: str
 
 
 class ApiClient:
@@ -115,6 +129,56 @@ class ApiClient:
     def cancel(self, job_id: str) -> Job:
         return Job.model_validate(self._request("DELETE", f"/api/v1/jobs/{job_id}"))
 
+    def create_collection(
+        self, options: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Open a collection; with `idempotency_key`, the one that key opened before, if any."""
+        if idempotency_key is None:
+            return self._request("POST", "/api/v1/collections", json=dict(options))
+        headers = {"Idempotency-Key": idempotency_key}
+        return self._again("POST", "/api/v1/collections", json=dict(options), headers=headers)
+
+    def collection(self, collection_id: str, *, wait: float = 0) -> dict[str, Any]:
+        params = {"wait": wait} if wait else None
+        return self._again(
+            "GET",
+            f"/api/v1/collections/{collection_id}",
+            params=params,
+            timeout=DEFAULT_TIMEOUT_SECONDS + wait,
+        )
+
+    def add_images(
+        self, collection_id: str, uploads: Sequence[tuple[str, Upload]]
+    ) -> dict[str, Any]:
+        """Add images, each under its custom_id. Safe to send again (a custom_id is added once),
+        so it is: while the queue is full, after the Retry-After the API asks for, for as long
+        as it takes; while the API is unreachable or unavailable, up to SUBMIT_ATTEMPTS times."""
+        files = [("files", (u.filename, u.data, u.content_type)) for _, u in uploads]
+        data = {"custom_id": [custom_id for custom_id, _ in uploads]}
+        path = f"/api/v1/collections/{collection_id}/images"
+        return self._again("POST", path, files=files, data=data)
+
+    def close_collection(self, collection_id: str) -> dict[str, Any]:
+        return self._again("POST", f"/api/v1/collections/{collection_id}/close")
+
+    def cancel_collection(self, collection_id: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/api/v1/collections/{collection_id}")
+
+    def collection_results(
+        self, collection_id: str, *, cursor: int = 0, wait: float = 0, limit: int = 1000
+    ) -> Results:
+        """Result rows from `cursor` on (at most `limit`); with `wait`, long-poll for one."""
+        response = self._sent_again(
+            "GET",
+            f"/api/v1/collections/{collection_id}/results",
+            params={"cursor": cursor, "wait": wait, "limit": limit},
+            timeout=DEFAULT_TIMEOUT_SECONDS + wait,
+        )
+        rows = [json.loads(line) for line in response.text.splitlines()]
+        return Results(
+            rows, int(response.headers["next-cursor"]), response.headers["collection-state"]
+        )
+
     def model_info(self, model: str | None = None) -> dict[str, Any]:
         params = {"model": model} if model else None
         return self._request("GET", "/api/v1/model-info", params=params)
@@ -134,6 +198,26 @@ class ApiClient:
         response = self._send("GET", "/metrics")
         return response.text
 
+    def _again(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        body: dict[str, Any] = self._sent_again(method, path, **kwargs).json()
+        return body
+
+    def _sent_again(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A request that is safe to send again, sent again: while the queue is full, after the
+        Retry-After the API asks for, for as long as it takes; while the API is unreachable or
+        unavailable, up to SUBMIT_ATTEMPTS times in all."""
+        backoff = Backoff(first=0.5, most=4.0)
+        failures = 0
+        while True:
+            try:
+                return self._send(method, path, **kwargs)
+            except ApiUnavailableError as exc:
+                if exc.code != "queue_full":
+                    failures += 1
+                    if failures == SUBMIT_ATTEMPTS:
+                        raise
+                time.sleep(exc.retry_after or backoff.next_delay())
+
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self._send(method, path, **kwargs)
         body: dict[str, Any] = response.json()
@@ -150,7 +234,9 @@ class ApiClient:
             return response
         code, message = _error_fields(response)
         error = ApiUnavailableError if response.status_code >= 500 else ApiError
-        raise error(response.status_code, code, message)
+        retry_after = response.headers.get("retry-after", "")
+        wait = float(retry_after) if retry_after.isdigit() else None
+        raise error(response.status_code, code, message, retry_after=wait)
 
 
 def _error_fields(response: httpx.Response) -> tuple[str, str]:

@@ -14,7 +14,12 @@ from standardwebhooks import Webhook
 
 from shared import log_format, tracing
 from shared.jobs import JobStore
-from shared.queue import WEBHOOK_TASK, consume_with_freed_slots, make_celery
+from shared.queue import (
+    COLLECTION_WEBHOOK_TASK,
+    WEBHOOK_TASK,
+    consume_with_freed_slots,
+    make_celery,
+)
 from shared.redis_client import connect
 from shared.settings import get_settings
 from worker.webhooks import Deliverer
@@ -60,4 +65,15 @@ def deliver(job_id: str) -> str | None:
         log.error("webhook for job %s not sent: WEBHOOK_SECRET is not set", job_id)
         return None
     state = sender.deliver(job_id)
+    return state.status if state else None
+
+
+@app.task(name=COLLECTION_WEBHOOK_TASK)  # type: ignore[untyped-decorator]
+def deliver_collection(collection_id: str) -> str | None:
+    """Deliver a done collection's webhook; its final state."""
+    sender = deliverer()
+    if sender is None:
+        log.error("webhook for collection %s not sent: WEBHOOK_SECRET is not set", collection_id)
+        return None
+    state = sender.deliver_collection(collection_id)
     return state.status if state else None

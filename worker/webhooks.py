@@ -22,14 +22,15 @@ from standardwebhooks import Webhook
 from shared import tracing
 from shared.backoff import Backoff
 from shared.callbacks import destination_problem, worth_retrying
-from shared.errors import JobNotFoundError
-from shared.jobs import JobStore
+from shared.errors import CollectionNotFoundError, JobNotFoundError
+from shared.jobs import JobStore, collections
 from shared.schemas import CallbackState
 
 log = logging.getLogger(__name__)
 
 # The event type in the payload, as Standard Webhooks payloads carry one.
 EVENT_TYPE = "job.finished"
+COLLECTION_EVENT_TYPE = "collection.finished"
 
 
 @dataclass
@@ -53,10 +54,40 @@ class Deliverer:
         if not job.callback_url:
             return None
         payload = json.dumps({"type": EVENT_TYPE, "data": job.model_dump(mode="json")})
+        return self._deliver(
+            job_id,
+            job.callback_url,
+            payload,
+            lambda state: self.store.record_callback(job_id, state),
+        )
+
+    def deliver_collection(self, collection_id: str) -> CallbackState | None:
+        """Deliver a done collection's webhook; its final state (None: the collection has
+        gone)."""
+        try:
+            collection = self.store.run(collections.read(collection_id)).collection
+        except CollectionNotFoundError:
+            return None
+        if not collection.callback_url:
+            return None
+        data = collection.model_dump(mode="json", exclude={"callback"})
+        payload = json.dumps({"type": COLLECTION_EVENT_TYPE, "data": data})
+
+        def record(state: CallbackState) -> None:
+            self.store.run(collections.record_callback(collection_id, state))
+
+        return self._deliver(collection_id, collection.callback_url, payload, record)
+
+    def _deliver(
+        self, webhook_id: str, url: str, payload: str, record: Callable[[CallbackState], object]
+    ) -> CallbackState:
+        """POST `payload` to `url` until it is taken or the attempts run out, recording each
+        attempt's outcome with `record`; `webhook_id` names the delivery (the same on every
+        attempt, for the receiver to deduplicate on)."""
         backoff = self.backoff()
         state = CallbackState(status="pending")
         for attempt in range(1, self.max_attempts + 1):
-            outcome = self._attempt(job_id, job.callback_url, payload)
+            outcome = self._attempt(webhook_id, url, payload)
             retry = not isinstance(outcome, str) and worth_retrying(outcome)
             if isinstance(outcome, httpx.Response) and outcome.is_success:
                 state = CallbackState(
@@ -68,14 +99,12 @@ class Deliverer:
             state = CallbackState(
                 status="failed" if final else "retrying", attempts=attempt, last_error=last
             )
-            self.store.record_callback(job_id, state)
+            record(state)
             if final:
-                log.warning(
-                    "webhook for job %s failed after %d attempt(s): %s", job_id, attempt, last
-                )
+                log.warning("webhook %s failed after %d attempt(s): %s", webhook_id, attempt, last)
                 return state
             self.sleep(backoff.next_delay())
-        self.store.record_callback(job_id, state)
+        record(state)
         return state
 
     def _attempt(self, job_id: str, url: str, payload: str) -> httpx.Response | Exception | str:

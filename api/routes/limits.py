@@ -15,6 +15,7 @@ router = APIRouter(tags=["system"])
 class Limits(BaseModel):
     max_upload_bytes: int = Field(description="Per file (MAX_UPLOAD_BYTES)")
     max_batch_files: int
+    max_collection_images: int = Field(description="Images per collection")
     max_image_pixels: int
     formats: list[str] = Field(description="Image formats accepted")
     file_extensions: list[str] = Field(description="File name endings those formats use")
@@ -29,6 +30,7 @@ async def limits(service: ServiceDep) -> Limits:
     return Limits(
         max_upload_bytes=settings.max_upload_bytes,
         max_batch_files=settings.max_batch_files,
+        max_collection_images=settings.max_collection_images,
         max_image_pixels=settings.max_image_pixels,
         formats=sorted(SUPPORTED_FORMATS),
         file_extensions=list(FILE_EXTENSIONS),

@@ -18,6 +18,7 @@ from shared.errors import (
     StoreUnavailableError,
 )
 from shared.jobs import keys, record, scripts
+from shared.jobs.collections import collect_call
 from shared.jobs.enqueue_call import ModelCall
 from shared.jobs.groups import Grouping
 from shared.jobs.operations import Replication, not_found, read_jobs
@@ -93,7 +94,7 @@ def enqueue(
     past either limit, `IdempotencyKeyReusedError` / `IdempotencyInProgressError` for a key
     used before by another request or one still being accepted). Requests for several models
     go in one script call per model (each model's queues and bookkeeping are its own), all in
-    the one transaction."""
+    the one transaction; jobs of a collection join it there too."""
     now = time.time()
     by_model: dict[str, list[int]] = {}
     for at, request in enumerate(requests):
@@ -110,7 +111,14 @@ def enqueue(
     steps = [
         call.step(max_jobs=limits.jobs, max_bytes=limits.image_bytes, ttl=ttl) for call in calls
     ]
-    replies = (yield from send(*images, *steps, atomic=True))[len(images) :]
+    members: dict[str, list[str]] = {}
+    for request in requests:
+        for job_id, (job, _) in zip(request.job_ids, request.uploads, strict=True):
+            if job.collection_id is not None:
+                members.setdefault(job.collection_id, []).append(job_id)
+    collects = [collect_call(collection, ids) for collection, ids in members.items()]
+    replies = (yield from send(*images, *steps, *collects, atomic=True))[len(images) :]
+    replies = replies[: len(steps)]
     outcomes: dict[int, Outcome] = {}
     messages: list[tuple[str, str, str]] = []
     for call, ats, reply in zip(calls, by_model.values(), replies, strict=True):

@@ -74,6 +74,30 @@ def failures_key(owner: str) -> str:
     return f"{FAILURES_PREFIX}{owner}"
 
 
+# A collection: its hash (options, owner, state, counts by job status), the list of its jobs in
+# the order added (`:items`) and the list of those ended, in the order they ended (`:ended`, its
+# results' cursor counts lines of it). The scripts name them from a job's `collection_id`.
+COLLECTION_PREFIX = f"{KEY_PREFIX}:collection:"
+
+
+def collection_key(collection_id: str) -> str:
+    return f"{COLLECTION_PREFIX}{collection_id}"
+
+
+def collection_items_key(collection_id: str) -> str:
+    return f"{COLLECTION_PREFIX}{collection_id}:items"
+
+
+def collection_ended_key(collection_id: str) -> str:
+    return f"{COLLECTION_PREFIX}{collection_id}:ended"
+
+
+def custom_id_key(collection_id: str, custom_id: str) -> str:
+    """The record of a custom_id added to a collection (an Idempotency-Key record: the job it
+    made), so that adding it again adds nothing."""
+    return idempotency_key(f"collection:{collection_id}", custom_id)
+
+
 def job_key(job_id: str) -> str:
     return f"{KEY_PREFIX}:job:{job_id}"
 

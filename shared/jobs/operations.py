@@ -203,11 +203,25 @@ def cancel(job_id: str, webhooks: ClassifyQueue | None = None) -> Operation[Job]
     """Cancel a queued job (its webhook, if any, to `webhooks`); `JobNotCancelableError` once it
     runs or has finished."""
     (model,) = yield from send(("HGET", keys.job_key(job_id), "model"))
+    call = cancel_call(job_id, model.decode() if model else ORIGINAL_MODEL, webhooks)
+    (outcome,) = yield from send(call)
+    if outcome == b"missing":
+        raise not_found(job_id)
+    if outcome != b"ok":
+        raise JobNotCancelableError(
+            f"Job {job_id} is {outcome.decode()}; only queued jobs can be canceled"
+        )
+    return (yield from get(job_id))
+
+
+def cancel_call(job_id: str, model: str, webhooks: ClassifyQueue | None) -> tuple[object, ...]:
+    """The script call that cancels a queued job of `model`: 'ok', 'missing', or the status
+    that refused it."""
     script_keys = [
         keys.job_key(job_id),
         keys.image_key(job_id),
         keys.STATS_KEY,
-        *keys.queued_bookkeeping(model.decode() if model else ORIGINAL_MODEL),
+        *keys.queued_bookkeeping(model),
         webhooks.name if webhooks else keys.NO_WEBHOOKS_KEY,
     ]
     args = [
@@ -216,14 +230,7 @@ def cancel(job_id: str, webhooks: ClassifyQueue | None = None) -> Operation[Job]
         job_id,
         webhooks.message(job_id) if webhooks else "",
     ]
-    (outcome,) = yield from send(scripts.CANCEL.call(script_keys, args))
-    if outcome == b"missing":
-        raise not_found(job_id)
-    if outcome != b"ok":
-        raise JobNotCancelableError(
-            f"Job {job_id} is {outcome.decode()}; only queued jobs can be canceled"
-        )
-    return (yield from get(job_id))
+    return scripts.CANCEL.call(script_keys, args)
 
 
 def read_jobs(job_ids: Sequence[str]) -> Operation[list[Job | None]]:

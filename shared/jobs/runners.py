@@ -16,7 +16,7 @@ from shared.jobs import operations as ops
 from shared.jobs.groups import ONE_EACH, Grouping
 from shared.jobs.intake import Outcome, QueueLimits, Request
 from shared.jobs.operations import Claim, Claimed, Delivery, Replication
-from shared.jobs.steps import Exchange, Operation, Step
+from shared.jobs.steps import Exchange, LoadedScripts, Operation, Step
 from shared.kombu_messages import ClassifyQueue, Lanes
 from shared.redis_client import unavailable_as_store_error
 from shared.schemas import CallbackState, Job, JobResult, NewJob
@@ -39,6 +39,7 @@ class JobStore:
     ) -> None:
         """`keeping`: how outcomes are recorded (replicas, webhooks), beyond the TTL."""
         self._redis = client
+        self._scripts = LoadedScripts()
         self._ttl = ttl_seconds
         self._max_attempts = max_attempts
         self._keeping = keeping or ops.Keeping(ttl_seconds)
@@ -47,9 +48,13 @@ class JobStore:
         exchange = Exchange(operation)
         with unavailable_as_store_error():
             while exchange.step is not None:
+                if loads := self._scripts.loads_for(exchange.step):
+                    self._send(loads)
                 try:
                     exchange.reply(self._send(exchange.step))
                 except redis.ResponseError as exc:
+                    if isinstance(exc, redis.exceptions.NoScriptError):
+                        self._scripts.forget()
                     exchange.fail(exc)
         return exchange.value
 
@@ -90,6 +95,10 @@ class JobStore:
         if isinstance(outcome, ImgclfError):
             raise outcome
         return outcome
+
+    def run(self, operation: Operation[T]) -> T:
+        """Any of the store's operations (`shared.jobs.collections`' among them)."""
+        return self._run(operation)
 
     def get(self, job_id: str) -> Job:
         return self._run(ops.get(job_id))
@@ -189,6 +198,7 @@ class AsyncJobStore:
         webhooks: ClassifyQueue | None = None,
     ) -> None:
         self._redis = client
+        self._scripts = LoadedScripts()
         self._ttl = ttl_seconds
         self._replication = replication
         self._webhooks = webhooks
@@ -197,9 +207,13 @@ class AsyncJobStore:
         exchange = Exchange(operation)
         with unavailable_as_store_error():
             while exchange.step is not None:
+                if loads := self._scripts.loads_for(exchange.step):
+                    await _send(self._redis, loads)
                 try:
                     exchange.reply(await _send(self._redis, exchange.step))
                 except redis.ResponseError as exc:
+                    if isinstance(exc, redis.exceptions.NoScriptError):
+                        self._scripts.forget()
                     exchange.fail(exc)
         return exchange.value
 
@@ -241,6 +255,15 @@ class AsyncJobStore:
             raise
         await self._run(intake.settle_idempotency(records, accepted=True))
         return queued.outcomes
+
+    @property
+    def webhooks(self) -> ClassifyQueue | None:
+        """Where canceled jobs' webhooks go."""
+        return self._webhooks
+
+    async def run(self, operation: Operation[T]) -> T:
+        """Any of the store's operations (`shared.jobs.collections`' among them)."""
+        return await self._run(operation)
 
     async def get(self, job_id: str) -> Job:
         return await self._run(ops.get(job_id))

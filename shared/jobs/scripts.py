@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.jobs.keys import COLLECTION_PREFIX
+
 LUA = Path(__file__).with_name("lua")
 _INCLUDE = re.compile(r"^--! include (\w+)$", re.MULTILINE)
 
@@ -47,7 +49,9 @@ def load(name: str) -> Script:
     """`lua/<name>.lua` with its includes in place."""
     source = (LUA / f"{name}.lua").read_text()
     body = _INCLUDE.sub(lambda found: (LUA / "includes" / f"{found[1]}.lua").read_text(), source)
-    return Script(name, f"local MAX_ANNOUNCED = {MAX_ANNOUNCED_JOB_BYTES}\n{body}")
+    constants = f"local MAX_ANNOUNCED = {MAX_ANNOUNCED_JOB_BYTES}\n"
+    constants += f"local COLLECTION_PREFIX = '{COLLECTION_PREFIX}'\n"
+    return Script(name, constants + body)
 
 
 ENQUEUE = load("enqueue")
@@ -56,6 +60,11 @@ FINISH = load("finish")
 CANCEL = load("cancel")
 CALLBACK_STATE = load("callback_state")
 WITHDRAW = load("withdraw")
+# Collections'.
+OPEN_COLLECTION = load("open_collection")
+COLLECT = load("collect")
+COLLECT_FAILED = load("collect_failed")
+CLOSE_COLLECTION = load("close_collection")
 # The recovery sweep's.
 REQUEUE = load("requeue")
 RECONCILE = load("reconcile")
@@ -70,6 +79,10 @@ BY_SHA = {
         CANCEL,
         CALLBACK_STATE,
         WITHDRAW,
+        OPEN_COLLECTION,
+        COLLECT,
+        COLLECT_FAILED,
+        CLOSE_COLLECTION,
         REQUEUE,
         RECONCILE,
         REPUBLISH,

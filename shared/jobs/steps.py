@@ -42,6 +42,29 @@ def send(*commands: Command, atomic: bool = False) -> Operation[list[Any]]:
         return (yield step)
 
 
+class LoadedScripts:
+    """The scripts a runner's Redis is known to hold. A step that calls one not known is
+    preceded by its `SCRIPT LOAD`: a transaction whose second script is missing still runs its
+    other commands (Redis has no rollback), and sending it again after the load would run those
+    twice. So a script missing at a call means Redis lost them all (a restart, a flush): the
+    whole step fails as one, and `send` loads them and sends it again."""
+
+    def __init__(self) -> None:
+        self._shas: set[str] = set()
+
+    def loads_for(self, step: Step) -> Step | None:
+        """The `SCRIPT LOAD`s to send before `step`, if any (then taken as done)."""
+        missing = {c[1] for c in step.commands if c[0] == "EVALSHA"} - self._shas
+        if not missing:
+            return None
+        self._shas |= missing
+        return Step(tuple(("SCRIPT", "LOAD", scripts.BY_SHA[sha].body) for sha in sorted(missing)))
+
+    def forget(self) -> None:
+        """Redis answered NOSCRIPT: it holds none of them any more."""
+        self._shas.clear()
+
+
 class Exchange(Generic[T]):
     """Drives one operation: `step` is what to send next, None once it has returned `value`."""
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import os
+import re
 import sys
 import time
 import uuid
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -248,3 +252,52 @@ def test_the_ui_talked_to_no_one_else() -> None:
     or scripts from elsewhere), and the UI's process sent nothing through the trapped proxies."""
     assert {"127.0.0.1"} == HOSTS_ASKED
     assert TRAP.caught == []
+
+
+def test_many_images_as_a_collection_with_table_gallery_and_downloads(
+    page: Page, ui_url: str, tmp_path: Path
+) -> None:
+    """Two photos and a zip (a photo, a text file, a zip inside it) as one collection: the
+    table, the gallery by class, the downloads; then the collection opened by its id in a new
+    page."""
+    labrador = (SHARED_IMAGES / "labrador.jpg").read_bytes()
+    (tmp_path / "dog.jpg").write_bytes(labrador)
+    (tmp_path / "gradient.png").write_bytes(encode(gradient(), "PNG"))
+    with zipfile.ZipFile(tmp_path / "shelf.zip", "w") as archive:
+        archive.writestr("inner/puppy.jpg", labrador)
+        archive.writestr("inner/notes.txt", "not an image")
+        archive.writestr("old.zip", b"PK\x05\x06" + b"\0" * 18)
+    page.goto(f"{ui_url}/collections")
+    expect(page.get_by_role("heading", name="Classify many images")).to_be_visible()
+    page.set_input_files("input[type=file]", [str(tmp_path / n) for n in
+                                              ("dog.jpg", "gradient.png", "shelf.zip")])  # fmt: skip
+    page.get_by_role("button", name="Classify all").click()
+    expect(page.get_by_role("heading", name="Collection completed")).to_be_visible()
+    expect(page.get_by_text("4 of 4 done · 3 succeeded · 1 failed", exact=False)).to_be_visible()
+    expect(page.get_by_text("shelf.zip/old.zip: an archive inside the archive")).to_be_visible()
+    table = page.locator("[data-testid='stDataFrame']")
+    expect(table).to_be_visible()
+    page.get_by_role("tab", name="Gallery").click()
+    expect(page.get_by_text("Labrador retriever (2)")).to_be_visible()
+    expect(page.locator("[data-testid='stImage']")).to_have_count(3)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert sorted(row["custom_id"] for row in rows) == [
+        "dog.jpg", "gradient.png", "shelf.zip/inner/notes.txt", "shelf.zip/inner/puppy.jpg"
+    ]  # fmt: skip
+    notes = next(row for row in rows if row["custom_id"].endswith("notes.txt"))
+    assert (notes["status"], notes["error"]) == ("failed", "invalid_image")
+    page.set_viewport_size({"width": 1300, "height": 1500})  # the form, the counts, the gallery
+    page.wait_for_timeout(1000)
+    _screenshot(page, "collections")
+
+    caption = page.get_by_text("· model squeezenet", exact=False).first.inner_text()
+    found = re.search(r"[0-9a-f-]{36}", caption)
+    assert found, caption
+    other = page.context.new_page()
+    other.goto(f"{ui_url}/collections")
+    other.get_by_placeholder("collection id").fill(found[0])
+    other.get_by_role("button", name="Open collection").click()
+    expect(other.get_by_text("4 of 4 done", exact=False)).to_be_visible()
+    expect(other.locator("[data-testid='stDataFrame']")).to_be_visible()

@@ -10,6 +10,7 @@ import sys
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -30,13 +31,19 @@ def _imgclf(api_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_submit_prints_a_table_of_top_predictions(stack: Stack) -> None:
+def _rows(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_submit_prints_a_row_per_image(stack: Stack) -> None:
     result = _imgclf(stack.api_url, "submit", str(SHARED_IMAGES / "labrador.jpg"))
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.strip().splitlines()
-    assert header.split()[:4] == ["FILE", "STATUS", "TOP", "CLASS"]
-    assert "succeeded" in row
+    assert header.split() == ["STATUS", "PROB", "TOP", "CLASS", "IMAGE"]
+    assert row.split()[0] == "succeeded"
     assert "Labrador retriever" in row
+    assert row.endswith(str(SHARED_IMAGES / "labrador.jpg"))
+    assert "1 succeeded" in result.stderr
 
 
 def test_submit_with_another_model_and_the_models_listed(stack: Stack) -> None:
@@ -48,35 +55,40 @@ def test_submit_with_another_model_and_the_models_listed(stack: Stack) -> None:
     result = _imgclf(stack.api_url, "submit", "--json", "--model", "superclass",
                      str(SHARED_IMAGES / "labrador.jpg"))  # fmt: skip
     assert result.returncode == 0, result.stderr
-    (job,) = json.loads(result.stdout)
+    (row,) = _rows(result.stdout)
+    assert row["label"] == "dog"
+    job = json.loads(_imgclf(stack.api_url, "status", "--json", row["job_id"]).stdout)
     assert job["model"] == "superclass"
-    assert job["result"]["predictions"][0]["label"] == "dog"
     unknown = _imgclf(stack.api_url, "submit", "--model", "resnet", str(SHARED_IMAGES))
     assert unknown.returncode == 2
     assert "unknown model 'resnet'; the API serves ['squeezenet', 'superclass']" in unknown.stderr
 
 
 def test_submit_folder_as_json(stack: Stack, tmp_path: Path, labrador_bytes: bytes) -> None:
+    (tmp_path / "sub").mkdir()
     (tmp_path / "a.jpg").write_bytes(labrador_bytes)
-    (tmp_path / "b.jpg").write_bytes(labrador_bytes)
+    (tmp_path / "sub" / "b.jpg").write_bytes(labrador_bytes)
     result = _imgclf(stack.api_url, "submit", "--json", "--top-k", "3", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    jobs = json.loads(result.stdout)
-    assert [Path(j["file"]).name for j in jobs] == ["a.jpg", "b.jpg"]
-    assert all(len(j["result"]["predictions"]) == 3 for j in jobs)
+    rows = _rows(result.stdout)
+    assert sorted(row["custom_id"] for row in rows) == ["a.jpg", "sub/b.jpg"]
+    assert all(len(row["predictions"]) == 3 for row in rows)
 
 
-def test_rejected_file_gives_exit_code_1(stack: Stack, tmp_path: Path) -> None:
-    bad = tmp_path / "bad.jpg"
-    bad.write_bytes(b"not an image")
-    result = _imgclf(stack.api_url, "submit", str(bad))
+def test_a_file_that_is_not_an_image_is_reported_and_exit_code_1(
+    stack: Stack, tmp_path: Path, labrador_bytes: bytes
+) -> None:
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    (tmp_path / "good.jpg").write_bytes(labrador_bytes)
+    result = _imgclf(stack.api_url, "submit", "--json", str(tmp_path))
     assert result.returncode == 1
-    assert "rejected" in result.stdout
-    assert "Invalid image file" in result.stdout
+    rows = {row["custom_id"]: row for row in _rows(result.stdout)}
+    assert (rows["bad.jpg"]["status"], rows["bad.jpg"]["error"]) == ("failed", "invalid_image")
+    assert rows["good.jpg"]["status"] == "succeeded"
 
 
 def test_status_of_a_finished_job(stack: Stack) -> None:
-    submitted = json.loads(
+    submitted = _rows(
         _imgclf(stack.api_url, "submit", "--json", str(SHARED_IMAGES / "labrador.jpg")).stdout
     )
     result = _imgclf(stack.api_url, "status", "--json", submitted[0]["job_id"])
@@ -105,14 +117,16 @@ def test_no_images_is_usage_error(stack: Stack, tmp_path: Path) -> None:
 
 
 class DroppingProxy:
-    """A TCP proxy in front of the API whose first connection's request reaches the API, and
-    whose answer is swallowed: the client sees the connection close, not the 202."""
+    """A TCP proxy in front of the API that swallows the answer to the first upload of images to
+    a collection: the request reaches the API, and the client sees its connection close instead
+    of the answer."""
 
     def __init__(self, target: str) -> None:
         self.target = urlsplit(target)
         self._server = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
         self.connections = 0
+        self.dropped = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -122,32 +136,34 @@ class DroppingProxy:
             except OSError:
                 return
             self.connections += 1
-            drop = self.connections == 1
-            threading.Thread(target=self._serve, args=(client, drop), daemon=True).start()
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
-    def _serve(self, client: socket.socket, drop: bool) -> None:
+    def _serve(self, client: socket.socket) -> None:
         upstream = socket.create_connection((self.target.hostname, self.target.port))
-        threading.Thread(target=_pump, args=(client, upstream), daemon=True).start()
-        if drop:
-            upstream.recv(65536)  # the API has answered: the job exists
-            client.close()
-            upstream.close()
-            return
-        _pump(upstream, client)
+        drop = threading.Event()
+
+        def requests() -> None:
+            with contextlib.suppress(OSError):
+                while data := client.recv(65536):
+                    if b"/images HTTP/1.1" in data and not self.dropped.is_set():
+                        self.dropped.set()
+                        drop.set()
+                    upstream.sendall(data)
+
+        threading.Thread(target=requests, daemon=True).start()
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536):
+                if drop.is_set():  # the API has answered the upload: its jobs exist
+                    break
+                client.sendall(data)
+        client.close()
+        upstream.close()
 
     def close(self) -> None:
         self._server.close()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            sink.sendall(data)
-    with contextlib.suppress(OSError):
-        sink.shutdown(socket.SHUT_WR)
-
-
-def test_a_submit_whose_answer_was_lost_is_sent_again_and_makes_one_job(
+def test_an_upload_whose_answer_was_lost_is_sent_again_and_adds_each_image_once(
     stack: Stack, tmp_path: Path, labrador_bytes: bytes
 ) -> None:
     photo = tmp_path / f"{uuid.uuid4().hex}.jpg"
@@ -158,22 +174,25 @@ def test_a_submit_whose_answer_was_lost_is_sent_again_and_makes_one_job(
     finally:
         proxy.close()
     assert result.returncode == 0, result.stderr
-    assert proxy.connections >= 2  # the answer was lost once, and the submit sent again
-    (job,) = json.loads(result.stdout)
+    assert proxy.dropped.is_set()
+    assert proxy.connections >= 2  # the answer was lost once, and the upload sent again
+    (row,) = _rows(result.stdout)
     client = stack.redis.client()
     made = [
         k
         for k in client.scan_iter("imgclf:job:*")
         if client.hget(k, "filename") == photo.name.encode()
     ]
-    assert made == [f"imgclf:job:{job['job_id']}".encode()]
+    assert made == [f"imgclf:job:{row['job_id']}".encode()]
 
 
 def test_submit_with_a_priority(stack: Stack) -> None:
     photo = str(SHARED_IMAGES / "labrador.jpg")
     result = _imgclf(stack.api_url, "submit", "--json", "--priority", "high", photo)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)[0]["priority"] == "high"
+    (row,) = _rows(result.stdout)
+    job = json.loads(_imgclf(stack.api_url, "status", "--json", row["job_id"]).stdout)
+    assert job["priority"] == "high"
 
 
 def test_connection_options_work_after_the_subcommand_too(stack: Stack) -> None:

@@ -21,7 +21,14 @@ from scripts.processes import free_port
 from shared.settings import Settings
 from tests.conftest import Stack
 from tests.images import encode, gradient
-from tests.processes import RedisServer, api_server, running, service_env, webhook_node_command
+from tests.processes import (
+    RedisServer,
+    api_server,
+    running,
+    service_env,
+    wait_until,
+    webhook_node_command,
+)
 from tests.receivers import Receiver
 
 pytestmark = pytest.mark.integration
@@ -88,6 +95,42 @@ def test_each_job_is_posted_once_signed(
     assert headers["webhook-id"] == job_id
     with pytest.raises(Exception, match="signature"):
         Webhook("whsec_" + "A" * 32).verify(body, headers)
+
+
+def test_a_collection_is_posted_once_when_its_last_job_ends_after_it_closed(
+    client: TestClient, receiver: Receiver, labrador_bytes: bytes
+) -> None:
+    """Each job's webhook goes to one receiver, the collection's to another: that one once,
+    only when the collection is closed and its every job has ended."""
+    jobs_receiver = Receiver()
+    options = {"callback_url": receiver.url, "job_callback_url": jobs_receiver.url}
+    cid = client.post("/api/v1/collections", json=options).json()["collection_id"]
+    files = [("files", ("a.jpg", labrador_bytes, "image/jpeg")),
+             ("files", ("b.jpg", b"not an image", "image/jpeg"))]  # fmt: skip
+    assert client.post(f"/api/v1/collections/{cid}/images", files=files).status_code == 200
+    # Both jobs end while it is open: it is not done, so no webhook yet.
+    wait_until(lambda: len(jobs_receiver.received) == 1, timeout=60, what="the job's webhook")
+    assert client.get(f"/api/v1/collections/{cid}").json()["counts"]["succeeded"] == 1
+    assert receiver.received == []
+    client.post(f"/api/v1/collections/{cid}/close")
+
+    def settled() -> bool:
+        callback = client.get(f"/api/v1/collections/{cid}").json()["callback"] or {}
+        return callback.get("status") == "delivered"
+
+    wait_until(settled, timeout=60, what="the collection's webhook")
+    client.post(f"/api/v1/collections/{cid}/close")  # closed again: nothing more is sent
+    ((headers, body),) = receiver.received
+    event = Webhook(SECRET).verify(body, headers)
+    assert event["type"] == "collection.finished"
+    assert headers["webhook-id"] == cid
+    data = event["data"]
+    assert (data["collection_id"], data["state"]) == (cid, "completed")
+    assert (data["counts"]["succeeded"], data["counts"]["failed"]) == (1, 1)
+    jobs_receiver.close()
+    # Only the image that ran had a job's webhook: the file that is not an image failed on
+    # arrival, before any job ran, and is in the collection's results only.
+    assert len(jobs_receiver.received) == 1
 
 
 def test_a_failing_receiver_gets_attempts_until_it_answers(
@@ -186,7 +229,7 @@ def test_the_cli_asks_for_a_webhook(
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
-        (job,) = json.loads(result.stdout)
-        assert job["callback_url"] == receiver.url
-        settled = _callback_settled(client, job["job_id"])
+        (row,) = (json.loads(line) for line in result.stdout.splitlines())
+        settled = _callback_settled(client, row["job_id"])
+        assert settled["callback_url"] == receiver.url
     assert settled["callback"]["status"] == "delivered"

@@ -7,9 +7,9 @@ import pytest
 
 from shared.schemas import Job, Prediction
 from tests.images import encode, gradient
-from ui.cli import find_images
 from ui.cli_output import Item, format_table
 from ui.client import ApiClient, ApiError, ApiUnavailableError, Upload
+from ui.folder_run import find_images
 from ui.formatting import (
     chart_rows,
     job_details,
@@ -147,8 +147,11 @@ def test_cli_finds_images_in_folders_sorted(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     for name in ("b.png", "a.JPG", "sub/c.webp", "notes.txt"):
         (tmp_path / name).write_bytes(encode(gradient(8, 8), "PNG"))
-    found = [p.relative_to(tmp_path).as_posix() for p in find_images([tmp_path])]
-    assert found == ["a.JPG", "b.png", "sub/c.webp"]
+    found = list(find_images([tmp_path]))
+    assert found == [(n, tmp_path / n) for n in ("a.JPG", "b.png", "sub/c.webp")]
+    # With several paths, a folder's ids start with it as given; a file's id is its path.
+    several = [custom_id for custom_id, _ in find_images([tmp_path / "sub", tmp_path / "b.png"])]
+    assert several == [f"{tmp_path}/sub/c.webp", f"{tmp_path}/b.png"]
 
 
 def test_cli_table_shows_rejections_and_results() -> None:

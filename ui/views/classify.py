@@ -25,18 +25,9 @@ LONG_POLL_SECONDS = 2.0
 def render() -> None:
     st.title("Classify images")
     st.caption("Accepted: " + ", ".join(sorted(SUPPORTED_FORMATS)))
-    extensions, max_mb = _upload_limits()
-    models = _models()
+    extensions, max_mb = upload_limits()
     with st.form("upload", clear_on_submit=True):
-        model = None
-        if models:
-            names = list(models)
-            model = st.selectbox(
-                "Model",
-                names,
-                index=next(i for i, m in enumerate(models.values()) if m["default"]),
-                format_func=lambda name: f"{models[name]['title']} ({name})",
-            )
+        model = model_picker()
         files = st.file_uploader(
             "Images",
             type=extensions,
@@ -70,7 +61,21 @@ def _lookup() -> None:
         history().add(Entry(job.filename, None, job))
 
 
-def _upload_limits() -> tuple[list[str], int]:
+def model_picker() -> str | None:
+    """A Model select of the models the API serves, its default preselected; None (the API's
+    default model) while the API is unreachable."""
+    models = _models()
+    if not models:
+        return None
+    return st.selectbox(
+        "Model",
+        list(models),
+        index=next(i for i, m in enumerate(models.values()) if m["default"]),
+        format_func=lambda name: f"{models[name]['title']} ({name})",
+    )
+
+
+def upload_limits() -> tuple[list[str], int]:
     """The file name endings and the size (whole MB, rounded down) the API accepts, so that the
     uploader never offers what the API refuses; the defaults while the API is unreachable."""
     try:

@@ -9,6 +9,7 @@
 --! include announce
 --! include queued
 --! include webhook
+--! include collection
 
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
@@ -17,5 +18,6 @@ redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1])
 redis.call('HINCRBY', KEYS[3], 'canceled', 1)
 off_queued(4, ARGV[3])
 queue_webhook(KEYS[1], KEYS[9], ARGV[4])
+collection_moved(KEYS[1], ARGV[3], 'queued', 'canceled')
 announce(ARGV[2], KEYS[1], ARGV[3])
 return 'ok'

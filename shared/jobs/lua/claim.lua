@@ -27,6 +27,7 @@
 
 --! include clock
 --! include queued
+--! include collection
 
 local first, count = 11, #KEYS - 10
 local worker, max_attempts, takeover = ARGV[count + 2], tonumber(ARGV[count + 3]), ARGV[count + 4]
@@ -56,6 +57,7 @@ local function claim(key, id)
   redis.call('HSET', key, 'status', 'running', 'started_at', ARGV[1], 'worker', worker,
     'claimed_ms', now, 'claimed_n', count)
   if charge == 1 then redis.call('HINCRBY', key, 'attempts', 1) end
+  if status == 'queued' then collection_moved(key, id, 'queued', 'running') end
   redis.call('SADD', KEYS[1], id)
   local queued_at = off_queued(6, id)
   local watermark = by_priority(3, redis.call('HGET', key, 'priority'))

@@ -12,6 +12,7 @@
 --! include announce
 --! include queued
 --! include webhook
+--! include collection
 
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' and status ~= 'queued' then return 0 end
@@ -28,5 +29,6 @@ redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
 redis.call('SREM', KEYS[4], ARGV[6])
 off_queued(5, ARGV[6])
 queue_webhook(KEYS[1], KEYS[10], ARGV[10])
+collection_moved(KEYS[1], ARGV[6], status, ARGV[1])
 announce(ARGV[5], KEYS[1], ARGV[6])
 return 1

@@ -17,6 +17,7 @@
 
 --! include clock
 --! include queued
+--! include collection
 
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' then
@@ -40,6 +41,7 @@ if outcome == 3 or (outcome == 1 and held > 1) then
   redis.call('HINCRBY', KEYS[1], 'attempts', -1)
 end
 redis.call('HSET', KEYS[1], 'status', 'queued')
+collection_moved(KEYS[1], ARGV[2], 'running', 'queued')
 redis.call('HDEL', KEYS[1], 'worker', 'msg', 'claimed_n')
 redis.call('SREM', KEYS[2], ARGV[2])
 redis.call('LPUSH', KEYS[3], ARGV[3])

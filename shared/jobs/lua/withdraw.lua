@@ -8,6 +8,7 @@
 -- Returns how many jobs went.
 
 --! include queued
+--! include collection
 
 local messages = tonumber(ARGV[1])
 for m = 0, messages - 1 do
@@ -17,6 +18,7 @@ local gone = 0
 for i = 2 + 2 * messages, #ARGV do
   local key = KEYS[9 + 2 * (i - 2 - 2 * messages)]
   if redis.call('HGET', key, 'status') == 'queued' then
+    collection_left(key, ARGV[i])
     redis.call('DEL', key, KEYS[10 + 2 * (i - 2 - 2 * messages)])
     off_queued(1, ARGV[i])
     gone = gone + 1
