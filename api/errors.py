@@ -94,10 +94,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 def _allowed_methods(request: Request, given: str) -> str:
     """Every method the API documents at this path: Starlette's 405 names only the first
     route's where a path has a route per method (GET and DELETE of a job); `given` (its
-    header) for a path the document does not list."""
+    header) for a path the document does not list. A concrete path is its own, never also a
+    template's that would match it (`/jobs/batch` is not a job id), as OpenAPI matches them."""
     methods: set[str] = set()
-    for template, operations in request.app.openapi()["paths"].items():
-        if compile_path(template)[0].match(request.scope["path"]):
+    paths, path = request.app.openapi()["paths"], request.scope["path"]
+    if path in paths:
+        methods = {method.upper() for method in paths[path]}
+    for template, operations in paths.items() if not methods else ():
+        if compile_path(template)[0].match(path):
             methods |= {method.upper() for method in operations}
     if "GET" in methods:
         methods.add("HEAD")

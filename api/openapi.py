@@ -118,7 +118,7 @@ def _link_collection(paths: dict[str, Any]) -> None:
 
 def _collection_bodies(schemas: dict[str, Any], settings: Settings) -> None:
     """A collection's `model` is one of MODELS, its callback URLs there only with webhooks on;
-    an add's custom_ids are well-formed, one per file at most."""
+    an add's custom_ids are well-formed, one per file at most, and its files may be empty."""
     options = schemas["CollectionOptions"]["properties"]
     options["model"]["anyOf"] = [
         {"type": "string", "enum": settings.model_names()},
@@ -127,8 +127,12 @@ def _collection_bodies(schemas: dict[str, Any], settings: Settings) -> None:
     if settings.webhook_secret is None:
         del options["job_callback_url"], options["callback_url"]
     for name, body in schemas.items():
-        field = body.get("properties", {}).get("custom_id")
-        if name.startswith("Body_add_images") and field is not None:
+        if not name.startswith("Body_add_images"):
+            continue
+        # An empty file is an item that is not an image: it fails on its own, the add does not.
+        body["properties"]["files"]["items"].pop("minLength", None)
+        field = body["properties"].get("custom_id")
+        if field is not None:
             field["anyOf"] = [
                 {"type": "array", "items": _CUSTOM_ID, "minItems": 1,
                  "maxItems": settings.max_batch_files},

@@ -39,11 +39,19 @@ class Member:
 
 def members(archive: bytes, limits: ZipLimits) -> Iterator[Member]:
     """The archive's files in its order (folders, hidden files and macOS's resource forks left
-    out). Each file's inflated bytes are counted as they come, whatever its header claims."""
+    out). Each file's inflated bytes are counted as they come, whatever its header claims; a
+    damaged, encrypted or oddly compressed archive is refused as a whole."""
     try:
         opened = zipfile.ZipFile(io.BytesIO(archive))
     except zipfile.BadZipFile as exc:
         raise ArchiveError(f"not a zip file ({exc})") from None
+    try:
+        yield from _read(opened, limits)
+    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
+        raise ArchiveError(f"unreadable ({exc})") from None
+
+
+def _read(opened: zipfile.ZipFile, limits: ZipLimits) -> Iterator[Member]:
     with opened:
         infos = [info for info in opened.infolist() if _wanted(info)]
         if len(infos) > limits.entries:

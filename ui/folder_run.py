@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from shared.image_checks import FILE_EXTENSIONS
 from ui.cli_output import Progress, RowWriter
-from ui.client import ApiClient, Upload
+from ui.client import ApiClient, ApiError, Upload
 
 IMAGE_SUFFIXES = frozenset(FILE_EXTENSIONS)
 LONG_POLL_SECONDS = 10.0
@@ -140,6 +140,13 @@ class FolderRun:
         if self.announce is not None:
             self.announce.write(f"imgclf: collection {cid}, {self.total} images\n")
             self.announce.flush()
+        if collection["state"] in ("canceled", "expired"):
+            raise ApiError(
+                409,
+                f"collection_{collection['state']}",
+                f"The collection this command made before ({cid}) is {collection['state']}; "
+                "run it with --new to start a new one",
+            )
         if collection["state"] == "open":
             threading.Thread(target=self._upload_all, args=(cid,), daemon=True).start()
         else:  # a run that had uploaded everything: its results are read again
@@ -205,7 +212,7 @@ class FolderRun:
             if self.progress is not None:
                 self.progress.draw(self.tally.written, self.tally.uploaded, self.total)
             if page.state in ("completed", "canceled", "expired") and not page.rows:
-                return page.state == "completed"
+                return page.state != "expired"  # canceled: its rows say so
             if page.rows or not self.tally.uploads_done:
                 last_news = time.monotonic()
             elif time.monotonic() - last_news > self.options.timeout:

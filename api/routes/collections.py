@@ -63,7 +63,7 @@ class AddedImages(BaseModel):
     "",
     status_code=201,
     response_model=Collection,
-    responses=error_responses(409),
+    responses=error_responses(400, 409),
 )
 async def create_collection(
     response: Response,

@@ -11,11 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from shared.jobs.keys import collection_key
 from tests.conftest import Stack
-from tests.processes import wait_until
+from tests.processes import RedisServer, api_server, service_env, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +102,28 @@ def test_a_run_killed_midway_and_started_again_classifies_each_image_once(
     made = [k for k in redis.scan_iter("imgclf:job:*", count=1000)
             if redis.hget(k, "collection_id") == cid.encode()]  # fmt: skip
     assert len(made) == 60
+
+
+def test_a_run_whose_collection_was_canceled_says_how_to_start_over(
+    tmp_path: Path, labrador_bytes: bytes
+) -> None:
+    """No worker: the run uploads, closes and gives up waiting (exit 4); its collection is then
+    canceled (by a person in the UI, say), and the same command says so."""
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    try:
+        with api_server(service_env(redis.url), tmp_path / "api.log") as api:
+            command = _command(api, str(_folder(tmp_path / "photos", labrador_bytes, 3)),
+                               "--timeout", "1")  # fmt: skip
+            waited = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                                    check=False)  # fmt: skip
+            assert waited.returncode == 4, waited.stderr
+            cid = _collection_id(waited.stderr)
+            canceled = httpx.delete(f"{api}/api/v1/collections/{cid}").json()
+            assert (canceled["state"], canceled["counts"]["canceled"]) == ("canceled", 3)
+            again = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                                   check=False)  # fmt: skip
+    finally:
+        redis.stop()
+    assert again.returncode == 2
+    assert f"({cid}) is canceled; run it with --new" in again.stderr

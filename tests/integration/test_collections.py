@@ -242,3 +242,16 @@ def test_an_add_where_redis_holds_some_of_the_scripts_keeps_every_image(
     for image in images["images"]:
         assert client.exists(image_key(image["job_id"])), image
     assert api.get(f"{COLLECTIONS}/{cid}").json()["counts"]["queued"] == 2
+
+
+def test_canceling_a_completed_collection_leaves_it_completed(
+    api: TestClient, labrador_bytes: bytes
+) -> None:
+    cid = _open(api)["collection_id"]
+    _add(api, cid, [("a.jpg", labrador_bytes)])
+    api.post(f"{COLLECTIONS}/{cid}/close")
+    assert api.get(f"{COLLECTIONS}/{cid}", params={"wait": 30}).json()["state"] == "completed"
+    after = api.delete(f"{COLLECTIONS}/{cid}").json()
+    assert (after["state"], after["counts"]["succeeded"]) == ("completed", 1)
+    empty = _open(api)["collection_id"]
+    assert api.delete(f"{COLLECTIONS}/{empty}").json()["state"] == "canceled"
