@@ -151,6 +151,16 @@ class Collections:
         webhooks = self.store.webhooks
         return (await self.store.run(ops.cancel(collection_id, webhooks))).collection
 
+    async def find(
+        self, collection_id: str, custom_ids: Sequence[str], *, owner: str
+    ) -> list[Added]:
+        """Those of `custom_ids` the collection holds, with their jobs (none of them added now)."""
+        await self._owned(collection_id, owner)
+        known = await self.store.run(
+            ops.known_items(collection_id, list(dict.fromkeys(custom_ids)))
+        )
+        return [Added(custom_id, job, added=False) for custom_id, job in known.items()]
+
     async def add(
         self,
         collection_id: str,

@@ -158,6 +158,15 @@ class ApiClient:
         path = f"/api/v1/collections/{collection_id}/images"
         return self._again("POST", path, files=files, data=data)
 
+    def known_images(self, collection_id: str, custom_ids: Sequence[str]) -> set[str]:
+        """Those of `custom_ids` the collection holds already."""
+        found = self._again(
+            "POST",
+            f"/api/v1/collections/{collection_id}/images/lookup",
+            json={"custom_ids": list(custom_ids)},
+        )
+        return {image["custom_id"] for image in found["images"]}
+
     def close_collection(self, collection_id: str) -> dict[str, Any]:
         return self._again("POST", f"/api/v1/collections/{collection_id}/close")
 

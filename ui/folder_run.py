@@ -125,6 +125,7 @@ class FolderRun:
         self.client, self.paths, self.options = client, paths, options
         self.writer, self.progress, self.announce = writer, progress, announce
         self.tally = Tally()
+        self.resumed = False
         self.rate = 0.0
         self.samples: list[tuple[float, int]] = []
         self.total = sum(1 for _ in find_images(paths))
@@ -147,6 +148,7 @@ class FolderRun:
                 f"The collection this command made before ({cid}) is {collection['state']}; "
                 "run it with --new to start a new one",
             )
+        self.resumed = collection["counts"]["total"] > 0
         if collection["state"] == "open":
             threading.Thread(target=self._upload_all, args=(cid,), daemon=True).start()
         else:  # a run that had uploaded everything: its results are read again
@@ -184,9 +186,17 @@ class FolderRun:
             time.sleep(0.05)
 
     def _upload(self, cid: str, chunk: list[tuple[str, Path]]) -> int:
-        uploads = [(custom_id, Upload(path.name, path.read_bytes())) for custom_id, path in chunk]
-        self.client.add_images(cid, uploads)
-        return len(uploads)
+        """Send a chunk's images, and say how many the collection now holds of it; on a run
+        that continues an earlier one, only those it does not hold yet are sent (the API would
+        add the others nothing, but their bytes would travel again)."""
+        missing = chunk
+        if self.resumed:
+            known = self.client.known_images(cid, [custom_id for custom_id, _ in chunk])
+            missing = [(custom_id, path) for custom_id, path in chunk if custom_id not in known]
+        if missing:
+            uploads = [(c, Upload(path.name, path.read_bytes())) for c, path in missing]
+            self.client.add_images(cid, uploads)
+        return len(chunk)
 
     def _measure_rate(self) -> None:
         """Images finished per second over the last few reads."""

@@ -9,8 +9,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, File, Form, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
+from api.collections import MAX_CUSTOM_ID_CHARS, Added
 from api.deps import CallerDep, CollectionsDep, IdempotencyDep, WaitDep
 from api.errors import error_responses
 from api.routes import API_PREFIX
@@ -29,6 +30,9 @@ images_router = APIRouter(
 
 MEDIA_TYPES = {"jsonl": "application/jsonl", "csv": "text/csv; charset=utf-8"}
 MAX_RESULTS_PER_REQUEST = 100_000
+# custom_ids one lookup takes.
+MAX_LOOKUP = 1024
+CustomId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CUSTOM_ID_CHARS)]
 
 
 @dataclass
@@ -49,11 +53,12 @@ class AddedImage(BaseModel):
     error: ErrorBody | None = Field(
         default=None, description="Why the image can never run (not an image, …), if so"
     )
-    added: bool = Field(description="False where the custom_id had been added before")
+    added: bool = Field(description="Whether this request added it (False: added before)")
 
 
 class AddedImages(BaseModel):
-    """The images of the request, in its order; each custom_id's job, new or found."""
+    """Images of the collection by custom_id, each with its job: those of an add in its order
+    (new or found), or those a lookup found."""
 
     collection_id: str
     images: list[AddedImage]
@@ -107,17 +112,33 @@ async def add_images(
     fails the request. When the queue is full: 503 with `Retry-After`, the images before the
     limit kept (send the request again)."""
     added = await collections.add(str(collection_id), files, custom_id, owner=caller)
-    images = [
-        AddedImage(
-            custom_id=one.custom_id,
-            job_id=one.job.job_id,
-            status=one.job.status,
-            error=one.job.error,
-            added=one.added,
-        )
-        for one in added
-    ]
-    return AddedImages(collection_id=str(collection_id), images=images)
+    return AddedImages(collection_id=str(collection_id), images=[_image(one) for one in added])
+
+
+def _image(one: Added) -> AddedImage:
+    job = one.job
+    return AddedImage(
+        custom_id=one.custom_id, job_id=job.job_id, status=job.status, error=job.error,
+        added=one.added,
+    )  # fmt: skip
+
+
+class Lookup(BaseModel):
+    custom_ids: list[CustomId] = Field(
+        min_length=1, max_length=MAX_LOOKUP, description=f"1 to {MAX_LOOKUP} custom_ids"
+    )
+
+
+@router.post(
+    "/{collection_id}/images/lookup", response_model=AddedImages, responses=error_responses(404)
+)
+async def find_images(
+    collection_id: UUID, lookup: Lookup, collections: CollectionsDep, caller: CallerDep
+) -> AddedImages:
+    """Which of these custom_ids the collection holds, and their jobs (the others are left
+    out): a client that resumes an upload sends only the others (`imgclf submit` does)."""
+    found = await collections.find(str(collection_id), lookup.custom_ids, owner=caller)
+    return AddedImages(collection_id=str(collection_id), images=[_image(one) for one in found])
 
 
 @router.get("/{collection_id}", response_model=Collection, responses=error_responses(404))

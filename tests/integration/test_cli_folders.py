@@ -16,7 +16,7 @@ import pytest
 
 from shared.jobs.keys import collection_key
 from tests.conftest import Stack
-from tests.processes import RedisServer, api_server, service_env, wait_until
+from tests.processes import RedisServer, api_server, metric_samples, service_env, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +29,14 @@ def _collection_id(stderr: str) -> str:
     found = re.search(r"imgclf: collection ([0-9a-f-]{36}), (\d+) images", stderr)
     assert found, stderr
     return found[1]
+
+
+def _upload_requests(api_url: str) -> float:
+    """The API's count of requests that added images to a collection, so far."""
+    wanted = {"method": "POST", "route": "/api/v1/collections/{collection_id}/images"}
+    return sum(s.value for s in metric_samples(api_url)
+               if s.name == "imgclf_http_request_duration_seconds_count"
+               and wanted.items() <= s.labels.items())  # fmt: skip
 
 
 def _folder(root: Path, photo: bytes, count: int) -> Path:
@@ -93,9 +101,13 @@ def test_a_run_killed_midway_and_started_again_classifies_each_image_once(
     first.wait(timeout=30)
     assert int(redis.hget(collection_key(cid), "total") or 0) < 60
 
+    before = int(redis.hget(collection_key(cid), "total") or 0)
+    uploads = _upload_requests(stack.api_url)
     again = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
     assert again.returncode == 0, again.stderr
     assert _collection_id(again.stderr) == cid
+    # It sent only what the collection lacked: a request per 2 of those, none for the rest.
+    assert _upload_requests(stack.api_url) - uploads <= (60 - before + 1) // 2 + 1
     lines = output.read_text().splitlines()
     assert len(lines) == 60
     assert int(redis.hget(collection_key(cid), "total") or 0) == 60

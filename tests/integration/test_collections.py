@@ -68,6 +68,12 @@ def test_a_collection_from_open_to_its_results(api: TestClient, labrador_bytes: 
     assert images[2]["status"] == "failed"
     assert images[2]["error"]["code"] == "invalid_image"
 
+    # A lookup answers the custom_ids it holds; a resumed upload sends only the others.
+    lookup = api.post(f"{COLLECTIONS}/{cid}/images/lookup",
+                      json={"custom_ids": ["dogs/labrador.jpg", "dogs/unknown.jpg"]})  # fmt: skip
+    (held,) = lookup.json()["images"]
+    assert (held["custom_id"], held["job_id"]) == ("dogs/labrador.jpg", images[0]["job_id"])
+
     # The same request again (a retry, a resumed upload) adds nothing.
     again = _add(api, cid, [("dogs/labrador.jpg", labrador_bytes)])
     (found,) = again.json()["images"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from shared.collection_schemas import csv_lines, jsonl_line
 from ui.archives import ARCHIVE_SUFFIXES, ArchiveError, ZipLimits, members
@@ -55,10 +56,14 @@ def render() -> None:
             max_upload_size=max(max_mb, 200),
         )
         submitted = st.form_submit_button("Classify all", type="primary")
+    # One slot for the upload's progress and errors in every run, so that the elements below
+    # keep their places: the run that ends the refresh then redraws them in place.
+    notice = st.empty()
     if submitted and files:
-        _start([(f.name, f.getvalue()) for f in files], model=model, max_file_bytes=max_mb * 2**20)
+        files_read = [(f.name, f.getvalue()) for f in files]
+        _start(files_read, model=model, max_file_bytes=max_mb * 2**20, notice=notice)
     elif submitted:
-        st.warning("Choose images or a zip first.")
+        notice.warning("Choose images or a zip first.")
     with st.form("reopen", clear_on_submit=True):
         wanted = st.text_input("Open a collection by its id", placeholder="collection id")
         if st.form_submit_button("Open collection") and wanted.strip():
@@ -91,17 +96,23 @@ def _items(
             skipped.append((name, f"refused: {exc}"))
 
 
-def _start(files: Sequence[tuple[str, bytes]], *, model: str | None, max_file_bytes: int) -> None:
+def _start(
+    files: Sequence[tuple[str, bytes]],
+    *,
+    model: str | None,
+    max_file_bytes: int,
+    notice: DeltaGenerator,
+) -> None:
     client = api_client()
     try:
         batch = int(client.limits()["max_batch_files"])
         collection = client.create_collection({"model": model} if model else {})
     except ApiError as exc:
-        st.error(exc.message)
+        notice.error(exc.message)
         return
     watched = Watched(collection["collection_id"], collection)
     st.session_state["watched"] = watched
-    bar = st.progress(0.0, text="Uploading…")
+    bar = notice.progress(0.0, text="Uploading…")
     chunk: list[tuple[str, Upload]] = []
     sent = 0
     try:
@@ -117,10 +128,12 @@ def _start(files: Sequence[tuple[str, bytes]], *, model: str | None, max_file_by
             sent += _send(watched.collection_id, chunk)
         client.close_collection(watched.collection_id)
     except ApiUnavailableError as exc:
-        st.error(f"The API is unavailable: {exc.message}. Open the collection again to go on.")
+        notice.error(f"The API is unavailable: {exc.message}. Open the collection again to go on.")
+        return
     except ApiError as exc:
-        st.error(exc.message)
-    bar.empty()
+        notice.error(exc.message)
+        return
+    notice.empty()
 
 
 def _send(collection_id: str, chunk: list[tuple[str, Upload]]) -> int:
