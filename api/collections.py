@@ -12,18 +12,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-import unicodedata
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 
 from starlette.datastructures import UploadFile
 
 from api import metrics
+from api.collection_items import Added, Item, custom_ids, item_requests
 from api.service import JobService
 from api.submissions import IdempotentRequest, check_callback
 from api.upload_form import BudgetedUpload
 from api.upload_spool import disk_turn
-from api.uploads import check_each, safe_filename, upload_bytes
+from api.uploads import check_each, upload_bytes
 from shared import tracing
 from shared.collection_schemas import (
     Collection,
@@ -38,53 +37,13 @@ from shared.errors import (
     CollectionClosedError,
     CollectionFullError,
     ImgclfError,
-    InvalidCustomIdError,
-    InvalidRequestError,
 )
-from shared.jobs import Idempotency, Request, idempotency_key, new_job_id
 from shared.jobs import collections as ops
-from shared.jobs.keys import custom_id_key
-from shared.schemas import ErrorBody, Job, NewJob
+from shared.jobs import idempotency_key, new_job_id
+from shared.schemas import Job
 
-MAX_CUSTOM_ID_CHARS = 1024
 # How often a long-poll looks at the collection again.
 POLL_SECONDS = 0.25
-
-
-@dataclass(frozen=True, slots=True)
-class Added:
-    """One image of an add: its custom_id, the job that stands for it, and whether this request
-    added it (False: added before)."""
-
-    custom_id: str
-    job: Job
-    added: bool
-
-
-def custom_ids(files: Sequence[UploadFile], named: Sequence[str] | None) -> list[str]:
-    """Each file's custom_id: the `custom_id` fields in order, else each part's filename."""
-    if named is not None and len(named) != len(files):
-        raise InvalidCustomIdError(
-            f"custom_id: {len(named)} given for {len(files)} files; give one per file, or none "
-            "(each file's name is its custom_id)"
-        )
-    chosen = list(named) if named is not None else [file.filename or "" for file in files]
-    for index, custom_id in enumerate(chosen):
-        if problem := custom_id_problem(custom_id):
-            raise InvalidCustomIdError(
-                f"custom_id of files[{index}] ({custom_id[:80]!r}): {problem}"
-            )
-    return chosen
-
-
-def custom_id_problem(custom_id: str) -> str | None:
-    if not custom_id:
-        return "empty (name the file, or send a custom_id field per file)"
-    if len(custom_id) > MAX_CUSTOM_ID_CHARS:
-        return f"longer than {MAX_CUSTOM_ID_CHARS} characters"
-    if any(unicodedata.category(c) == "Cc" for c in custom_id):
-        return "control characters are not allowed"
-    return None
 
 
 class Collections:
@@ -151,14 +110,10 @@ class Collections:
         webhooks = self.store.webhooks
         return (await self.store.run(ops.cancel(collection_id, webhooks))).collection
 
-    async def find(
-        self, collection_id: str, custom_ids: Sequence[str], *, owner: str
-    ) -> list[Added]:
-        """Those of `custom_ids` the collection holds, with their jobs (none of them added now)."""
+    async def find(self, collection_id: str, wanted: Sequence[str], *, owner: str) -> list[Added]:
+        """Those of the `wanted` custom_ids the collection holds, with their jobs."""
         await self._owned(collection_id, owner)
-        known = await self.store.run(
-            ops.known_items(collection_id, list(dict.fromkeys(custom_ids)))
-        )
+        known = await self.store.run(ops.known_items(collection_id, list(dict.fromkeys(wanted))))
         return [Added(custom_id, job, added=False) for custom_id, job in known.items()]
 
     async def add(
@@ -229,7 +184,7 @@ class Collections:
     async def _queue(
         self,
         collection: Collection,
-        items: Sequence[tuple[str, UploadFile, bytes, NewJob | InvalidRequestError]],
+        items: Sequence[Item],
         *,
         owner: str,
         made: dict[str, Job],
@@ -237,35 +192,7 @@ class Collections:
     ) -> None:
         """Queue the items that are images, and record those that are not as failed jobs."""
         cid = collection.collection_id
-        extra = {
-            "collection_id": cid,
-            "model": collection.model,
-            "priority": collection.priority,
-            "callback_url": collection.job_callback_url,
-        }
-        failed: list[tuple[NewJob, ErrorBody]] = []
-        requests: list[Request] = []
-        for custom_id, file, data, checked in items:
-            if isinstance(checked, InvalidRequestError):
-                job = NewJob(
-                    filename=safe_filename(file.filename),
-                    content_type=file.content_type or "application/octet-stream",
-                    size_bytes=len(data),
-                    width=0,
-                    height=0,
-                    top_k=collection.top_k,
-                    custom_id=custom_id,
-                    # It never runs, so no job webhook: its line in the results tells.
-                    **{**extra, "callback_url": None},
-                )
-                failed.append((job, ErrorBody(code=checked.code, message=checked.message)))
-                continue
-            job = checked.model_copy(update={**extra, "custom_id": custom_id})
-            record = Idempotency(
-                custom_id_key(cid, custom_id), ops.item_fingerprint(cid, custom_id)
-            )
-            trace = tracing.traceparent()
-            requests.append(Request([(job, data)], idempotency=record, owner=owner, trace=trace))
+        requests, failed = item_requests(collection, items, owner=owner)
         if failed:
             settings = self.settings
             jobs = await self.store.run(

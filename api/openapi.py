@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api.collections import MAX_CUSTOM_ID_CHARS
+from api.collection_items import MAX_CUSTOM_ID_CHARS
 from shared.settings import Settings
 
 # Where a submit's answer holds a job id (a JSON pointer), and what can be done with that job.

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Depends, File, Form, Query, Response, Uploa
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, StringConstraints
 
-from api.collections import MAX_CUSTOM_ID_CHARS, Added
+from api.collection_items import MAX_CUSTOM_ID_CHARS, Added
 from api.deps import CallerDep, CollectionsDep, IdempotencyDep, WaitDep
 from api.errors import error_responses
 from api.routes import API_PREFIX

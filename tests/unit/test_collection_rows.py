@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from starlette.datastructures import UploadFile
 
-from api.collections import MAX_CUSTOM_ID_CHARS, custom_ids
+from api.collection_items import MAX_CUSTOM_ID_CHARS, custom_ids
 from shared.collection_schemas import RESULT_FIELDS, csv_lines, gone_row, jsonl_line, result_row
 from shared.errors import InvalidCustomIdError
 from shared.jobs.collections import stored
