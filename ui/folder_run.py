@@ -20,11 +20,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from shared.image_checks import FILE_EXTENSIONS
 from ui.cli_output import Progress, RowWriter
 from ui.client import ApiClient, ApiError, Upload
+
+T = TypeVar("T")
 
 IMAGE_SUFFIXES = frozenset(FILE_EXTENSIONS)
 LONG_POLL_SECONDS = 10.0
@@ -85,8 +87,9 @@ def run_key(paths: Sequence[Path], options: RunOptions, api_url: str) -> str:
     return "imgclf-submit-" + hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def chunks(items: Iterable[tuple[str, Path]], size: int) -> Iterator[list[tuple[str, Path]]]:
-    chunk: list[tuple[str, Path]] = []
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """`items` in lists of `size` (the last one shorter), lazily."""
+    chunk: list[T] = []
     for item in items:
         chunk.append(item)
         if len(chunk) == size:

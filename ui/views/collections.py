@@ -14,6 +14,7 @@ from streamlit.delta_generator import DeltaGenerator
 from shared.collection_schemas import csv_lines, jsonl_line
 from ui.archives import ARCHIVE_SUFFIXES, ArchiveError, ZipLimits, members
 from ui.client import ApiError, ApiUnavailableError, Upload
+from ui.folder_run import chunks
 from ui.formatting import percent, thumbnail
 from ui.session import api_client
 from ui.views.classify import model_picker, upload_limits
@@ -113,19 +114,17 @@ def _start(
     watched = Watched(collection["collection_id"], collection)
     st.session_state["watched"] = watched
     bar = notice.progress(0.0, text="Uploading…")
-    chunk: list[tuple[str, Upload]] = []
     sent = 0
     try:
-        for custom_id, data in _items(files, ZipLimits(file_bytes=max_file_bytes), watched.skipped):
-            if len(watched.thumbnails) < MAX_THUMBNAILS and (preview := thumbnail(data)):
-                watched.thumbnails[custom_id] = preview
-            chunk.append((custom_id, Upload(custom_id.rsplit("/", 1)[-1], data)))
-            if len(chunk) == batch:
-                sent += _send(watched.collection_id, chunk)
-                bar.progress(0.0, text=f"Uploading… {sent} images sent")
-                chunk = []
-        if chunk:
-            sent += _send(watched.collection_id, chunk)
+        items = _items(files, ZipLimits(file_bytes=max_file_bytes), watched.skipped)
+        for chunk in chunks(items, batch):
+            for custom_id, data in chunk:
+                if len(watched.thumbnails) < MAX_THUMBNAILS and (preview := thumbnail(data)):
+                    watched.thumbnails[custom_id] = preview
+            uploads = [(c, Upload(c.rsplit("/", 1)[-1], data)) for c, data in chunk]
+            client.add_images(watched.collection_id, uploads)
+            sent += len(uploads)
+            bar.progress(0.0, text=f"Uploading… {sent} images sent")
         client.close_collection(watched.collection_id)
     except ApiUnavailableError as exc:
         notice.error(f"The API is unavailable: {exc.message}. Open the collection again to go on.")
@@ -134,11 +133,6 @@ def _start(
         notice.error(exc.message)
         return
     notice.empty()
-
-
-def _send(collection_id: str, chunk: list[tuple[str, Upload]]) -> int:
-    api_client().add_images(collection_id, chunk)
-    return len(chunk)
 
 
 def _live() -> None:

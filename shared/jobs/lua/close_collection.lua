@@ -10,10 +10,9 @@
 --! include collection
 
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local c = redis.call('HMGET', KEYS[1], 'closed_at', 'total', 'succeeded', 'failed', 'canceled')
-local ended = tonumber(c[3] or '0') + tonumber(c[4] or '0') + tonumber(c[5] or '0')
+local ended, total = collection_progress(KEYS[1])
 -- A closed collection whose every job has ended is complete: canceling it changes nothing.
-local complete = c[1] and ended >= tonumber(c[2] or '0')
+local complete = redis.call('HEXISTS', KEYS[1], 'closed_at') == 1 and ended >= total
 redis.call('HSETNX', KEYS[1], 'closed_at', ARGV[1])
 if ARGV[2] == '1' and not complete then redis.call('HSETNX', KEYS[1], 'canceled_at', ARGV[1]) end
 collection_settled(KEYS[1])

@@ -25,12 +25,18 @@ local function collection_of(job_key)
 end
 -- Once a closed collection's every job has ended, its webhook (if it asked for one) is queued,
 -- once: the message was written when it was opened, and names the webhooks list to push it on.
+-- How many of a collection's jobs have ended, and how many it holds.
+local function collection_progress(collection)
+  local c = redis.call('HMGET', collection, 'total', 'succeeded', 'failed', 'canceled')
+  return tonumber(c[2] or '0') + tonumber(c[3] or '0') + tonumber(c[4] or '0'),
+    tonumber(c[1] or '0')
+end
 local function collection_settled(collection)
   local c = redis.call('HMGET', collection, 'closed_at', 'notified', 'callback_message',
-    'webhooks', 'total', 'succeeded', 'failed', 'canceled')
+    'webhooks')
   if not c[1] or c[1] == '' or c[2] or not c[3] or c[3] == '' then return end
-  local ended = tonumber(c[6] or '0') + tonumber(c[7] or '0') + tonumber(c[8] or '0')
-  if ended < tonumber(c[5] or '0') then return end
+  local ended, total = collection_progress(collection)
+  if ended < total then return end
   redis.call('HSET', collection, 'notified', '1', 'callback', '{"status":"pending","attempts":0}')
   redis.call('LPUSH', c[4], c[3])
 end
